@@ -1,0 +1,22 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+/**
+ * Body of every HTTP error reply: `{ statusCode, code, error, message }`.
+ * `code` is a stable machine-readable code (e.g. `PANEL_NOT_FOUND`), `error` the HTTP reason phrase.
+ */
+export const ErrorReply = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    code: Type.String(),
+    error: Type.String(),
+    message: Type.String(),
+    details: Type.Optional(Type.Unknown()),
+  },
+  { $id: 'ErrorReply' },
+)
+export type ErrorReply = Static<typeof ErrorReply>
+
+/** Reply schemas for the error statuses a route may answer with. */
+export function errorReplies(...statuses: number[]): Record<number, typeof ErrorReply> {
+  return Object.fromEntries(statuses.map((s) => [s, ErrorReply]))
+}

@@ -1,0 +1,168 @@
+/**
+ * Public TypeScript types of the wasm-runtime: the sandbox that runs panel handlers
+ * (QuickJS compiled to WebAssembly, run by wasmtime through an N-API addon).
+ * Behaviour follows ../shared/DESIGN.md ("The sandbox") and seed 000 (executor).
+ */
+
+/** Error codes an execution can end with (`ExecutionResult.error.code`). */
+export type ExecutionErrorCode =
+  | 'TIMEOUT'
+  | 'MEMORY_LIMIT'
+  | 'PERMISSION_DENIED'
+  | 'EXECUTION_ERROR'
+  | 'COMPILATION_ERROR'
+  | 'INVALID_HANDLER'
+  | 'RESOURCE_LIMIT'
+  | 'INTERNAL_ERROR'
+
+/**
+ * Codes of `RuntimeError`, thrown (never returned) when a call to the runtime itself is wrong:
+ * `INVALID_INPUT` (bad source, bytecode or context shape), `UNKNOWN_EXECUTION` (resume/cancel of
+ * an id that is not suspended), `CAPACITY_EXCEEDED` (maxInstances busy and the wait queue full),
+ * `SHUTDOWN` (the runtime was shut down), plus `COMPILATION_ERROR` from `precompile`.
+ */
+export type RuntimeErrorCode =
+  | 'INVALID_INPUT'
+  | 'UNKNOWN_EXECUTION'
+  | 'CAPACITY_EXCEEDED'
+  | 'SHUTDOWN'
+  | 'COMPILATION_ERROR'
+
+/** Options of a runtime. Sizes in bytes, times in ms. Every field has a default. */
+export interface RuntimeConfig {
+  /** Live instances (running + suspended) at once. Default 64. */
+  maxInstances?: number
+  /** Calls waiting for an instance slot before new ones fail with CAPACITY_EXCEEDED. Default 1024. */
+  maxQueue?: number
+  /** Linear memory cap per instance, bytes. Default 64 MiB. */
+  memoryLimitBytes?: number
+  /** Wall-clock budget of one execution when the call gives none, ms. Default 5000. */
+  defaultTimeoutMs?: number
+  /** Fuel (≈ wasm instructions) per execution; 0 = unlimited. Default 0. */
+  fuelLimit?: number
+  /** `$ext`, `$emit`, `$view`, `$log` calls per execution. Default 1000. */
+  maxHostCalls?: number
+  /** Recorded state mutations per execution. Default 1000. */
+  maxStateMutations?: number
+  /** Emitted events per execution. Default 1000. */
+  maxEvents?: number
+  /** Largest accepted handler source, bytes. Default 1 MiB. */
+  maxSourceBytes?: number
+  /** How long a suspended execution may wait for `resume` before it is cancelled, ms. Default 30000. */
+  suspensionTimeoutMs?: number
+  /** Compiled handlers kept in memory (LRU entries). Default 512. */
+  memoryCacheEntries?: number
+  /** Folder for the on-disk bytecode cache; unset = no disk cache. */
+  cacheDir?: string
+  /** Bound of the disk cache, bytes (oldest files evicted first). Default 64 MiB. */
+  maxCacheSizeBytes?: number
+}
+
+/** What a handler runs against. `state` is the panel's committed state at the start. */
+export interface ExecutionContext {
+  panelId: string
+  handlerName: string
+  state: Record<string, unknown>
+  args: unknown
+  scope?: Record<string, unknown>
+  /** Capability tokens, e.g. `state:write:count`, `ext:http`, `*`. */
+  capabilities: string[]
+  /** Extensions visible as `$ext.<name>.<method>`. */
+  extensions?: Record<string, string[]>
+}
+
+export interface StateMutation {
+  key: string
+  value?: unknown
+  operation: 'set' | 'delete'
+}
+
+export interface EmittedEvent {
+  name: string
+  payload: unknown
+}
+
+export interface ViewCommand {
+  type: 'setFilter' | 'scrollTo' | 'focus' | 'custom'
+  viewId?: string
+  payload?: unknown
+}
+
+export interface LogEntry {
+  level: 'debug' | 'info' | 'warn' | 'error'
+  message: string
+  /** ms since the Unix epoch */
+  timestamp: number
+}
+
+/** An extension call a suspended handler is waiting for. */
+export interface PendingCall {
+  callId: number
+  extension: string
+  method: string
+  args: unknown[]
+}
+
+export interface ExecutionError {
+  code: ExecutionErrorCode
+  message: string
+  /** 1-based line in the handler's own source, when known */
+  line?: number
+  /** 1-based column in the handler's own source, when known */
+  column?: number
+  stack?: string
+}
+
+export interface ExecutionMetrics {
+  /** wall time of this segment, µs */
+  durationUs: number
+  /** fuel consumed (≈ wasm instructions) */
+  instructionCount: number
+  /** peak linear memory of the instance, bytes */
+  memoryPeakBytes: number
+  hostCalls: number
+  /** whether compiled bytecode came from the cache */
+  cacheHit: boolean
+}
+
+/**
+ * Outcome of `execute` or `resume`. Mutations, events, view commands and logs are those of this
+ * segment only. When `status` is `suspended`, `executionId` names it for `resume`/`cancel`.
+ */
+export interface ExecutionResult {
+  status: 'success' | 'error' | 'suspended'
+  executionId?: string
+  returnValue?: unknown
+  stateMutations: StateMutation[]
+  events: EmittedEvent[]
+  viewCommands: ViewCommand[]
+  logs: LogEntry[]
+  pendingCalls: PendingCall[]
+  error?: ExecutionError
+  metrics: ExecutionMetrics
+}
+
+/** A handler compiled to QuickJS bytecode. `cacheKey` is the SHA-256 (hex) of the source. */
+export interface CompiledHandler {
+  bytecode: Buffer
+  cacheKey: string
+  /** µs spent compiling (0 on a cache hit) */
+  compileTimeUs: number
+  cacheHit: boolean
+}
+
+/** The settlement of one pending call, given to `resume`. */
+export type CallResult =
+  | { callId: number; ok: true; value?: unknown }
+  | { callId: number; ok: false; error: { message: string; code?: string } }
+
+export interface RuntimeStats {
+  executions: number
+  suspended: number
+  running: number
+  queued: number
+  cacheEntries: number
+  cacheHits: number
+  cacheMisses: number
+  byStatus: Record<'success' | 'error' | 'suspended', number>
+}
