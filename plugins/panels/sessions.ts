@@ -1,0 +1,162 @@
+import type { WebSocket } from 'ws'
+import type { FastifyBaseLogger } from 'fastify'
+import type { StateMutation, EmittedEvent } from '../../wasm-runtime/types.js'
+import type { ServerMessage } from '../../schemas/ws.js'
+
+/** Options of client sessions. */
+export interface SessionOptions {
+  /** A socket whose unsent bytes exceed this bound is dropped (terminated), bytes. Default 1 MiB. */
+  maxBufferedBytes: number
+  /** Interval of server pings; a socket that has not answered the previous ping is terminated; 0 = off, ms. Default 30000. */
+  pingIntervalMs: number
+}
+
+/** Encode a server message once; the same bytes go to every recipient. */
+export function encode(msg: ServerMessage): Buffer {
+  return Buffer.from(JSON.stringify(msg))
+}
+
+const OPEN = 1
+
+/** One WebSocket client of one panel, with its subscription topics. */
+export class Session {
+  /** `state`, `events`, and `state:<key>` topics; `state` + `events` by default. */
+  readonly topics = new Set<string>(['state', 'events'])
+  /** keys of `state:<key>` topics, kept apart for the PATCH filter */
+  readonly keys = new Set<string>()
+  alive = true
+  dropped = false
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly panelKey: string,
+    private readonly hub: SessionHub,
+  ) {}
+
+  /** Send pre-encoded bytes as a text frame; a client too far behind is dropped instead. */
+  send(data: Buffer): void {
+    if (this.dropped || this.socket.readyState !== OPEN) return
+    if (this.socket.bufferedAmount > this.hub.options.maxBufferedBytes) return this.hub.drop(this)
+    this.socket.send(data, { binary: false })
+  }
+
+  subscribe(topics: string[]): void {
+    for (const t of topics) {
+      this.topics.add(t)
+      if (t.startsWith('state:')) this.keys.add(t.slice(6))
+    }
+  }
+
+  unsubscribe(topics: string[]): void {
+    for (const t of topics) {
+      this.topics.delete(t)
+      if (t.startsWith('state:')) this.keys.delete(t.slice(6))
+    }
+  }
+}
+
+/**
+ * All sessions of an app: per-panel sets, encode-once broadcast, slow-consumer drop and
+ * the server-side heartbeat (ping every `pingIntervalMs`; no pong by the next tick → terminate).
+ */
+export class SessionHub {
+  private readonly byPanel = new Map<string, Set<Session>>()
+  private readonly timer?: NodeJS.Timeout
+  private total = 0
+
+  constructor(
+    readonly options: SessionOptions,
+    private readonly log: FastifyBaseLogger,
+  ) {
+    if (options.pingIntervalMs > 0) {
+      this.timer = setInterval(() => this.heartbeat(), options.pingIntervalMs)
+      this.timer.unref()
+    }
+  }
+
+  add(panelKey: string, socket: WebSocket): Session {
+    const s = new Session(socket, panelKey, this)
+    let set = this.byPanel.get(panelKey)
+    if (!set) this.byPanel.set(panelKey, (set = new Set()))
+    set.add(s)
+    this.total++
+    socket.on('pong', () => { s.alive = true })
+    return s
+  }
+
+  remove(s: Session): void {
+    const set = this.byPanel.get(s.panelKey)
+    if (!set?.delete(s)) return
+    this.total--
+    if (set.size === 0) this.byPanel.delete(s.panelKey)
+  }
+
+  count(panelKey?: string): number {
+    return panelKey === undefined ? this.total : (this.byPanel.get(panelKey)?.size ?? 0)
+  }
+
+  drop(s: Session): void {
+    s.dropped = true
+    this.log.warn({ panel: s.panelKey, buffered: s.socket.bufferedAmount }, 'dropping a WebSocket client that stopped reading')
+    s.socket.terminate()
+  }
+
+  /**
+   * PATCH to the panel's subscribers: `state` subscribers get every mutation; `state:<key>`
+   * subscribers get only the mutations of their keys (nothing when none match). Each distinct
+   * message is encoded once.
+   */
+  broadcastPatch(panelKey: string, mutations: StateMutation[], version: number): void {
+    const set = this.byPanel.get(panelKey)
+    if (!set) return
+    let full: Buffer | undefined
+    let partial: Map<string, Buffer> | undefined
+    for (const s of set) {
+      if (s.topics.has('state')) {
+        s.send((full ??= encode({ type: 'PATCH', mutations, version })))
+        continue
+      }
+      if (s.keys.size === 0) continue
+      const mine = mutations.filter((m) => s.keys.has(m.key))
+      if (mine.length === 0) continue
+      const id = mine.map((m) => m.key).join('\u0000')
+      partial ??= new Map()
+      let buf = partial.get(id)
+      if (!buf) partial.set(id, (buf = encode({ type: 'PATCH', mutations: mine, version })))
+      s.send(buf)
+    }
+  }
+
+  /** EVENT to the panel's `events` subscribers, encoded once per event. */
+  broadcastEvent(panelKey: string, event: EmittedEvent): void {
+    const set = this.byPanel.get(panelKey)
+    if (!set) return
+    let buf: Buffer | undefined
+    for (const s of set) if (s.topics.has('events')) s.send((buf ??= encode({ type: 'EVENT', event })))
+  }
+
+  /** Close every socket of a panel (or of all panels) with a code and reason. */
+  closeAll(code: number, reason: string, panelKey?: string): void {
+    const sets = panelKey === undefined ? [...this.byPanel.values()] : [this.byPanel.get(panelKey) ?? new Set<Session>()]
+    for (const set of sets) for (const s of set) s.socket.close(code, reason)
+  }
+
+  private heartbeat(): void {
+    for (const set of this.byPanel.values()) {
+      for (const s of set) {
+        if (!s.alive) {
+          this.log.info({ panel: s.panelKey }, 'terminating a WebSocket client that missed a ping')
+          s.socket.terminate()
+          continue
+        }
+        s.alive = false
+        s.socket.ping()
+      }
+    }
+  }
+
+  /** Stop the heartbeat (sockets are closed separately with `closeAll`). */
+  stop(): void {
+    clearInterval(this.timer)
+  }
+}

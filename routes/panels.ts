@@ -1,0 +1,96 @@
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { KernelError } from '../plugins/errors.js'
+import { errorReplies } from '../schemas/common.js'
+import {
+  CreatePanelReply,
+  DeletePanelReply,
+  PanelDefinition,
+  PanelDescription,
+  PanelList,
+  PanelParams,
+  PanelStateReply,
+  ToolParams,
+  TriggerBody,
+  TriggerReply,
+} from '../schemas/panels.js'
+import panelsWsRoutes, { namespaceOf } from './panels-ws.js'
+
+const tags = ['panels']
+
+/** A body that failed its TypeBox schema becomes a 400 with the route's own code. */
+function rejectInvalid(request: FastifyRequest, code: string): void {
+  if (request.validationError) throw new KernelError(400, code, request.validationError.message)
+}
+
+/**
+ * Panel REST routes (+ the WebSocket route, registered from here so both share the prefix).
+ * Needs the `panels` plugin and `@fastify/websocket`. Errors are `{ statusCode, code, error, message }`:
+ * 400 INVALID_DEFINITION / COMPILATION_ERROR / INVALID_ARGS / INVALID_BODY, 404 PANEL_NOT_FOUND /
+ * TOOL_NOT_FOUND, 409 PANEL_EXISTS, 429 TOO_MANY_PANELS, 503 CAPACITY_EXCEEDED.
+ */
+export default async function panelsRoutes(fastify: FastifyInstance): Promise<void> {
+  if (fastify.hasDecorator('authenticate')) fastify.addHook('onRequest', fastify.getDecorator<onRequestHookHandler>('authenticate'))
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const panels = () => fastify.panels
+  const wsUrl = (request: FastifyRequest, id: string) =>
+    `${request.protocol === 'https' ? 'wss' : 'ws'}://${request.host}${fastify.prefix}/panels/${encodeURIComponent(id)}/ws`
+
+  app.post('/panels', {
+    attachValidation: true,
+    schema: {
+      tags,
+      summary: 'Create a panel: compile its handlers, infer missing capabilities, run mount',
+      body: PanelDefinition,
+      response: { 201: CreatePanelReply, ...errorReplies(400, 401, 409, 429, 503) },
+    },
+  }, async (request, reply) => {
+    rejectInvalid(request, 'INVALID_DEFINITION')
+    const panel = await panels().create(request.body, namespaceOf(request))
+    return reply.code(201).send({ ...panel, wsUrl: wsUrl(request, panel.id) })
+  })
+
+  app.get('/panels', {
+    schema: { tags, summary: "List the caller's panels", response: { 200: PanelList, ...errorReplies(401) } },
+  }, async (request) => ({ panels: panels().list(namespaceOf(request)) }))
+
+  app.get('/panels/:id', {
+    schema: {
+      tags,
+      summary: 'Describe a panel, with each tool’s (inferred) capabilities',
+      params: PanelParams,
+      response: { 200: PanelDescription, ...errorReplies(401, 404) },
+    },
+  }, async (request) => panels().get(namespaceOf(request), request.params.id))
+
+  app.get('/panels/:id/state', {
+    schema: { tags, summary: 'A panel’s committed state and version', params: PanelParams, response: { 200: PanelStateReply, ...errorReplies(401, 404) } },
+  }, async (request) => panels().getState(namespaceOf(request), request.params.id))
+
+  app.delete('/panels/:id', {
+    schema: {
+      tags,
+      summary: 'Delete a panel: cancel its runs, run unmount, close its sockets (4004)',
+      params: PanelParams,
+      response: { 200: DeletePanelReply, ...errorReplies(401, 404) },
+    },
+  }, async (request) => panels().delete(namespaceOf(request), request.params.id))
+
+  app.post('/panels/:id/trigger/:tool', {
+    attachValidation: true,
+    schema: {
+      tags,
+      summary: 'Run a tool; 200 with status "error" when the handler itself failed',
+      params: ToolParams,
+      body: TriggerBody,
+      response: { 200: TriggerReply, ...errorReplies(400, 401, 404, 503) },
+    },
+  }, async (request) => {
+    // a bodyless POST means "no args"; any body present must match TriggerBody
+    if (request.body !== undefined) rejectInvalid(request, 'INVALID_BODY')
+    const { id, tool } = request.params
+    return panels().trigger(namespaceOf(request), id, tool, request.body?.args)
+  })
+
+  await fastify.register(panelsWsRoutes)
+}
