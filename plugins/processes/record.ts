@@ -1,0 +1,172 @@
+import type { ChildHandle } from './child.js'
+import type { ManagerLogger } from './manager.js'
+import { OutputRing } from './ring-buffer.js'
+import { usageOf } from './session.js'
+import type { ExitInfo, ExitReason, OutputSnapshot, ProcessExitEvent, ProcessInfo, ProcessListener, ProcessOutputEvent, ProcessType } from './types.js'
+
+/** Longest argv entry shown in `ProcessInfo.command` (inline code can be large). */
+const SHOWN_ARG_CHARS = 200
+
+export interface RecordInit {
+  type: ProcessType
+  namespace: string
+  command: string[]
+  cwd: string
+  bufferBytes: number
+  timeoutMs: number
+  idleTimeoutMs: number
+  url?: string
+  log: ManagerLogger
+}
+
+/** One process: its child handle, replay buffer, listeners, timers and final status. */
+export class ProcessRecord {
+  pid = 0
+  tty = false
+  readonly type: ProcessType
+  readonly namespace: string
+  readonly startedAt = new Date()
+  droppedEnv: string[] = []
+  exit?: ExitInfo
+  /** Resolves with the exit status once the process ended and was reaped. */
+  readonly exited: Promise<ExitInfo>
+  private resolveExit!: (exit: ExitInfo) => void
+  private handle?: ChildHandle
+  private size?: { cols: number; rows: number }
+  private exitedAt?: Date
+  private reason?: ExitReason
+  private readonly ring: OutputRing
+  private readonly listeners = new Set<ProcessListener>()
+  private holds = 0
+  private timeout?: NodeJS.Timeout
+  private idle?: NodeJS.Timeout
+  private onTimer: (reason: ExitReason) => void = () => {}
+
+  constructor(private readonly init: RecordInit) {
+    this.type = init.type
+    this.namespace = init.namespace
+    this.ring = new OutputRing(init.bufferBytes)
+    this.exited = new Promise((resolve) => (this.resolveExit = resolve))
+  }
+
+  get running(): boolean {
+    return this.exit === undefined
+  }
+
+  bind(handle: ChildHandle, size?: { cols: number; rows: number }): void {
+    this.handle = handle
+    this.pid = handle.pid
+    this.tty = handle.tty
+    this.size = size
+  }
+
+  /** Start the timeout and (with no listener yet) the idle timer; `fire` terminates with the reason. */
+  armTimers(fire: (reason: ExitReason) => void): void {
+    this.onTimer = fire
+    if (this.init.timeoutMs > 0) this.timeout = setTimeout(() => fire('timeout'), this.init.timeoutMs)
+    this.armIdle()
+  }
+
+  private armIdle(): void {
+    clearTimeout(this.idle)
+    this.idle = undefined
+    if (this.running && this.listeners.size === 0 && this.init.idleTimeoutMs > 0) {
+      this.idle = setTimeout(() => this.onTimer('idle'), this.init.idleTimeoutMs)
+    }
+  }
+
+  /** Remember why the kernel is ending the process (first reason wins). */
+  ending(reason: ExitReason): void {
+    this.reason ??= reason
+  }
+
+  pushOutput(stream: ProcessOutputEvent['stream'], data: string): ProcessOutputEvent {
+    const event: ProcessOutputEvent = { type: 'output', pid: this.pid, ...this.ring.push(stream, data) }
+    for (const listener of this.listeners) this.deliver(listener, event)
+    return event
+  }
+
+  finish(code: number | null, signal: string | null): ProcessExitEvent {
+    clearTimeout(this.timeout)
+    clearTimeout(this.idle)
+    this.exit = { code, signal, reason: this.reason ?? 'exited' }
+    this.exitedAt = new Date()
+    const event: ProcessExitEvent = { type: 'exit', pid: this.pid, exit: this.exit }
+    for (const listener of this.listeners) this.deliver(listener, event)
+    this.listeners.clear()
+    this.resolveExit(this.exit)
+    return event
+  }
+
+  write(buf: Buffer, eof: boolean): void {
+    this.handle?.write(buf)
+    if (eof) this.handle?.end()
+    if (this.idle) this.armIdle() // input is activity: restart the idle clock
+  }
+
+  resize(cols: number, rows: number): void {
+    this.handle?.resize(cols, rows)
+    this.size = { cols, rows }
+  }
+
+  attach(listener: ProcessListener, replay: boolean): () => void {
+    if (replay) for (const chunk of this.ring.snapshot()) this.deliver(listener, { type: 'output', pid: this.pid, ...chunk, replay: true })
+    if (this.exit) {
+      this.deliver(listener, { type: 'exit', pid: this.pid, exit: this.exit })
+      return () => {}
+    }
+    this.listeners.add(listener)
+    this.armIdle()
+    return () => {
+      if (this.listeners.delete(listener)) this.armIdle()
+    }
+  }
+
+  hold(): () => void {
+    if (this.holds++ === 0) this.handle?.pause()
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      if (--this.holds === 0) this.handle?.resume()
+    }
+  }
+
+  snapshot(): OutputSnapshot {
+    return { chunks: this.ring.snapshot(), droppedBytes: this.ring.total - this.ring.bytes, totalBytes: this.ring.total }
+  }
+
+  info(): ProcessInfo {
+    const info: ProcessInfo = {
+      pid: this.pid,
+      type: this.type,
+      namespace: this.namespace,
+      status: this.running ? 'running' : 'exited',
+      command: this.init.command.map((a) => (a.length > SHOWN_ARG_CHARS ? `${a.slice(0, SHOWN_ARG_CHARS)}…` : a)),
+      cwd: this.init.cwd,
+      tty: this.tty,
+      startedAt: this.startedAt.toISOString(),
+      clients: this.listeners.size,
+      outputBytes: this.ring.total,
+      bufferedBytes: this.ring.bytes,
+      timeoutMs: this.init.timeoutMs,
+      idleTimeoutMs: this.init.idleTimeoutMs,
+    }
+    if (this.size) Object.assign(info, this.size)
+    if (this.exit) Object.assign(info, { exit: this.exit, exitedAt: this.exitedAt?.toISOString() })
+    if (this.running && this.tty) info.foreground = this.handle?.foreground()
+    const usage = this.running ? usageOf(this.pid) : undefined
+    if (usage) info.usage = usage
+    if (this.init.url) info.url = this.init.url
+    if (this.droppedEnv.length) info.droppedEnv = this.droppedEnv
+    return info
+  }
+
+  private deliver(listener: ProcessListener, event: ProcessOutputEvent | ProcessExitEvent): void {
+    try {
+      listener(event)
+    } catch (err) {
+      this.init.log.warn({ err, pid: this.pid }, 'processes: listener threw')
+    }
+  }
+}

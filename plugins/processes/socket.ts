@@ -1,0 +1,117 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import type { WebSocket } from 'ws'
+import { KernelError } from '../errors.js'
+import { ProcessClientMessage, type ProcessServerMessage } from '../../schemas/processes.js'
+import type { ProcessManager } from './manager.js'
+import type { ProcessEvent } from './types.js'
+
+const checkMessage = TypeCompiler.Compile(ProcessClientMessage)
+
+/** Unsent bytes per socket above which the process's output is paused, and below which it resumes. */
+const HIGH_WATER = 4 * 1024 * 1024
+const LOW_WATER = 1024 * 1024
+
+type Id = string | number | undefined
+
+/**
+ * Bridge one WebSocket to one process: ATTACHED, replayed then live OUTPUT, EXIT (then close 1000);
+ * STDIN / RESIZE / SIGNAL / DETACH from the client, each ACKed when it carries an `id`, errors as
+ * `{ type: 'ERROR', id?, code, message }`. A slow client pauses the process's output (flow control)
+ * instead of buffering without bound.
+ */
+export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number, namespace: string, replay: boolean, log: FastifyBaseLogger): void {
+  const scope = { namespace }
+  let unsent = 0
+  let release: (() => void) | undefined
+  let detach = () => {}
+
+  const send = (msg: ProcessServerMessage) => {
+    if (socket.readyState !== socket.OPEN) return
+    const text = JSON.stringify(msg)
+    unsent += text.length
+    socket.send(text, () => {
+      unsent -= text.length
+      if (release && unsent < LOW_WATER) {
+        release()
+        release = undefined
+      }
+    })
+    if (!release && unsent > HIGH_WATER) release = pm.pauseOutput(pid, scope)
+  }
+  const fail = (id: Id, err: unknown) => {
+    if (err instanceof KernelError) return send({ type: 'ERROR', id, code: err.code, message: err.message })
+    log.error({ err, pid }, 'processes: websocket request failed')
+    send({ type: 'ERROR', id, code: 'INTERNAL_ERROR', message: 'internal error' })
+  }
+
+  const onEvent = (event: ProcessEvent) => {
+    if (event.type === 'output') {
+      send({ type: 'OUTPUT', stream: event.stream, data: event.data, seq: event.seq, ...(event.replay ? { replay: true } : {}) })
+      return
+    }
+    send({ type: 'EXIT', exit: event.exit })
+    socket.close(1000, 'process exited')
+  }
+
+  try {
+    send({ type: 'ATTACHED', process: pm.get(pid, scope), droppedBytes: replay ? pm.output(pid, scope).droppedBytes : 0 })
+    detach = pm.attach(pid, onEvent, { namespace, replay })
+  } catch (err) {
+    fail(undefined, err) // the process was forgotten between the upgrade and now
+    socket.close(1011, 'attach failed')
+    return
+  }
+
+  socket.on('message', (raw: Buffer, isBinary: boolean) => {
+    if (isBinary) return handle(() => pm.write(pid, raw, scope), undefined)
+    let msg: unknown
+    try {
+      msg = JSON.parse(raw.toString('utf8'))
+    } catch {
+      return fail(undefined, new KernelError(400, 'INVALID_MESSAGE', 'messages must be JSON objects'))
+    }
+    const id = idOf(msg)
+    if (!checkMessage.Check(msg)) {
+      const first = checkMessage.Errors(msg).First()
+      return fail(id, new KernelError(400, 'INVALID_MESSAGE', first ? `${first.path || '/'}: ${first.message}` : 'invalid message'))
+    }
+    handle(() => apply(pm, pid, scope, msg, () => socket.close(1000, 'detached')), msg.id)
+  })
+  socket.on('close', () => {
+    detach()
+    release?.()
+    release = undefined
+  })
+
+  function handle(action: () => unknown, id: Id): void {
+    try {
+      action()
+      if (id !== undefined) send({ type: 'ACK', id })
+    } catch (err) {
+      fail(id, err)
+    }
+  }
+}
+
+function apply(pm: ProcessManager, pid: number, scope: { namespace: string }, msg: ProcessClientMessage, close: () => void): void {
+  switch (msg.type) {
+    case 'STDIN':
+      pm.write(pid, Buffer.from(msg.data, msg.encoding ?? 'utf8'), { ...scope, eof: msg.eof })
+      return
+    case 'RESIZE':
+      pm.resize(pid, msg.cols, msg.rows, scope)
+      return
+    case 'SIGNAL':
+      pm.signal(pid, msg.signal, scope)
+      return
+    case 'DETACH':
+      // Close after the ACK is queued (handle() sends it right after this returns).
+      setImmediate(close)
+  }
+}
+
+function idOf(msg: unknown): Id {
+  const id = (msg as { id?: unknown } | null)?.id
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined
+}

@@ -1,0 +1,80 @@
+import type { ExitInfo, OutputChunk, ProcessInfo } from '../../schemas/processes.js'
+
+export type { ExitInfo, ExitReason, OutputChunk, ProcessInfo, ProcessSignal, ProcessType, SpawnRequest } from '../../schemas/processes.js'
+
+/** Options of the processes plugin (and of `new ProcessManager`). Times in ms, sizes in bytes. */
+export interface ProcessesOptions {
+  /** Directory every `cwd` and `script` must stay inside (symlinks resolved). Default `process.cwd()`. */
+  workspaceRoot?: string
+  /** Live processes allowed at once; one more spawn answers 429 `TOO_MANY_PROCESSES`. Default 32. */
+  maxProcesses?: number
+  /** Replay buffer per process, in bytes (oldest output is dropped first). Default 1 MiB. */
+  outputBufferBytes?: number
+  /** Largest single stdin write, in bytes; larger → 413 `INPUT_TOO_LARGE`. Default 64 KiB. */
+  maxInputBytes?: number
+  /** Timeout for spawns that do not give `timeoutMs`; 0 = none. Default 0. */
+  defaultTimeoutMs?: number
+  /** Kill a process after this long with no attached client and no input; 0 = never. Default 10 min. */
+  idleTimeoutMs?: number
+  /** Environment keys a child may receive (from the kernel's env or the request). `PREFIX_*` matches a prefix. */
+  envAllowList?: string[]
+  /** Time between SIGTERM and SIGKILL when a process is killed or the app closes. Default 2000. */
+  killGraceMs?: number
+  /** Exited processes kept for inspection (oldest forgotten first). Default 64. */
+  retainExited?: number
+  /** Heap limit for node processes that do not give `heapMb`, in MiB. Default 512. */
+  nodeHeapMb?: number
+}
+
+export const DEFAULT_ENV_ALLOW_LIST: readonly string[] = ['PATH', 'HOME', 'LANG', 'LANGUAGE', 'LC_*', 'TERM', 'TZ', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR']
+
+/** `ProcessesOptions` with every default filled in. */
+export type ResolvedProcessesOptions = Required<ProcessesOptions>
+
+/** Output chunk delivered to listeners; `replay` marks chunks from the buffer at attach time. */
+export interface ProcessOutputEvent extends OutputChunk {
+  type: 'output'
+  pid: number
+  replay?: boolean
+}
+
+/** Sent once, after the last output chunk, when the process has ended and been reaped. */
+export interface ProcessExitEvent {
+  type: 'exit'
+  pid: number
+  exit: ExitInfo
+}
+
+export type ProcessEvent = ProcessOutputEvent | ProcessExitEvent
+
+/** Receives a process's events. Exceptions it throws are logged and otherwise ignored. */
+export type ProcessListener = (event: ProcessEvent) => void
+
+/** Manager-wide events (`manager.on(...)`), for every namespace. */
+export interface ProcessManagerEvents {
+  spawn: [info: ProcessInfo]
+  output: [event: ProcessOutputEvent]
+  exit: [event: ProcessExitEvent, info: ProcessInfo]
+}
+
+/** Caller scope: resources of another namespace answer 404. Default namespace is `'default'`. */
+export interface Scope {
+  namespace?: string
+}
+
+export interface AttachOptions extends Scope {
+  /** Deliver the buffered output first (synchronously, before `attach` returns). Default true. */
+  replay?: boolean
+}
+
+export interface WriteOptions extends Scope {
+  /** Close stdin after writing (sends Ctrl-D to a PTY). */
+  eof?: boolean
+}
+
+/** Snapshot of the replay buffer. `droppedBytes` = output produced but no longer buffered. */
+export interface OutputSnapshot {
+  chunks: OutputChunk[]
+  droppedBytes: number
+  totalBytes: number
+}
