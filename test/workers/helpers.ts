@@ -10,7 +10,8 @@ export async function startServer(
   opts: WorkersOptions,
   before?: (app: FastifyInstance) => Promise<void> | void,
 ): Promise<{ app: FastifyInstance; base: string; wsBase: string }> {
-  const app = Fastify({ logger: false })
+  // Public ids may be 120 chars; Fastify's default maxParamLength (100) would answer 414.
+  const app = Fastify({ logger: false, maxParamLength: 256 })
   await app.register(websocket)
   if (before) await before(app)
   await app.register(workers, opts)
