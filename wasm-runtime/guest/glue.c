@@ -1,0 +1,845 @@
+/* The guest: QuickJS plus the handler API, exported per ABI.md.
+ *
+ * One instance runs one execution (Wizer snapshot → fresh instance), so the state below is
+ * per execution. The natives here are the trusted core: they check capabilities and limits and
+ * record mutations, events, view commands, logs and pending extension calls. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "caps.h"
+#include "prelude.h"
+#include "quickjs.h"
+
+#define EXPORT(name) __attribute__((export_name(name)))
+#define WRAP_PREFIX "(async function($state,$args,$scope,$emit,$view,$ext,$log){"
+#define WRAP_SUFFIX "\n})"
+#define FILENAME "<handler>"
+#define JS_STACK_BYTES (128 * 1024) /* QuickJS stops deep recursion well before the 1 MiB wasm stack or the host stack ends */
+
+enum { STATUS_DONE = 0, STATUS_SUSPENDED = 1, STATUS_FAILED = 2 };
+
+static JSRuntime *rt;
+static JSContext *ctx;
+static JSValue start_fn; /* returned by the prelude */
+
+/* per execution */
+static JSValue state = JS_UNDEFINED;     /* committed state + own writes */
+static JSValue snapshots = JS_UNDEFINED; /* key → JSON of object values as read, for nested diffs */
+static JSValue promise = JS_UNDEFINED;   /* the handler's promise */
+static JSValue extensions = JS_UNDEFINED;
+static JSValue *pending_funcs; /* [2*callId .. 2*callId+1] = resolve, reject */
+static uint32_t next_call_id = 1;
+static uint32_t segment_calls;
+static uint32_t host_calls, mutation_count, event_count, log_count;
+static uint32_t max_host_calls = 1000, max_mutations = 1000, max_events = 1000, max_logs = 1000;
+static const char *fatal_code;   /* set when a limit ends the execution regardless of catch */
+static char fatal_message[160];
+static JSValue denied = JS_UNDEFINED; /* the last PERMISSION_DENIED error we threw */
+static const char *nested_denied;     /* key of a nested change without write permission */
+static wk_buf out, muts, events, views, logs, calls;
+
+/* ---------- small helpers ---------- */
+
+/* JSON text of v, or JS_EXCEPTION with a TypeError when v is not representable in JSON. */
+static JSValue to_json(JSValueConst v, const char *what) {
+  if (JS_IsFunction(ctx, v) || JS_IsSymbol(v)) {
+    return JS_ThrowTypeError(ctx, "%s is not JSON-serializable (a %s)", what,
+                             JS_IsSymbol(v) ? "symbol" : "function");
+  }
+  JSValue s = JS_JSONStringify(ctx, v, JS_UNDEFINED, JS_UNDEFINED);
+  if (JS_IsException(s)) {
+    JSValue e = JS_GetException(ctx);
+    const char *m = JS_ToCString(ctx, e);
+    JS_FreeValue(ctx, e);
+    JSValue r = JS_ThrowTypeError(ctx, "%s is not JSON-serializable: %s", what, m ? m : "?");
+    JS_FreeCString(ctx, m);
+    return r;
+  }
+  return s;
+}
+
+static void put_json_value_string(wk_buf *b, JSValueConst json) {
+  size_t n;
+  const char *c = JS_ToCStringLen(ctx, &n, json);
+  if (c) {
+    buf_put(b, c, n);
+    JS_FreeCString(ctx, c);
+  }
+}
+
+static JSValue throw_coded(const char *code, const char *fmt, const char *a, size_t alen) {
+  JSValue err = JS_NewError(ctx);
+  char msg[256];
+  snprintf(msg, sizeof msg, fmt, (int)alen, a);
+  JS_SetPropertyStr(ctx, err, "message", JS_NewString(ctx, msg));
+  JS_SetPropertyStr(ctx, err, "code", JS_NewString(ctx, code));
+  if (strcmp(code, "PERMISSION_DENIED") == 0) {
+    JS_FreeValue(ctx, denied);
+    denied = JS_DupValue(ctx, err);
+  }
+  return JS_Throw(ctx, err);
+}
+
+/* Ends the execution with RESOURCE_LIMIT even if the handler catches the error. */
+static JSValue limit_hit(const char *what, uint32_t max) {
+  fatal_code = "RESOURCE_LIMIT";
+  snprintf(fatal_message, sizeof fatal_message, "%s limit of %u exceeded", what, (unsigned)max);
+  JSValue err = JS_NewError(ctx);
+  JS_SetPropertyStr(ctx, err, "message", JS_NewString(ctx, fatal_message));
+  JS_SetPropertyStr(ctx, err, "code", JS_NewString(ctx, "RESOURCE_LIMIT"));
+  JS_SetUncatchableError(ctx, err);
+  return JS_Throw(ctx, err);
+}
+
+static int interrupt_handler(JSRuntime *r, void *opaque) {
+  (void)r;
+  (void)opaque;
+  return fatal_code != NULL;
+}
+
+static bool count_host_call(void) { return ++host_calls <= max_host_calls; }
+
+/* ---------- $state natives ---------- */
+
+typedef struct {
+  const char *s;
+  size_t n;
+} str;
+
+static bool arg_key(JSValueConst v, str *k) {
+  k->s = JS_ToCStringLen(ctx, &k->n, v);
+  return k->s != NULL;
+}
+
+static void remember_snapshot(JSValueConst key, JSValueConst value) {
+  if (!JS_IsObject(value)) return;
+  JSValue json = to_json(value, "state value");
+  if (JS_IsException(json)) {
+    JS_FreeValue(ctx, JS_GetException(ctx));
+    return;
+  }
+  JSAtom atom = JS_ValueToAtom(ctx, key);
+  JS_SetProperty(ctx, snapshots, atom, json);
+  JS_FreeAtom(ctx, atom);
+}
+
+static JSValue js_state_get(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+  str k;
+  if (!arg_key(argv[0], &k)) return JS_EXCEPTION;
+  bool ok = caps_allow("state:read:", k.s, k.n);
+  JSValue r = ok ? JS_UNDEFINED : throw_coded("PERMISSION_DENIED", "state:read:%.*s is not granted", k.s, k.n);
+  JS_FreeCString(c, k.s);
+  if (!ok) return r;
+  JSAtom atom = JS_ValueToAtom(c, argv[0]);
+  JSValue v = JS_GetProperty(c, state, atom);
+  if (JS_IsObject(v) && !JS_HasProperty(c, snapshots, atom)) remember_snapshot(argv[0], v);
+  JS_FreeAtom(c, atom);
+  return v;
+}
+
+static void record_mutation(const char *key, size_t key_len, JSValueConst json, bool is_delete) {
+  buf_next_item(&muts);
+  buf_puts(&muts, "{\"key\":");
+  buf_put_json_string(&muts, key, key_len);
+  if (is_delete) {
+    buf_puts(&muts, ",\"operation\":\"delete\"}");
+    return;
+  }
+  buf_puts(&muts, ",\"value\":");
+  put_json_value_string(&muts, json);
+  buf_puts(&muts, ",\"operation\":\"set\"}");
+}
+
+static JSValue write_check(str *k) {
+  if (!caps_allow("state:write:", k->s, k->n)) {
+    return throw_coded("PERMISSION_DENIED", "state:write:%.*s is not granted", k->s, k->n);
+  }
+  if (++mutation_count > max_mutations) return limit_hit("state mutation", max_mutations);
+  return JS_UNDEFINED;
+}
+
+static JSValue js_state_set(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+  str k;
+  if (!arg_key(argv[0], &k)) return JS_EXCEPTION;
+  JSValue r = write_check(&k);
+  JSValue json = JS_UNDEFINED;
+  if (!JS_IsException(r)) {
+    json = JS_IsUndefined(argv[1]) ? JS_UNDEFINED : to_json(argv[1], "state value");
+    if (JS_IsException(json)) r = JS_EXCEPTION;
+  }
+  if (!JS_IsException(r)) {
+    JSAtom atom = JS_ValueToAtom(c, argv[0]);
+    if (JS_IsUndefined(argv[1])) {
+      /* undefined is not JSON: setting it means removing the key */
+      JS_DeleteProperty(c, state, atom, 0);
+      record_mutation(k.s, k.n, JS_UNDEFINED, true);
+    } else {
+      JS_SetProperty(c, state, atom, JS_DupValue(c, argv[1]));
+      record_mutation(k.s, k.n, json, false);
+    }
+    JS_DeleteProperty(c, snapshots, atom, 0);
+    if (JS_IsObject(argv[1])) JS_SetProperty(c, snapshots, atom, JS_DupValue(c, json));
+    JS_FreeAtom(c, atom);
+  }
+  JS_FreeValue(c, json);
+  JS_FreeCString(c, k.s);
+  return r;
+}
+
+static JSValue js_state_delete(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+  str k;
+  if (!arg_key(argv[0], &k)) return JS_EXCEPTION;
+  JSValue r = write_check(&k);
+  if (!JS_IsException(r)) {
+    JSAtom atom = JS_ValueToAtom(c, argv[0]);
+    JS_DeleteProperty(c, state, atom, 0);
+    JS_DeleteProperty(c, snapshots, atom, 0);
+    JS_FreeAtom(c, atom);
+    record_mutation(k.s, k.n, JS_UNDEFINED, true);
+  }
+  JS_FreeCString(c, k.s);
+  return r;
+}
+
+static JSValue js_state_has(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+  str k;
+  if (!arg_key(argv[0], &k)) return JS_EXCEPTION;
+  bool ok = caps_allow("state:read:", k.s, k.n);
+  JS_FreeCString(c, k.s);
+  if (!ok) return JS_FALSE;
+  JSAtom atom = JS_ValueToAtom(c, argv[0]);
+  int has = JS_HasProperty(c, state, atom);
+  JS_FreeAtom(c, atom);
+  return JS_NewBool(c, has > 0);
+}
+
+/* Keys the handler may read. */
+static JSValue js_state_keys(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+  JSPropertyEnum *tab;
+  uint32_t len;
+  if (JS_GetOwnPropertyNames(c, &tab, &len, state, JS_GPN_STRING_MASK | JS_GPN_ENUM_ONLY) < 0) return JS_EXCEPTION;
+  JSValue arr = JS_NewArray(c);
+  uint32_t j = 0;
+  for (uint32_t i = 0; i < len; i++) {
+    JSValue name = JS_AtomToString(c, tab[i].atom);
+    str k;
+    if (arg_key(name, &k)) {
+      if (caps_allow("state:read:", k.s, k.n)) JS_SetPropertyUint32(c, arr, j++, JS_DupValue(c, name));
+      JS_FreeCString(c, k.s);
+    }
+    JS_FreeValue(c, name);
+  }
+  JS_FreePropertyEnum(c, tab, len);
+  return arr;
+}
+
+/* ---------- $emit, $view, $log ---------- */
+
+static JSValue js_emit(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+  str k;
+  if (!arg_key(argv[0], &k)) return JS_EXCEPTION;
+  JSValue r = JS_UNDEFINED;
+  if (!caps_allow("events:emit:", k.s, k.n)) {
+    r = throw_coded("PERMISSION_DENIED", "events:emit:%.*s is not granted", k.s, k.n);
+  } else if (!count_host_call()) {
+    r = limit_hit("host call", max_host_calls);
+  } else if (++event_count > max_events) {
+    r = limit_hit("event", max_events);
+  } else {
+    JSValue json = JS_IsUndefined(argv[1]) ? JS_NewString(c, "null") : to_json(argv[1], "event payload");
+    if (JS_IsException(json)) {
+      r = JS_EXCEPTION;
+    } else {
+      buf_next_item(&events);
+      buf_puts(&events, "{\"name\":");
+      buf_put_json_string(&events, k.s, k.n);
+      buf_puts(&events, ",\"payload\":");
+      put_json_value_string(&events, json);
+      buf_puts(&events, "}");
+    }
+    JS_FreeValue(c, json);
+  }
+  JS_FreeCString(c, k.s);
+  return r;
+}
+
+static JSValue js_view(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+  str type, id;
+  if (!arg_key(argv[0], &type)) return JS_EXCEPTION;
+  if (!arg_key(argv[1], &id)) {
+    JS_FreeCString(c, type.s);
+    return JS_EXCEPTION;
+  }
+  JSValue r = JS_UNDEFINED;
+  if (!caps_allow("view:update:", id.s, id.n)) {
+    r = throw_coded("PERMISSION_DENIED", "view:update:%.*s is not granted", id.s, id.n);
+  } else if (!count_host_call()) {
+    r = limit_hit("host call", max_host_calls);
+  } else {
+    JSValue json = JS_IsUndefined(argv[2]) ? JS_UNDEFINED : to_json(argv[2], "view payload");
+    if (JS_IsException(json)) {
+      r = JS_EXCEPTION;
+    } else {
+      buf_next_item(&views);
+      buf_puts(&views, "{\"type\":");
+      buf_put_json_string(&views, type.s, type.n);
+      buf_puts(&views, ",\"viewId\":");
+      buf_put_json_string(&views, id.s, id.n);
+      if (!JS_IsUndefined(json)) {
+        buf_puts(&views, ",\"payload\":");
+        put_json_value_string(&views, json);
+      }
+      buf_puts(&views, "}");
+    }
+    JS_FreeValue(c, json);
+  }
+  JS_FreeCString(c, type.s);
+  JS_FreeCString(c, id.s);
+  return r;
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)(ts.tv_nsec / 1000000);
+}
+
+/* $log(level, parts): strings as they are, everything else as JSON, joined by spaces. */
+static JSValue js_log(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+  if (!count_host_call()) return limit_hit("host call", max_host_calls);
+  if (++log_count > max_logs) return JS_UNDEFINED; /* extra logs are dropped, not fatal */
+  str level;
+  if (!arg_key(argv[0], &level)) return JS_EXCEPTION;
+  wk_buf msg = {0};
+  int64_t n = 0;
+  JS_GetLength(c, argv[1], &n);
+  for (int64_t i = 0; i < n && i < 64; i++) {
+    JSValue part = JS_GetPropertyUint32(c, argv[1], (uint32_t)i);
+    if (i) buf_put(&msg, " ", 1);
+    JSValue text = JS_IsString(part) ? JS_DupValue(c, part) : JS_JSONStringify(c, part, JS_UNDEFINED, JS_UNDEFINED);
+    if (JS_IsException(text)) JS_FreeValue(c, JS_GetException(c));
+    size_t len;
+    const char *s = JS_IsString(text) ? JS_ToCStringLen(c, &len, text) : NULL;
+    if (s) {
+      buf_put(&msg, s, len < 4096 ? len : 4096);
+      JS_FreeCString(c, s);
+    } else {
+      buf_puts(&msg, JS_IsUndefined(part) ? "undefined" : "[unserializable]");
+    }
+    JS_FreeValue(c, text);
+    JS_FreeValue(c, part);
+  }
+  buf_next_item(&logs);
+  buf_puts(&logs, "{\"level\":");
+  buf_put_json_string(&logs, level.s, level.n);
+  buf_puts(&logs, ",\"message\":");
+  buf_put_json_string(&logs, msg.data ? msg.data : "", msg.len);
+  buf_puts(&logs, ",\"timestamp\":");
+  buf_put_u64(&logs, (uint64_t)now_ms());
+  buf_puts(&logs, "}");
+  free(msg.data);
+  JS_FreeCString(c, level.s);
+  return JS_UNDEFINED;
+}
+
+/* ---------- $ext ---------- */
+
+static bool grow_pending(uint32_t id) {
+  static uint32_t cap;
+  if (2 * id + 2 <= cap) return true;
+  uint32_t ncap = cap ? cap * 2 : 16;
+  while (ncap < 2 * id + 2) ncap *= 2;
+  JSValue *p = realloc(pending_funcs, ncap * sizeof *p);
+  if (!p) return false;
+  for (uint32_t i = cap; i < ncap; i++) p[i] = JS_UNDEFINED;
+  pending_funcs = p;
+  cap = ncap;
+  return true;
+}
+
+static JSValue js_ext_call(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+  str ext, method;
+  if (!arg_key(argv[0], &ext)) return JS_EXCEPTION;
+  if (!arg_key(argv[1], &method)) {
+    JS_FreeCString(c, ext.s);
+    return JS_EXCEPTION;
+  }
+  JSValue r = JS_UNDEFINED;
+  JSValue json = JS_UNDEFINED;
+  if (!caps_allow("ext:", ext.s, ext.n)) {
+    r = throw_coded("PERMISSION_DENIED", "ext:%.*s is not granted", ext.s, ext.n);
+  } else if (!count_host_call()) {
+    r = limit_hit("host call", max_host_calls);
+  } else if (JS_IsException(json = to_json(argv[2], "extension call arguments"))) {
+    r = JS_EXCEPTION;
+  } else if (!grow_pending(next_call_id)) {
+    r = JS_ThrowOutOfMemory(c);
+  } else {
+    uint32_t id = next_call_id++;
+    r = JS_NewPromiseCapability(c, &pending_funcs[2 * id]);
+    segment_calls++;
+    buf_next_item(&calls);
+    buf_puts(&calls, "{\"callId\":");
+    buf_put_u64(&calls, id);
+    buf_puts(&calls, ",\"extension\":");
+    buf_put_json_string(&calls, ext.s, ext.n);
+    buf_puts(&calls, ",\"method\":");
+    buf_put_json_string(&calls, method.s, method.n);
+    buf_puts(&calls, ",\"args\":");
+    put_json_value_string(&calls, json);
+    buf_puts(&calls, "}");
+  }
+  JS_FreeValue(c, json);
+  JS_FreeCString(c, ext.s);
+  JS_FreeCString(c, method.s);
+  return r;
+}
+
+/* ---------- errors ---------- */
+
+static JSValue get_prop(JSValueConst obj, const char *name) {
+  return JS_IsObject(obj) ? JS_GetPropertyStr(ctx, obj, name) : JS_UNDEFINED;
+}
+
+/* Finds `<handler>:LINE:COL` in a stack trace; columns on line 1 exclude the wrapper prefix. */
+static bool find_position(const char *stack, int *line, int *column) {
+  const char *p = stack ? strstr(stack, FILENAME ":") : NULL;
+  if (!p) return false;
+  p += sizeof FILENAME;
+  char *end;
+  long l = strtol(p, &end, 10);
+  if (end == p || *end != ':') return false;
+  long c = strtol(end + 1, &end, 10);
+  if (l == 1) c -= (long)(sizeof WRAP_PREFIX - 1);
+  *line = (int)l;
+  *column = c > 0 ? (int)c : 1;
+  return true;
+}
+
+static void put_error_fields(const char *code, const char *message, size_t mlen, const char *stack) {
+  buf_puts(&out, "\"error\":{\"code\":\"");
+  buf_puts(&out, code);
+  buf_puts(&out, "\",\"message\":");
+  buf_put_json_string(&out, message, mlen);
+  int line, column;
+  if (find_position(stack, &line, &column)) {
+    buf_puts(&out, ",\"line\":");
+    buf_put_u64(&out, (uint64_t)line);
+    buf_puts(&out, ",\"column\":");
+    buf_put_u64(&out, (uint64_t)column);
+  }
+  if (stack) {
+    buf_puts(&out, ",\"stack\":");
+    buf_put_json_string(&out, stack, strlen(stack));
+  }
+  buf_puts(&out, "}");
+}
+
+/* Describes a thrown value: `Name: message` for errors, JSON for other values. */
+static void put_thrown(const char *code, JSValueConst err) {
+  JSValue text;
+  if (JS_IsError(err)) {
+    JSValue name = get_prop(err, "name"), msg = get_prop(err, "message");
+    const char *n = JS_ToCString(ctx, name), *m = JS_ToCString(ctx, msg);
+    char tmp[1024];
+    if (n && strcmp(n, "Error") != 0) snprintf(tmp, sizeof tmp, "%s: %s", n, m ? m : "");
+    else snprintf(tmp, sizeof tmp, "%s", m ? m : "");
+    text = JS_NewString(ctx, tmp);
+    JS_FreeCString(ctx, n);
+    JS_FreeCString(ctx, m);
+    JS_FreeValue(ctx, name);
+    JS_FreeValue(ctx, msg);
+  } else if (JS_IsObject(err)) {
+    text = JS_JSONStringify(ctx, err, JS_UNDEFINED, JS_UNDEFINED);
+  } else {
+    text = JS_ToString(ctx, err);
+  }
+  if (JS_IsException(text) || !JS_IsString(text)) {
+    JS_FreeValue(ctx, JS_IsException(text) ? JS_GetException(ctx) : text);
+    text = JS_NewString(ctx, "uncaught exception");
+  }
+  JSValue stack = get_prop(err, "stack");
+  const char *s = JS_IsString(stack) ? JS_ToCString(ctx, stack) : NULL;
+  size_t mlen;
+  const char *m = JS_ToCStringLen(ctx, &mlen, text);
+  put_error_fields(code, m ? m : "", m ? mlen : 0, s);
+  JS_FreeCString(ctx, m);
+  JS_FreeCString(ctx, s);
+  JS_FreeValue(ctx, stack);
+  JS_FreeValue(ctx, text);
+}
+
+static const char *code_of(JSValueConst err) {
+  if (fatal_code) return fatal_code;
+  if (JS_IsObject(denied) && JS_IsStrictEqual(ctx, err, denied)) return "PERMISSION_DENIED";
+  return "EXECUTION_ERROR";
+}
+
+/* ---------- segments ---------- */
+
+static void run_jobs(void) {
+  JSContext *c;
+  for (;;) {
+    int r = JS_ExecutePendingJob(rt, &c);
+    if (r == 0) break;
+    if (r < 0) {
+      JS_FreeValue(ctx, JS_GetException(ctx));
+      if (fatal_code) break;
+    }
+  }
+}
+
+/* Records a `set` for every object value read from $state whose JSON changed since it was read. */
+static void diff_nested(void) {
+  JSPropertyEnum *tab;
+  uint32_t len;
+  if (JS_GetOwnPropertyNames(ctx, &tab, &len, snapshots, JS_GPN_STRING_MASK) < 0) return;
+  for (uint32_t i = 0; i < len && !nested_denied && !fatal_code; i++) {
+    JSValue before = JS_GetProperty(ctx, snapshots, tab[i].atom);
+    JSValue now = JS_GetProperty(ctx, state, tab[i].atom);
+    JSValue json = to_json(now, "state value");
+    size_t an, bn;
+    const char *a = JS_IsString(json) ? JS_ToCStringLen(ctx, &an, json) : NULL;
+    const char *b = JS_ToCStringLen(ctx, &bn, before);
+    if (JS_IsException(json)) JS_FreeValue(ctx, JS_GetException(ctx));
+    if (a && b && (an != bn || memcmp(a, b, an) != 0)) {
+      JSValue key = JS_AtomToString(ctx, tab[i].atom);
+      str k;
+      if (arg_key(key, &k)) {
+        if (!caps_allow("state:write:", k.s, k.n)) {
+          nested_denied = strndup(k.s, k.n);
+        } else if (++mutation_count > max_mutations) {
+          JS_FreeValue(ctx, limit_hit("state mutation", max_mutations));
+          JS_FreeValue(ctx, JS_GetException(ctx));
+        } else {
+          record_mutation(k.s, k.n, json, false);
+          JS_SetProperty(ctx, snapshots, tab[i].atom, JS_DupValue(ctx, json));
+        }
+        JS_FreeCString(ctx, k.s);
+      }
+      JS_FreeValue(ctx, key);
+    }
+    JS_FreeCString(ctx, a);
+    JS_FreeCString(ctx, b);
+    JS_FreeValue(ctx, json);
+    JS_FreeValue(ctx, now);
+    JS_FreeValue(ctx, before);
+  }
+  JS_FreePropertyEnum(ctx, tab, len);
+}
+
+static void put_list(const char *name, wk_buf *list) {
+  buf_puts(&out, ",\"");
+  buf_puts(&out, name);
+  buf_puts(&out, "\":[");
+  buf_put(&out, list->data, list->len);
+  buf_puts(&out, "]");
+  if (list->failed) out.failed = true;
+}
+
+/* Writes the status and error/returnValue part; returns the ABI status. */
+static int put_outcome(void) {
+  if (fatal_code) {
+    buf_puts(&out, "\"error\",");
+    put_error_fields(fatal_code, fatal_message, strlen(fatal_message), NULL);
+    return STATUS_DONE;
+  }
+  if (nested_denied) {
+    char msg[256];
+    int n = snprintf(msg, sizeof msg, "state:write:%s is not granted (nested change)", nested_denied);
+    buf_puts(&out, "\"error\",");
+    put_error_fields("PERMISSION_DENIED", msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1, NULL);
+    return STATUS_DONE;
+  }
+  JSPromiseStateEnum ps = JS_PromiseState(ctx, promise);
+  if (ps == JS_PROMISE_PENDING) {
+    if (segment_calls > 0) {
+      buf_puts(&out, "\"suspended\"");
+      return STATUS_SUSPENDED;
+    }
+    static const char msg[] = "the handler awaits a promise that nothing can settle";
+    buf_puts(&out, "\"error\",");
+    put_error_fields("EXECUTION_ERROR", msg, sizeof msg - 1, NULL);
+    return STATUS_DONE;
+  }
+  JSValue value = JS_PromiseResult(ctx, promise);
+  if (ps == JS_PROMISE_REJECTED) {
+    buf_puts(&out, "\"error\",");
+    put_thrown(code_of(value), value);
+  } else if (JS_IsUndefined(value)) {
+    buf_puts(&out, "\"success\"");
+  } else {
+    JSValue json = to_json(value, "return value");
+    if (JS_IsException(json)) {
+      JSValue err = JS_GetException(ctx);
+      buf_puts(&out, "\"error\",");
+      put_thrown("EXECUTION_ERROR", err);
+      JS_FreeValue(ctx, err);
+    } else {
+      buf_puts(&out, "\"success\",\"returnValue\":");
+      put_json_value_string(&out, json);
+    }
+    JS_FreeValue(ctx, json);
+  }
+  JS_FreeValue(ctx, value);
+  return STATUS_DONE;
+}
+
+static int finish_segment(void) {
+  run_jobs();
+  diff_nested();
+  buf_reset(&out);
+  buf_puts(&out, "{\"status\":");
+  int status = put_outcome();
+  put_list("stateMutations", &muts);
+  put_list("events", &events);
+  put_list("viewCommands", &views);
+  put_list("logs", &logs);
+  put_list("pendingCalls", status == STATUS_SUSPENDED ? &calls : &(wk_buf){0});
+  buf_puts(&out, ",\"hostCalls\":");
+  buf_put_u64(&out, host_calls);
+  buf_puts(&out, "}");
+  return out.failed ? STATUS_FAILED : status;
+}
+
+static void start_segment(void) {
+  buf_reset(&muts);
+  buf_reset(&events);
+  buf_reset(&views);
+  buf_reset(&logs);
+  buf_reset(&calls);
+  segment_calls = 0;
+}
+
+/* An outcome decided before the handler ran (bad context, bad bytecode). */
+static int fail_early(const char *code, const char *message) {
+  buf_reset(&out);
+  buf_puts(&out, "{\"status\":\"error\",");
+  put_error_fields(code, message, strlen(message), NULL);
+  buf_puts(&out, ",\"stateMutations\":[],\"events\":[],\"viewCommands\":[],\"logs\":[],\"pendingCalls\":[],\"hostCalls\":0}");
+  return out.failed ? STATUS_FAILED : STATUS_DONE;
+}
+
+static uint32_t limit_of(JSValueConst limits, const char *name, uint32_t fallback) {
+  JSValue v = get_prop(limits, name);
+  uint32_t n = fallback;
+  if (JS_IsNumber(v)) JS_ToUint32(ctx, &n, v);
+  JS_FreeValue(ctx, v);
+  return n;
+}
+
+static bool load_capabilities(JSValueConst list) {
+  int64_t n = 0;
+  if (!JS_IsArray(list) || JS_GetLength(ctx, list, &n) < 0) return false;
+  for (int64_t i = 0; i < n; i++) {
+    JSValue t = JS_GetPropertyUint32(ctx, list, (uint32_t)i);
+    size_t len;
+    const char *s = JS_IsString(t) ? JS_ToCStringLen(ctx, &len, t) : NULL;
+    bool ok = s && caps_add(s, len);
+    JS_FreeCString(ctx, s);
+    JS_FreeValue(ctx, t);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+static JSValue object_or_empty(JSValue v) {
+  if (JS_IsObject(v) && !JS_IsArray(v)) return v;
+  JS_FreeValue(ctx, v);
+  return JS_NewObject(ctx);
+}
+
+/* ---------- exports ---------- */
+
+EXPORT("wk_alloc") void *wk_alloc(int32_t len) {
+  if (len < 0) return NULL;
+  char *p = malloc((size_t)len + 1);
+  if (p) p[len] = '\0';
+  return p;
+}
+
+EXPORT("wk_output_ptr") const char *wk_output_ptr(void) { return out.data; }
+EXPORT("wk_output_len") int32_t wk_output_len(void) { return (int32_t)out.len; }
+
+EXPORT("wk_compile") int32_t wk_compile(const char *src, int32_t len) {
+  JS_UpdateStackTop(rt);
+  size_t plen = sizeof WRAP_PREFIX - 1, slen = sizeof WRAP_SUFFIX - 1;
+  char *code = malloc(plen + (size_t)len + slen + 1);
+  if (!code) return STATUS_FAILED;
+  memcpy(code, WRAP_PREFIX, plen);
+  memcpy(code + plen, src, (size_t)len);
+  memcpy(code + plen + len, WRAP_SUFFIX, slen + 1);
+  JSValue fn = JS_Eval(ctx, code, plen + len + slen, FILENAME, JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_COMPILE_ONLY);
+  free(code);
+  buf_reset(&out);
+  if (JS_IsException(fn)) {
+    JSValue err = JS_GetException(ctx);
+    buf_puts(&out, "{");
+    put_thrown("COMPILATION_ERROR", err);
+    buf_puts(&out, "}");
+    JS_FreeValue(ctx, err);
+    return out.failed ? STATUS_FAILED : 1;
+  }
+  size_t size;
+  uint8_t *bytes = JS_WriteObject(ctx, &size, fn, JS_WRITE_OBJ_BYTECODE);
+  JS_FreeValue(ctx, fn);
+  if (!bytes) return STATUS_FAILED;
+  buf_put(&out, (const char *)bytes, size);
+  js_free(ctx, bytes);
+  return out.failed ? STATUS_FAILED : 0;
+}
+
+EXPORT("wk_execute") int32_t wk_execute(const uint8_t *code, int32_t code_len, const char *input, int32_t input_len) {
+  JS_UpdateStackTop(rt);
+  start_segment();
+  JSValue c = JS_ParseJSON(ctx, input, (size_t)input_len, "<context>");
+  if (JS_IsException(c) || !JS_IsObject(c)) {
+    JS_FreeValue(ctx, JS_GetException(ctx));
+    JS_FreeValue(ctx, c);
+    return fail_early("INTERNAL_ERROR", "the execution context is not a JSON object");
+  }
+  JSValue caps = get_prop(c, "capabilities"), limits = get_prop(c, "limits");
+  bool caps_ok = load_capabilities(caps);
+  JS_FreeValue(ctx, caps);
+  max_host_calls = limit_of(limits, "maxHostCalls", max_host_calls);
+  max_mutations = limit_of(limits, "maxStateMutations", max_mutations);
+  max_events = limit_of(limits, "maxEvents", max_events);
+  max_logs = limit_of(limits, "maxLogs", max_logs);
+  JS_FreeValue(ctx, limits);
+  if (!caps_ok) {
+    JS_FreeValue(ctx, c);
+    return fail_early("INTERNAL_ERROR", "capabilities must be an array of strings");
+  }
+  state = object_or_empty(get_prop(c, "state"));
+  extensions = object_or_empty(get_prop(c, "extensions"));
+  snapshots = JS_NewObject(ctx);
+  JSValue args = get_prop(c, "args"), scope = object_or_empty(get_prop(c, "scope"));
+  JSValue seed = get_prop(c, "seed");
+  JS_FreeValue(ctx, c);
+
+  JSValue script = JS_ReadObject(ctx, code, (size_t)code_len, JS_READ_OBJ_BYTECODE);
+  JSValue fn = JS_IsException(script) ? JS_EXCEPTION : JS_EvalFunction(ctx, script);
+  if (JS_IsException(fn) || !JS_IsFunction(ctx, fn)) {
+    JS_FreeValue(ctx, JS_GetException(ctx));
+    JS_FreeValue(ctx, fn);
+    JS_FreeValue(ctx, args);
+    JS_FreeValue(ctx, scope);
+    JS_FreeValue(ctx, seed);
+    return fail_early("INVALID_HANDLER", "the handler bytecode does not evaluate to a handler function");
+  }
+  JSValue argv[5] = {fn, args, scope, extensions, seed};
+  promise = JS_Call(ctx, start_fn, JS_UNDEFINED, 5, argv);
+  if (JS_IsException(promise)) {
+    /* only reachable when start itself fails, e.g. out of memory */
+    JSValue err = JS_GetException(ctx), funcs[2];
+    promise = JS_NewPromiseCapability(ctx, funcs);
+    JS_FreeValue(ctx, JS_Call(ctx, funcs[1], JS_UNDEFINED, 1, &err));
+    JS_FreeValue(ctx, funcs[0]);
+    JS_FreeValue(ctx, funcs[1]);
+    JS_FreeValue(ctx, err);
+  }
+  JS_FreeValue(ctx, fn);
+  JS_FreeValue(ctx, args);
+  JS_FreeValue(ctx, scope);
+  JS_FreeValue(ctx, seed);
+  return finish_segment();
+}
+
+/* Settles one pending call from `{callId, ok, value | error: {message, code}}`. */
+static void settle(JSValueConst r) {
+  JSValue id_v = get_prop(r, "callId"), ok_v = get_prop(r, "ok");
+  uint32_t id = 0;
+  JS_ToUint32(ctx, &id, id_v);
+  bool ok = JS_ToBool(ctx, ok_v);
+  JS_FreeValue(ctx, id_v);
+  JS_FreeValue(ctx, ok_v);
+  if (id == 0 || id >= next_call_id || JS_IsUndefined(pending_funcs[2 * id])) return;
+  JSValue arg;
+  if (ok) {
+    arg = get_prop(r, "value");
+  } else {
+    JSValue e = get_prop(r, "error");
+    arg = JS_NewError(ctx);
+    JSValue msg = get_prop(e, "message"), code = get_prop(e, "code");
+    JS_SetPropertyStr(ctx, arg, "message", JS_IsString(msg) ? msg : JS_NewString(ctx, "extension call failed"));
+    if (JS_IsString(code)) JS_SetPropertyStr(ctx, arg, "code", code);
+    else JS_FreeValue(ctx, code);
+    if (!JS_IsString(msg)) JS_FreeValue(ctx, msg);
+    JS_FreeValue(ctx, e);
+  }
+  JSValue fn = pending_funcs[2 * id + (ok ? 0 : 1)];
+  JS_FreeValue(ctx, JS_Call(ctx, fn, JS_UNDEFINED, 1, &arg));
+  JS_FreeValue(ctx, arg);
+  JS_FreeValue(ctx, pending_funcs[2 * id]);
+  JS_FreeValue(ctx, pending_funcs[2 * id + 1]);
+  pending_funcs[2 * id] = pending_funcs[2 * id + 1] = JS_UNDEFINED;
+}
+
+EXPORT("wk_resume") int32_t wk_resume(const char *input, int32_t input_len) {
+  JS_UpdateStackTop(rt);
+  start_segment();
+  JSValue in = JS_ParseJSON(ctx, input, (size_t)input_len, "<results>");
+  if (JS_IsException(in) || !JS_IsObject(in)) {
+    JS_FreeValue(ctx, JS_GetException(ctx));
+    JS_FreeValue(ctx, in);
+    return fail_early("INTERNAL_ERROR", "resume input is not a JSON object");
+  }
+  JSValue fresh = get_prop(in, "state");
+  if (JS_IsObject(fresh) && !JS_IsArray(fresh)) {
+    /* the panel's committed state as of now: this segment reads it plus its own writes */
+    JS_FreeValue(ctx, state);
+    JS_FreeValue(ctx, snapshots);
+    state = fresh;
+    snapshots = JS_NewObject(ctx);
+  } else {
+    JS_FreeValue(ctx, fresh);
+  }
+  JSValue results = get_prop(in, "results");
+  int64_t n = 0;
+  if (JS_IsArray(results)) JS_GetLength(ctx, results, &n);
+  for (int64_t i = 0; i < n; i++) {
+    JSValue r = JS_GetPropertyUint32(ctx, results, (uint32_t)i);
+    settle(r);
+    JS_FreeValue(ctx, r);
+  }
+  JS_FreeValue(ctx, results);
+  JS_FreeValue(ctx, in);
+  return finish_segment();
+}
+
+/* ---------- Wizer initialization ---------- */
+
+static const JSCFunctionListEntry natives[] = {
+    JS_CFUNC_DEF("stateGet", 1, js_state_get),
+    JS_CFUNC_DEF("stateSet", 2, js_state_set),
+    JS_CFUNC_DEF("stateDelete", 1, js_state_delete),
+    JS_CFUNC_DEF("stateHas", 1, js_state_has),
+    JS_CFUNC_DEF("stateKeys", 0, js_state_keys),
+    JS_CFUNC_DEF("emit", 2, js_emit),
+    JS_CFUNC_DEF("view", 3, js_view),
+    JS_CFUNC_DEF("log", 2, js_log),
+    JS_CFUNC_DEF("extCall", 3, js_ext_call),
+};
+
+extern void __wasm_call_ctors(void);
+
+/* Runs once, under Wizer: the snapshot then starts every instance with all of this done. */
+EXPORT("wizer-initialize") void wk_initialize(void) {
+  __wasm_call_ctors();
+  rt = JS_NewRuntime();
+  JS_SetMaxStackSize(rt, JS_STACK_BYTES);
+  JS_SetInterruptHandler(rt, interrupt_handler, NULL);
+  ctx = JS_NewContext(rt);
+  JSValue n = JS_NewObject(ctx);
+  JS_SetPropertyFunctionList(ctx, n, natives, sizeof natives / sizeof natives[0]);
+  JSValue factory = JS_Eval(ctx, WK_PRELUDE, sizeof WK_PRELUDE - 1, "<prelude>", JS_EVAL_TYPE_GLOBAL);
+  start_fn = JS_Call(ctx, factory, JS_UNDEFINED, 1, &n);
+  JS_FreeValue(ctx, factory);
+  JS_FreeValue(ctx, n);
+  if (!JS_IsFunction(ctx, start_fn)) abort(); /* a broken prelude must fail the build, not run */
+  /* reserve the output and record buffers so a first execution does not grow them */
+  buf_put(&out, "", 0);
+}
