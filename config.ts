@@ -74,10 +74,13 @@ export const KernelConfig = Type.Object(
     host: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address to listen on' }),
     prefix: Type.String({ default: '', pattern: '^(/[A-Za-z0-9._~-]+)*$', description: 'URL prefix of every kernel route, e.g. /kernel' }),
     logLevel: Type.Union(
-      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      [
+        Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
+        Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent'),
+      ],
       { default: 'info', description: 'pino log level' },
     ),
-    nodeEnv: Type.Union(['development', 'production', 'test'].map((l) => Type.Literal(l)), {
+    nodeEnv: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
       default: 'development',
       description: 'production = JSON logs; otherwise pretty logs (falls back to NODE_ENV)',
     }),

@@ -20,3 +20,16 @@ export type ErrorReply = Static<typeof ErrorReply>
 export function errorReplies(...statuses: number[]): Record<number, typeof ErrorReply> {
   return Object.fromEntries(statuses.map((s) => [s, ErrorReply]))
 }
+
+/** Reply of `GET /health`. `uptimeMs` in ms; `extensions` = names of registered extensions. */
+export const HealthReply = Type.Object(
+  {
+    status: Type.Literal('ok'),
+    version: Type.String(),
+    uptimeMs: Type.Integer({ minimum: 0 }),
+    authEnabled: Type.Boolean(),
+    extensions: Type.Array(Type.String()),
+  },
+  { $id: 'HealthReply' },
+)
+export type HealthReply = Static<typeof HealthReply>

@@ -1,0 +1,125 @@
+/**
+ * The embeddable kernel: `buildApp(options)` for a ready-made Fastify app, or `kernelPlugin` to
+ * register every kernel plugin and route into your own app (under a `prefix`).
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import cors from '@fastify/cors'
+import websocket from '@fastify/websocket'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { WebSocket } from 'ws'
+import pkg from './package.json' with { type: 'json' }
+import { resolveConfig, type KernelConfig, type KernelOptions } from './config.js'
+import { errorHandler } from './plugins/errors.js'
+import metrics from './plugins/metrics.js'
+import auth from './plugins/auth.js'
+import extensions, { type Extension } from './plugins/extensions.js'
+import executor from './plugins/executor.js'
+import panels from './plugins/panels.js'
+import healthRoutes from './routes/health.js'
+import panelsRoutes from './routes/panels.js'
+
+export { resolveConfig, loadConfig, ConfigError, type KernelConfig, type KernelOptions } from './config.js'
+export { KernelError } from './plugins/errors.js'
+export { ExtensionError, type Extension, type ExtensionCallContext } from './plugins/extensions.js'
+
+/** Options of `kernelPlugin`: any subset of KernelConfig, plus extensions to register at startup. */
+export type KernelPluginOptions = KernelOptions & { extensions?: Extension[] }
+
+/** Options of `buildApp`: KernelPluginOptions plus the logger (default: pino at `logLevel`). */
+export type BuildAppOptions = KernelPluginOptions & {
+  logger?: boolean | FastifyServerOptions['logger'] | FastifyBaseLogger
+}
+
+/** Grace for WebSocket clients to answer our close frame at shutdown before they are cut, ms. */
+const WS_CLOSE_GRACE_MS = 1000
+
+/** At shutdown: close every socket with 1001, then cut those that do not finish the handshake in time. */
+async function closeSockets(clients: Set<WebSocket>): Promise<void> {
+  const open = [...clients]
+  for (const ws of open) ws.close(1001, 'server shutting down')
+  const closed = open.map((ws) => (ws.readyState === ws.CLOSED ? null : new Promise((r) => ws.once('close', r))))
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([Promise.all(closed), new Promise((r) => (timer = setTimeout(r, WS_CLOSE_GRACE_MS)))])
+  clearTimeout(timer)
+  for (const ws of open) if (ws.readyState !== ws.CLOSED) ws.terminate()
+}
+
+/** Shared infrastructure: errors, body limit, CORS, WebSocket, OpenAPI (+ /openapi.json, /docs). */
+async function registerInfra(fastify: FastifyInstance, config: KernelConfig): Promise<void> {
+  await fastify.register(errorHandler)
+  // per route, so the limit holds when the kernel is embedded in an app with another bodyLimit
+  fastify.addHook('onRoute', (route) => {
+    route.bodyLimit ??= config.bodyLimitBytes
+  })
+  if (config.corsOrigins.length > 0) {
+    await fastify.register(cors, { origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins })
+  }
+  if (!fastify.hasDecorator('websocketServer')) {
+    await fastify.register(websocket, {
+      options: { maxPayload: config.ws.maxPayloadBytes },
+      preClose: async function (this: FastifyInstance) {
+        await closeSockets(this.websocketServer.clients)
+        await new Promise((r) => this.websocketServer.close(r))
+      },
+    })
+  }
+  await fastify.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'workspace-kernel', version: pkg.version, description: pkg.description },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      ...(config.authEnabled ? { security: [{ bearerAuth: [] }] } : {}),
+    },
+    // name shared schemas by their $id so generated clients get readable types
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  })
+  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
+}
+
+/**
+ * Every kernel plugin and route, for `app.register(kernelPlugin, { prefix: '/kernel', ...options })`.
+ * Not wrapped with fastify-plugin: the kernel keeps its own context (error handler, hooks, prefix).
+ * Registration order sets the shutdown order (see server.ts): sockets close, extensions abort,
+ * panels cancel their runs (preClose hooks, in this order), the listener closes, then the executor.
+ * @throws ConfigError (code INVALID_CONFIG) when an option is invalid.
+ */
+export async function kernelPlugin(fastify: FastifyInstance, options: KernelPluginOptions): Promise<void> {
+  const { extensions: extra, ...rest } = options
+  const config = resolveConfig(rest as KernelOptions)
+  await registerInfra(fastify, config)
+  await fastify.register(metrics)
+  await fastify.register(auth, { enabled: config.authEnabled, secret: config.jwtSecret })
+  await fastify.register(extensions, { http: config.http, extensions: extra })
+  await fastify.register(executor, { ...config.runtime, suspensionTimeoutMs: config.suspensionTimeoutMs })
+  await fastify.register(panels, {
+    maxPanels: config.maxPanels,
+    suspensionTimeoutMs: config.suspensionTimeoutMs,
+    maxBufferedBytes: config.ws.maxBufferedBytes,
+    pingIntervalMs: config.ws.pingIntervalMs,
+  })
+  await fastify.register(healthRoutes, { version: pkg.version, authEnabled: config.authEnabled })
+  await fastify.register(panelsRoutes)
+}
+
+function loggerOptions(logger: BuildAppOptions['logger'], level: string): Partial<FastifyServerOptions> & { loggerInstance?: FastifyBaseLogger } {
+  if (logger === undefined) return { logger: { level } }
+  if (typeof logger === 'object' && logger !== null && typeof (logger as FastifyBaseLogger).child === 'function') {
+    return { loggerInstance: logger as FastifyBaseLogger }
+  }
+  return { logger: logger as FastifyServerOptions['logger'] }
+}
+
+/**
+ * A Fastify app (not listening) with the whole kernel registered under `options.prefix`.
+ * Defaults come from `KernelConfig`; e.g. `await buildApp({ authEnabled: true, jwtSecret, http: { allowedDomains } })`.
+ * @throws ConfigError (code INVALID_CONFIG) when an option is invalid.
+ */
+export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const { logger, ...rest } = options
+  const config = resolveConfig(rest as KernelOptions)
+  const app = Fastify({ ...loggerOptions(logger, config.logLevel), bodyLimit: config.bodyLimitBytes })
+  await app.register(kernelPlugin, { ...rest, prefix: config.prefix })
+  return app
+}

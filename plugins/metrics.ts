@@ -1,0 +1,60 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import fastifyMetricsModule from 'fastify-metrics'
+import { Registry } from 'prom-client'
+
+/** Options of the metrics plugin. */
+export interface MetricsPluginOptions {
+  /** Path of the Prometheus endpoint (under the app's prefix); null = no route. Default '/metrics'. */
+  endpoint?: string | null
+  /** Collect Node process metrics (CPU, memory, event loop) too. Default true. */
+  defaultMetrics?: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * This app's own prom-client Registry (never the global one, so several apps can live in one
+     * process). Plugins add their metrics to it when `fastify.hasDecorator('promRegistry')`.
+     */
+    promRegistry: Registry
+  }
+}
+
+// fastify-metrics is CommonJS with `exports.default`: under Node's ESM interop the plugin is `.default`
+const fastifyMetrics = fastifyMetricsModule.default
+
+async function metricsPlugin(fastify: FastifyInstance, opts: MetricsPluginOptions): Promise<void> {
+  const registry = new Registry()
+  fastify.decorate('promRegistry', registry)
+  // fastify-metrics times every route; all its collectors go to our registry, none to the global
+  await fastify.register(fastifyMetrics, {
+    name: 'httpMetrics',
+    endpoint: null,
+    defaultMetrics: { enabled: opts.defaultMetrics ?? true, register: registry },
+    routeMetrics: {
+      enabled: true,
+      overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } },
+    },
+  })
+  const endpoint = opts.endpoint === undefined ? '/metrics' : opts.endpoint
+  if (endpoint !== null) {
+    fastify.get(
+      endpoint,
+      {
+        schema: {
+          tags: ['kernel'],
+          summary: 'Prometheus metrics (text exposition format)',
+          produces: ['text/plain'],
+          response: { 200: { type: 'string' } },
+        },
+        config: { disableMetrics: true },
+      },
+      async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
+    )
+  }
+  fastify.addHook('onClose', async () => registry.clear())
+}
+
+/** Metrics: `fastify.promRegistry` and GET /metrics (HTTP route timings via fastify-metrics). */
+export default fp(metricsPlugin, { name: 'metrics', fastify: '5.x' })
