@@ -67,7 +67,7 @@ async function workersPlugin(fastify: FastifyInstance, opts: WorkersOptions): Pr
 }
 
 function bridgeOf(fastify: FastifyInstance): ProcessBridge | undefined {
-  return fastify.hasDecorator('processes') ? fastify.getDecorator<ProcessBridge>('processes') : undefined
+  return fastify.hasDecorator('processes') ? fastify.processes : undefined
 }
 
 /** The worker-runtime registry plugin: decorates `fastify.workers`. */

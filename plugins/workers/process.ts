@@ -29,11 +29,15 @@ import {
   type WorkerRuntime,
 } from './runtime.js'
 
-/** The part of the process bridge (`fastify.processes`) this adapter uses. */
+/** The part of the process bridge (`fastify.processes`, a ProcessManager) this adapter uses. */
 export interface ProcessBridge {
+  /** Starts a process; throws KernelError 400 (bad launch), 429 TOO_MANY_PROCESSES, 503 SHUTTING_DOWN. */
   spawn(request: ProcessSpawnRequest, scope?: { namespace?: string }): Promise<ProcessInfo>
-  write(pid: number, data: string, opts?: { namespace?: string }): unknown
-  kill(pid: number, signal?: NodeJS.Signals, scope?: { namespace?: string }): unknown
+  /** Writes stdin; throws 409 PROCESS_EXITED, 413 INPUT_TOO_LARGE. */
+  write(pid: number, data: string, opts?: { namespace?: string }): number
+  /** Signals, waits until reaped, forgets; throws 404 PROCESS_NOT_FOUND synchronously. */
+  kill(pid: number, signal: 'SIGTERM' | 'SIGKILL', scope?: { namespace?: string }): Promise<ProcessInfo>
+  /** Output (replayed first) and exit events; returns the detach function. */
   attach(pid: number, listener: (event: ProcessEvent) => void, opts?: { namespace?: string; replay?: boolean }): () => void
 }
 
@@ -154,7 +158,14 @@ export class ProcessRuntime implements WorkerRuntime {
       return rejectedSpawn('process_worker_limit', `at most ${this.maxWorkers} process workers may run at once`)
     }
     const { type, code, args, cwd } = request.process
-    const info = await bridge.spawn({ type, code, args, cwd }, { namespace: ctx.namespace })
+    let info: ProcessInfo
+    try {
+      info = await bridge.spawn({ type, code, args, cwd }, { namespace: ctx.namespace })
+    } catch (err) {
+      const outcome = asOutcome(err)
+      if (!outcome) throw err
+      return { state: outcome.state, acceptance_evidence: [], diagnostics: [outcome.diagnostic] }
+    }
     const worker = this.track(ctx, request, info)
     worker.detach = bridge.attach(info.pid, (event) => this.onProcessEvent(worker, event), { namespace: ctx.namespace, replay: true })
     return {
@@ -174,7 +185,7 @@ export class ProcessRuntime implements WorkerRuntime {
     const bridge = this.options.bridge()
     if (!bridge) return { state: 'unavailable', worker: this.project(worker), diagnostics: [bridgeMissing()] }
     worker.stopMode = mode
-    this.signal(bridge, worker, mode === 'force' ? 'SIGKILL' : 'SIGTERM')
+    await this.signal(bridge, worker, mode === 'force' ? 'SIGKILL' : 'SIGTERM')
     const waited = await Promise.race([worker.exited.then(() => true), delay(this.options.stopWaitMs ?? 5000, false)])
     const diagnostics = waited ? [] : [diagnostic('process_exit_pending', 'warning', 'the signal was sent; the process has not exited yet', workerId)]
     return { state: 'accepted', worker: this.project(worker), diagnostics }
@@ -192,7 +203,13 @@ export class ProcessRuntime implements WorkerRuntime {
     }
     const bridge = this.options.bridge()
     if (!bridge) return inputOutcome('unavailable', this.id, workerId, bridgeMissing())
-    await bridge.write(worker.pid, `${request.content}\n`, { namespace: worker.namespace })
+    try {
+      bridge.write(worker.pid, `${request.content}\n`, { namespace: worker.namespace })
+    } catch (err) {
+      const outcome = asOutcome(err, workerId)
+      if (!outcome) throw err
+      return inputOutcome(outcome.state, this.id, workerId, outcome.diagnostic)
+    }
     const item = worker.transcript.append('user', request.content)
     return { state: 'accepted', runtime_id: this.id, worker_id: workerId, transcript_sequence: item.sequence, event_id: item.event_id, diagnostics: [] }
   }
@@ -210,12 +227,14 @@ export class ProcessRuntime implements WorkerRuntime {
   /** Kills every running worker's process and drops all listeners. */
   async close(): Promise<void> {
     const bridge = this.options.bridge()
+    const kills: Promise<void>[] = []
     for (const worker of this.workers.values()) {
       worker.detach?.()
-      if (bridge && worker.status === 'running') this.signal(bridge, worker, 'SIGKILL')
+      if (bridge && worker.status === 'running') kills.push(this.signal(bridge, worker, 'SIGKILL').catch(() => {}))
       worker.transcript.clear()
     }
     this.workers.clear()
+    await Promise.all(kills)
   }
 
   private track(ctx: CallContext, request: SpawnRequest, info: ProcessInfo): ProcessWorker {
@@ -276,11 +295,12 @@ export class ProcessRuntime implements WorkerRuntime {
     worker.markExited()
   }
 
-  private signal(bridge: ProcessBridge, worker: ProcessWorker, signal: NodeJS.Signals): void {
+  /** Signals the process and waits until the bridge has reaped it (SIGTERM escalates to SIGKILL there). */
+  private async signal(bridge: ProcessBridge, worker: ProcessWorker, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
     try {
-      bridge.kill(worker.pid, signal, { namespace: worker.namespace })
+      await bridge.kill(worker.pid, signal, { namespace: worker.namespace })
     } catch (err) {
-      // Already gone from the bridge (reaped or forgotten): nothing left to signal.
+      // Already gone from the bridge (reaped and forgotten): nothing left to signal.
       if (!(err instanceof KernelError && err.statusCode === 404)) throw err
     }
   }
@@ -336,6 +356,18 @@ export class ProcessRuntime implements WorkerRuntime {
       diagnostics: [],
     }
   }
+}
+
+/**
+ * Bridge errors that are operation outcomes rather than bad requests: 409 → `rejected`,
+ * 501 → `unsupported`, 503 → `unavailable` (e.g. SHUTTING_DOWN). Anything else is rethrown.
+ */
+function asOutcome(err: unknown, workerId?: string) {
+  if (!(err instanceof KernelError)) return undefined
+  const state = ({ 409: 'rejected', 501: 'unsupported', 503: 'unavailable' } as const)[err.statusCode as 409 | 501 | 503]
+  if (!state) return undefined
+  const code = err.code === 'PROCESS_EXITED' ? 'worker_not_running' : `process_${err.code.toLowerCase()}`
+  return { state, diagnostic: diagnostic(code, 'warning', err.message, workerId) }
 }
 
 function bridgeMissing() {
