@@ -19,9 +19,11 @@ export type ExecutionErrorCode =
  * Codes of `RuntimeError`, thrown (never returned) when a call to the runtime itself is wrong:
  * `INVALID_INPUT` (bad source, bytecode or context shape), `UNKNOWN_EXECUTION` (resume/cancel of
  * an id that is not suspended), `CAPACITY_EXCEEDED` (maxInstances busy and the wait queue full),
- * `SHUTDOWN` (the runtime was shut down), plus `COMPILATION_ERROR` from `precompile`.
+ * `SHUTDOWN` (the runtime was shut down), `COMPILATION_ERROR` from `precompile`, and
+ * `INTERNAL_ERROR` (the addon is not built, or failed in a way that is a bug).
  */
 export type RuntimeErrorCode =
+  | 'INTERNAL_ERROR'
   | 'INVALID_INPUT'
   | 'UNKNOWN_EXECUTION'
   | 'CAPACITY_EXCEEDED'

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Sets up everything the project needs on a fresh machine of this kind, and skips what is
+# already there: Debian packages for the guest build, npm packages, the Python client library
+# used by the tests, then builds the sandbox (guest + addon). Safe to run again.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if ! python3 -c 'import websockets' 2>/dev/null; then
+  echo "setup: installing the Python websockets library"
+  python3 -m pip install --quiet --disable-pip-version-check 'websockets>=13'
+fi
+
+bash wasm-runtime/build.sh

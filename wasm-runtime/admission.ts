@@ -1,0 +1,68 @@
+import type { RuntimeErrorCode } from './types.js'
+
+/**
+ * Thrown (never returned) when a call to the runtime itself is wrong or cannot be served:
+ * `INVALID_INPUT`, `UNKNOWN_EXECUTION`, `CAPACITY_EXCEEDED`, `SHUTDOWN`, `COMPILATION_ERROR`
+ * (with `line`/`column`, 1-based, in the handler's own source) and `INTERNAL_ERROR`.
+ */
+export class RuntimeError extends Error {
+  readonly code: RuntimeErrorCode | 'INTERNAL_ERROR'
+  readonly line?: number
+  readonly column?: number
+
+  constructor(code: RuntimeError['code'], message: string, position: { line?: number; column?: number } = {}) {
+    super(message)
+    this.name = 'RuntimeError'
+    this.code = code
+    if (position.line !== undefined) this.line = position.line
+    if (position.column !== undefined) this.column = position.column
+  }
+}
+
+/**
+ * Admission control: at most `max` live instances (running + suspended); up to `maxQueue`
+ * callers wait in FIFO order for one, and callers beyond that fail fast with CAPACITY_EXCEEDED.
+ */
+export class Slots {
+  private used = 0
+  private readonly queue: { resolve: () => void; reject: (e: Error) => void }[] = []
+  private closed = false
+
+  constructor(private readonly max: number, private readonly maxQueue: number) {}
+
+  get inUse(): number {
+    return this.used
+  }
+
+  get waiting(): number {
+    return this.queue.length
+  }
+
+  /** Resolves once a slot is held. Rejects CAPACITY_EXCEEDED when the queue is full, SHUTDOWN after close. */
+  acquire(): Promise<void> {
+    if (this.closed) return Promise.reject(new RuntimeError('SHUTDOWN', 'the runtime has been shut down'))
+    if (this.used < this.max) {
+      this.used++
+      return Promise.resolve()
+    }
+    if (this.queue.length >= this.maxQueue) {
+      return Promise.reject(
+        new RuntimeError('CAPACITY_EXCEEDED', `all ${this.max} sandbox instances are busy and ${this.maxQueue} calls already wait`),
+      )
+    }
+    return new Promise((resolve, reject) => this.queue.push({ resolve, reject }))
+  }
+
+  /** Hands the slot to the next waiter, or frees it. */
+  release(): void {
+    const next = this.queue.shift()
+    if (next) next.resolve()
+    else this.used = Math.max(0, this.used - 1)
+  }
+
+  /** Fails every waiter with SHUTDOWN; later acquires fail too. */
+  close(): void {
+    this.closed = true
+    for (const w of this.queue.splice(0)) w.reject(new RuntimeError('SHUTDOWN', 'the runtime has been shut down'))
+  }
+}

@@ -1,0 +1,403 @@
+/**
+ * The wasm-runtime: runs panel handlers inside QuickJS compiled to WebAssembly, in wasmtime,
+ * through the native addon built from this folder (`bash wasm-runtime/build.sh`).
+ *
+ * This wrapper owns what is policy rather than mechanism: argument checks, admission
+ * (`maxInstances` live instances, a bounded wait queue), suspension timeouts, mapping traps to
+ * execution error codes, and metrics. The addon owns the engine, instances, limits and cache.
+ * Behaviour follows ../shared/DESIGN.md ("The sandbox"); the guest contract is ABI.md.
+ */
+import { createRequire } from 'node:module'
+import { randomInt } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { Counter, Histogram, Registry } from 'prom-client'
+import { RuntimeError, Slots } from './admission.js'
+import type {
+  CallResult,
+  CompiledHandler,
+  ExecutionContext,
+  ExecutionError,
+  ExecutionErrorCode,
+  ExecutionResult,
+  RuntimeConfig,
+  RuntimeStats,
+} from './types.js'
+
+export * from './types.js'
+export { RuntimeError } from './admission.js'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const ADDON_PATH = `${here}build/wasm_runtime.node`
+const GUEST_PATH = `${here}build/guest.wasm`
+
+/** Defaults of every RuntimeConfig field (sizes in bytes, times in ms). */
+export const RUNTIME_DEFAULTS = {
+  maxInstances: 64,
+  maxQueue: 1024,
+  memoryLimitBytes: 64 * 1024 * 1024,
+  defaultTimeoutMs: 5000,
+  fuelLimit: 0,
+  maxHostCalls: 1000,
+  maxStateMutations: 1000,
+  maxEvents: 1000,
+  maxSourceBytes: 1024 * 1024,
+  suspensionTimeoutMs: 30_000,
+  memoryCacheEntries: 512,
+  maxCacheSizeBytes: 64 * 1024 * 1024,
+} satisfies Required<Omit<RuntimeConfig, 'cacheDir'>>
+
+/** The addon's raw surface (generated typings: build/binding.d.ts). */
+interface RawRuntime {
+  precompile(source: string): Promise<CompiledHandler>
+  execute(code: Buffer, contextJson: string, timeoutMs: number): Promise<RawResult>
+  resume(executionId: string, resultsJson: string, timeoutMs: number): Promise<RawResult>
+  cancel(executionId: string): boolean
+  stats(): { live: number; suspended: number; cacheEntries: number; cacheHits: number; cacheMisses: number }
+  shutdown(): void
+}
+interface RawResult {
+  outputJson: string
+  suspended: boolean
+  executionId?: string
+  trap?: string
+  trapMessage?: string
+  durationUs: number
+  fuelConsumed: number
+  memoryPeakBytes: number
+  memoryLimitHit: boolean
+}
+interface GuestOutput extends Omit<ExecutionResult, 'metrics' | 'executionId'> {
+  hostCalls: number
+}
+
+function loadAddon(): new (options: object) => RawRuntime {
+  if (!existsSync(ADDON_PATH) || !existsSync(GUEST_PATH)) {
+    throw new RuntimeError('INTERNAL_ERROR', `wasm-runtime is not built (${ADDON_PATH}): run \`npm run build:runtime\``)
+  }
+  return createRequire(import.meta.url)(ADDON_PATH).Runtime
+}
+
+const TRAP_CODES: Record<string, ExecutionErrorCode> = {
+  TIMEOUT: 'TIMEOUT',
+  MEMORY_LIMIT: 'MEMORY_LIMIT',
+  STACK_OVERFLOW: 'EXECUTION_ERROR',
+  FUEL_EXHAUSTED: 'RESOURCE_LIMIT',
+}
+
+/**
+ * A sandbox runtime. One per app is typical; every method is safe to call concurrently.
+ * Construction throws `RuntimeError` INTERNAL_ERROR when the addon is not built, or the addon's
+ * INVALID_INPUT / GUEST_LOAD_ERROR for bad options or a broken guest.
+ */
+export class WasmRuntime {
+  readonly config: Required<Omit<RuntimeConfig, 'cacheDir'>> & Pick<RuntimeConfig, 'cacheDir'>
+  /** Prometheus metrics of this runtime (its own registry, so several runtimes can coexist). */
+  readonly registry = new Registry()
+  private readonly raw: RawRuntime
+  private readonly slots: Slots
+  private readonly suspensions = new Map<string, { timer: NodeJS.Timeout; timeoutMs: number }>()
+  private readonly byStatus = { success: 0, error: 0, suspended: 0 }
+  private executions = 0
+  private closed = false
+  private readonly executionsTotal = new Counter({
+    name: 'wk_runtime_segments_total',
+    help: 'Handler run segments by outcome (success, error, suspended)',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  })
+  private readonly errorsTotal = new Counter({
+    name: 'wk_runtime_errors_total',
+    help: 'Executions that ended in an error, by code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  })
+  private readonly segmentSeconds = new Histogram({
+    name: 'wk_runtime_segment_duration_seconds',
+    help: 'Wall time of one handler run segment inside the sandbox',
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1, 5],
+    registers: [this.registry],
+  })
+
+  constructor(config: RuntimeConfig = {}) {
+    this.config = { ...RUNTIME_DEFAULTS, ...stripUndefined(config) }
+    const Runtime = loadAddon()
+    this.raw = new Runtime({
+      guestPath: GUEST_PATH,
+      maxInstances: this.config.maxInstances,
+      memoryLimitBytes: this.config.memoryLimitBytes,
+      fuelLimit: this.config.fuelLimit,
+      maxSourceBytes: this.config.maxSourceBytes,
+      memoryCacheEntries: this.config.memoryCacheEntries,
+      cacheDir: this.config.cacheDir,
+      maxCacheSizeBytes: this.config.maxCacheSizeBytes,
+    })
+    this.slots = new Slots(this.config.maxInstances, this.config.maxQueue)
+  }
+
+  /**
+   * Compiles handler source (the body of an async function) to QuickJS bytecode, through the
+   * memory/disk cache keyed by the SHA-256 of the source.
+   * Rejects RuntimeError COMPILATION_ERROR (with `line`/`column` in the handler's own source),
+   * INVALID_INPUT (not a string, or larger than maxSourceBytes), SHUTDOWN.
+   */
+  async precompile(source: string): Promise<CompiledHandler> {
+    this.assertOpen()
+    checkSource(source, this.config.maxSourceBytes)
+    try {
+      return await this.raw.precompile(source)
+    } catch (err) {
+      throw fromAddonError(err)
+    }
+  }
+
+  /**
+   * Runs a handler (source, or bytecode from `precompile`) in a fresh instance for at most
+   * `timeoutMs` (default `defaultTimeoutMs`) of running time. Resolves with the first segment's
+   * result; `status: 'suspended'` carries `executionId` and `pendingCalls` for `resume`.
+   * Execution failures are results (`error.code`); rejects only with RuntimeError INVALID_INPUT,
+   * COMPILATION_ERROR, CAPACITY_EXCEEDED or SHUTDOWN.
+   */
+  async execute(handler: string | CompiledHandler, context: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult> {
+    this.assertOpen()
+    const timeout = checkTimeout(timeoutMs, this.config.defaultTimeoutMs)
+    const contextJson = this.contextJson(context)
+    const compiled = typeof handler === 'string' ? await this.precompile(handler) : checkCompiled(handler)
+    await this.slots.acquire()
+    this.executions++
+    return this.settle(() => this.raw.execute(compiled.bytecode, contextJson, timeout), compiled.cacheHit || typeof handler !== 'string', timeout)
+  }
+
+  /**
+   * Settles the pending calls of a suspended execution and runs it on; it may suspend again
+   * (with a new `executionId`). `state`, when given, is the panel's committed state as of now,
+   * which the next segment reads (DESIGN.md "State consistency").
+   * Rejects RuntimeError UNKNOWN_EXECUTION (never suspended, already resumed, cancelled or timed
+   * out), INVALID_INPUT (bad results: the execution stays suspended), SHUTDOWN.
+   */
+  async resume(executionId: string, results: CallResult[], timeoutMs?: number, state?: Record<string, unknown>): Promise<ExecutionResult> {
+    this.assertOpen()
+    const suspension = typeof executionId === 'string' ? this.suspensions.get(executionId) : undefined
+    if (!suspension) throw new RuntimeError('UNKNOWN_EXECUTION', `no suspended execution ${JSON.stringify(executionId)}`)
+    const input = resumeJson(results, state)
+    this.suspensions.delete(executionId)
+    clearTimeout(suspension.timer)
+    const timeout = checkTimeout(timeoutMs, suspension.timeoutMs)
+    try {
+      return await this.settle(() => this.raw.resume(executionId, input, timeout), true, timeout)
+    } catch (err) {
+      this.raw.cancel(executionId) // a resume that failed leaves nothing suspended behind
+      throw err
+    }
+  }
+
+  /** Frees a suspended execution and its instance. False when `executionId` is not suspended. */
+  cancel(executionId: string): boolean {
+    const suspension = this.suspensions.get(executionId)
+    if (!suspension) return false
+    clearTimeout(suspension.timer)
+    this.suspensions.delete(executionId)
+    this.raw.cancel(executionId)
+    this.slots.release()
+    return true
+  }
+
+  /** Counters of this runtime. */
+  getStats(): RuntimeStats {
+    const raw = this.raw.stats()
+    return {
+      executions: this.executions,
+      suspended: this.suspensions.size,
+      running: this.slots.inUse - this.suspensions.size,
+      queued: this.slots.waiting,
+      cacheEntries: raw.cacheEntries,
+      cacheHits: raw.cacheHits,
+      cacheMisses: raw.cacheMisses,
+      byStatus: { ...this.byStatus },
+    }
+  }
+
+  /** Prometheus text exposition of this runtime's metrics. */
+  getMetrics(): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  /** Cancels every suspension, fails queued calls with SHUTDOWN and frees the engine. Idempotent. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const id of [...this.suspensions.keys()]) this.cancel(id)
+    this.slots.close()
+    this.raw.shutdown()
+  }
+
+  private async settle(run: () => Promise<RawResult>, cacheHit: boolean, timeoutMs: number): Promise<ExecutionResult> {
+    let raw: RawResult
+    try {
+      raw = await run()
+    } catch (err) {
+      this.slots.release()
+      throw fromAddonError(err)
+    }
+    const result = toResult(raw, cacheHit, timeoutMs)
+    this.record(result, raw.durationUs)
+    if (result.status === 'suspended' && result.executionId) {
+      const id = result.executionId
+      const timer = setTimeout(() => this.cancel(id), this.config.suspensionTimeoutMs)
+      timer.unref()
+      this.suspensions.set(id, { timer, timeoutMs })
+    } else {
+      this.slots.release()
+    }
+    return result
+  }
+
+  private record(result: ExecutionResult, durationUs: number): void {
+    this.byStatus[result.status]++
+    this.executionsTotal.inc({ status: result.status })
+    this.segmentSeconds.observe(durationUs / 1e6)
+    if (result.error) this.errorsTotal.inc({ code: result.error.code })
+  }
+
+  private contextJson(context: ExecutionContext): string {
+    checkContext(context)
+    const { maxHostCalls, maxStateMutations, maxEvents } = this.config
+    try {
+      return JSON.stringify({
+        panelId: context.panelId,
+        handlerName: context.handlerName,
+        state: context.state,
+        args: context.args ?? null,
+        scope: context.scope ?? {},
+        capabilities: context.capabilities,
+        extensions: context.extensions ?? {},
+        limits: { maxHostCalls, maxStateMutations, maxEvents, maxLogs: maxHostCalls },
+        seed: randomInt(2 ** 47),
+      })
+    } catch (err) {
+      throw new RuntimeError('INVALID_INPUT', `context is not JSON-serializable: ${(err as Error).message}`)
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new RuntimeError('SHUTDOWN', 'the runtime has been shut down')
+  }
+}
+
+function toResult(raw: RawResult, cacheHit: boolean, timeoutMs: number): ExecutionResult {
+  const metrics = {
+    durationUs: Math.round(raw.durationUs),
+    instructionCount: raw.fuelConsumed,
+    memoryPeakBytes: raw.memoryPeakBytes,
+    hostCalls: 0,
+    cacheHit,
+  }
+  if (raw.trap && !raw.outputJson) return trapResult(raw, timeoutMs, metrics)
+  const out = JSON.parse(raw.outputJson) as GuestOutput
+  const { hostCalls, ...rest } = out
+  const result: ExecutionResult = { ...rest, metrics: { ...metrics, hostCalls } }
+  if (raw.suspended) result.executionId = raw.executionId
+  if (result.error && raw.memoryLimitHit) result.error = memoryError(raw)
+  return result
+}
+
+function trapResult(raw: RawResult, timeoutMs: number, metrics: ExecutionResult['metrics']): ExecutionResult {
+  const code = raw.memoryLimitHit ? 'MEMORY_LIMIT' : TRAP_CODES[raw.trap ?? ''] ?? 'INTERNAL_ERROR'
+  const messages: Partial<Record<ExecutionErrorCode, string>> = {
+    TIMEOUT: `the handler ran past its ${timeoutMs} ms timeout`,
+    MEMORY_LIMIT: memoryError(raw).message,
+    EXECUTION_ERROR: 'RangeError: Maximum call stack size exceeded',
+    RESOURCE_LIMIT: 'the handler used up its instruction budget (fuel)',
+  }
+  const error: ExecutionError = { code, message: messages[code] ?? `the sandbox trapped: ${raw.trapMessage ?? raw.trap}` }
+  return { status: 'error', stateMutations: [], events: [], viewCommands: [], logs: [], pendingCalls: [], error, metrics }
+}
+
+function memoryError(raw: RawResult): ExecutionError {
+  return { code: 'MEMORY_LIMIT', message: `the handler exceeded its memory limit (peak ${raw.memoryPeakBytes} bytes)` }
+}
+
+function fromAddonError(err: unknown): Error {
+  const e = err as { code?: string; message?: string }
+  if (e?.code === 'COMPILATION_ERROR' && typeof e.message === 'string') {
+    try {
+      const info = JSON.parse(e.message) as { message: string; line?: number; column?: number }
+      return new RuntimeError('COMPILATION_ERROR', info.message, { line: info.line, column: info.column })
+    } catch {
+      return new RuntimeError('COMPILATION_ERROR', e.message)
+    }
+  }
+  if (e?.code && ['INVALID_INPUT', 'UNKNOWN_EXECUTION', 'CAPACITY_EXCEEDED', 'SHUTDOWN'].includes(e.code)) {
+    return new RuntimeError(e.code as RuntimeError['code'], e.message ?? e.code)
+  }
+  return err instanceof Error ? err : new Error(String(err))
+}
+
+function checkSource(source: unknown, maxBytes: number): asserts source is string {
+  if (typeof source !== 'string') throw new RuntimeError('INVALID_INPUT', `handler source must be a string, got ${typeOf(source)}`)
+  const bytes = Buffer.byteLength(source)
+  if (bytes > maxBytes) throw new RuntimeError('INVALID_INPUT', `handler source is ${bytes} bytes; the limit is ${maxBytes}`)
+}
+
+function checkCompiled(handler: unknown): CompiledHandler {
+  const h = handler as CompiledHandler
+  if (!h || typeof h !== 'object' || !Buffer.isBuffer(h.bytecode) || h.bytecode.length === 0) {
+    throw new RuntimeError('INVALID_INPUT', `handler must be source text or a CompiledHandler from precompile(), got ${typeOf(handler)}`)
+  }
+  return h
+}
+
+function checkTimeout(timeoutMs: number | undefined, fallback: number): number {
+  if (timeoutMs === undefined) return fallback
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) {
+    throw new RuntimeError('INVALID_INPUT', `timeoutMs must be a positive integer (ms), got ${String(timeoutMs)}`)
+  }
+  return timeoutMs
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function checkContext(c: ExecutionContext): void {
+  const bad = (what: string): never => {
+    throw new RuntimeError('INVALID_INPUT', `invalid execution context: ${what}`)
+  }
+  if (!isPlainObject(c)) bad(`expected an object, got ${typeOf(c)}`)
+  if (typeof c.panelId !== 'string') bad('panelId must be a string')
+  if (typeof c.handlerName !== 'string') bad('handlerName must be a string')
+  if (!isPlainObject(c.state)) bad('state must be an object')
+  if (c.scope !== undefined && !isPlainObject(c.scope)) bad('scope must be an object')
+  if (!Array.isArray(c.capabilities) || !c.capabilities.every((t) => typeof t === 'string')) bad('capabilities must be an array of strings')
+  if (c.extensions !== undefined) {
+    if (!isPlainObject(c.extensions)) bad('extensions must map names to method lists')
+    for (const [name, methods] of Object.entries(c.extensions)) {
+      if (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string')) bad(`extensions.${name} must be an array of method names`)
+    }
+  }
+}
+
+function resumeJson(results: CallResult[], state?: Record<string, unknown>): string {
+  const bad = (what: string): never => {
+    throw new RuntimeError('INVALID_INPUT', `invalid resume results: ${what}`)
+  }
+  if (!Array.isArray(results)) bad(`expected an array, got ${typeOf(results)}`)
+  for (const r of results) {
+    if (!isPlainObject(r) || !Number.isInteger(r.callId) || typeof r.ok !== 'boolean') bad('each result needs an integer callId and a boolean ok')
+    if (r.ok === false && (!isPlainObject(r.error) || typeof r.error.message !== 'string')) bad(`result ${r.callId} has ok:false without error.message`)
+  }
+  if (state !== undefined && !isPlainObject(state)) bad('state must be an object')
+  try {
+    return JSON.stringify(state === undefined ? { results } : { results, state })
+  } catch (err) {
+    return bad(`not JSON-serializable: ${(err as Error).message}`)
+  }
+}
+
+function typeOf(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'array'
+  return typeof v
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
