@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { WebSocket } from 'ws'
 import type {} from '@fastify/websocket'
@@ -39,8 +39,8 @@ function statusFor(state: OperationState, ok: number): number {
 
 /** The caller's namespace: set by the auth plugin, else 'default'. */
 function ctxOf(request: FastifyRequest): CallContext {
-  const ns = (request as { namespace?: unknown }).namespace
-  return { namespace: typeof ns === 'string' && ns !== '' ? ns : 'default' }
+  // Undefined at run time when the auth plugin is not registered.
+  return { namespace: request.namespace || 'default' }
 }
 
 /** Same reply schema for every outcome of an operation. */
@@ -57,7 +57,7 @@ function outcomes<T>(schema: T, ok: number, ...errors: number[]) {
  */
 async function workersRoutes(fastify: FastifyInstance): Promise<void> {
   for (const schema of workerSchemas) if (!fastify.getSchema(schema.$id!)) fastify.addSchema(schema)
-  if (fastify.hasDecorator('authenticate')) fastify.addHook('onRequest', fastify.getDecorator<onRequestHookHandler>('authenticate'))
+  if (fastify.hasDecorator('authenticate')) fastify.addHook('onRequest', fastify.authenticate)
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const workers = () => fastify.workers
 

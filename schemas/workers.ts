@@ -337,7 +337,10 @@ export const TranscriptQuery = Type.Object({
 })
 export type TranscriptQuery = Static<typeof TranscriptQuery>
 /** `?start=` on the events socket: replay retained items from this position before live ones. */
-export const EventsQuery = Type.Object({ start: Type.Optional(Type.Integer({ minimum: 0 })) })
+export const EventsQuery = Type.Object({
+  start: Type.Optional(Type.Integer({ minimum: 0 })),
+  token: Type.Optional(Type.String({ description: 'bearer token for the upgrade when auth is on' })),
+})
 export type EventsQuery = Static<typeof EventsQuery>
 
 /** Every schema with an `$id`, for `fastify.addSchema`. */
