@@ -30,11 +30,15 @@ export class PanelClient {
     })
     ws.on('close', (code, reason) => {
       this.closed = { code, reason: reason.toString() }
-      for (const w of this.waiters.splice(0)) {
-        clearTimeout(w.timer)
-        w.reject(new Error(`socket closed (${code} ${reason.toString()})`))
-      }
+      this.failAll(new Error(`socket closed (${code} ${reason.toString()})`))
     })
+  }
+
+  private failAll(err: Error): void {
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer)
+      w.reject(err)
+    }
   }
 
   /** Open a socket and wait for CONNECTED. `url` is the `wsUrl` of POST /panels (add `?token=` when auth is on). */
@@ -42,11 +46,18 @@ export class PanelClient {
     const ws = new WebSocket(url, opts)
     const client = new PanelClient(ws)
     const connected = client.next((m) => m.type === 'CONNECTED')
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', resolve)
-      ws.once('error', reject)
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)))
-    })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', resolve)
+        ws.once('error', reject)
+        ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)))
+      })
+    } catch (err) {
+      connected.catch(() => undefined)
+      client.failAll(err as Error)
+      ws.terminate()
+      throw err
+    }
     return { client, connected: (await connected) as Extract<Msg, { type: 'CONNECTED' }> }
   }
 
