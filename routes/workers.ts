@@ -5,7 +5,8 @@ import type {} from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import { KernelError } from '../plugins/errors.js'
 import type { CallContext, WorkerEvent } from '../plugins/workers/runtime.js'
-import { errorReplies } from '../schemas/common.js'
+import { Type, type TSchema } from '@sinclair/typebox'
+import { ErrorReply, errorReplies } from '../schemas/common.js'
 import {
   EventsQuery,
   HostList,
@@ -43,9 +44,13 @@ function ctxOf(request: FastifyRequest): CallContext {
   return { namespace: request.namespace || 'default' }
 }
 
-/** Same reply schema for every outcome of an operation. */
-function outcomes<T>(schema: T, ok: number, ...errors: number[]) {
-  return { [ok]: schema, 409: schema, 501: schema, 503: schema, ...errorReplies(...errors) }
+/**
+ * Reply schemas of an operation: its typed result for every outcome status; at 409 / 501 / 503 an
+ * error thrown by an adapter (ErrorReply) is also allowed, so either body serializes.
+ */
+function outcomes<T extends TSchema>(schema: T, ok: number, ...errors: number[]) {
+  const either = Type.Union([schema, ErrorReply])
+  return { [ok]: schema, 409: either, 501: either, 503: either, ...errorReplies(...errors) }
 }
 
 /**

@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import websocket from '@fastify/websocket'
 import { request } from 'undici'
 import WebSocket from 'ws'
+import { errorHandler } from '../../plugins/errors.js'
 import workers, { type WorkersOptions } from '../../plugins/workers.js'
 import workersRoutes from '../../routes/workers.js'
 
@@ -12,6 +13,7 @@ export async function startServer(
 ): Promise<{ app: FastifyInstance; base: string; wsBase: string }> {
   // Public ids may be 120 chars; Fastify's default maxParamLength (100) would answer 414.
   const app = Fastify({ logger: false, maxParamLength: 256 })
+  await app.register(errorHandler)
   await app.register(websocket)
   if (before) await before(app)
   await app.register(workers, opts)

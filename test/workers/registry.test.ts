@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { HostSummary, RuntimeSummary, WorkerSummary } from '../../schemas/workers.js'
+import { KernelError } from '../../plugins/errors.js'
 import { diagnostic, type CallContext, type WorkerRuntime } from '../../plugins/workers/runtime.js'
 import { startServer, call } from './helpers.js'
 
@@ -161,4 +162,33 @@ t.test('a duplicate runtime id is refused at registration', async (t) => {
 t.test('bad plugin options fail at registration', async (t) => {
   await t.rejects(startServer({ workspaceRoot: '' }), /workspaceRoot is required/)
   await t.rejects(startServer({ workspaceRoot: '/x', maxListLimit: 10, defaultListLimit: 20 }), /defaultListLimit exceeds maxListLimit/)
+})
+
+/** An adapter whose backend is down: every call throws. */
+class BrokenRuntime extends FixtureRuntime {
+  constructor() {
+    super('broken', [{ id: 'w-1', label: 'w' }])
+  }
+  override async summary(): Promise<RuntimeSummary> {
+    throw new Error('backend at 10.0.0.7:9000 refused')
+  }
+  override async listWorkers(): Promise<never> {
+    throw new Error('backend at 10.0.0.7:9000 refused')
+  }
+  async spawn(): Promise<never> {
+    throw new KernelError(503, 'BACKEND_DOWN', 'the backend is down')
+  }
+}
+
+t.test('a failing adapter is a diagnostic or a typed error, never a 500', async (t) => {
+  const { app, base } = await startServer({ workspaceRoot: t.testdir(), runtimes: [new BrokenRuntime()] })
+  t.teardown(() => app.close())
+  const list = await call(base, 'GET', '/runtimes')
+  t.equal(list.status, 200)
+  t.match(list.body.items.at(-1), { runtime_id: 'broken', status: 'unavailable', diagnostics: [{ code: 'runtime_summary_failed' }] })
+  const workers = await call(base, 'GET', '/runtimes/broken/workers')
+  t.match(workers, { status: 200, body: { items: [], diagnostics: [{ code: 'runtime_list_failed' }] } })
+  t.notOk(list.text.includes('10.0.0.7') || workers.text.includes('10.0.0.7'), 'the adapter’s error text is not passed on')
+  const spawn = await call(base, 'POST', '/runtimes/broken/workers', { intent: { kind: 'workspace_companion' } })
+  t.match(spawn, { status: 503, body: { statusCode: 503, code: 'BACKEND_DOWN', message: 'the backend is down' } })
 })
