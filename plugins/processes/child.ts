@@ -1,4 +1,5 @@
 import { spawn as spawnChild } from 'node:child_process'
+import type { Readable } from 'node:stream'
 import pty from '@lydell/node-pty'
 import { KernelError } from '../errors.js'
 import { signalName } from './session.js'
@@ -16,6 +17,8 @@ export interface ChildHandle {
   resume(): void
   /** PTY only: name of the foreground process. */
   foreground(): string | undefined
+  /** fd 3 of the child, when `StartSpec.control` asked for it. */
+  control?: Readable
 }
 
 export interface ChildCallbacks {
@@ -36,6 +39,8 @@ export interface StartSpec {
   rows: number
   /** After the leader exits, wait this long for stdio to close before forcing it (ms). */
   drainMs: number
+  /** Pipes only: open fd 3 as an extra output pipe (workerd's control channel). */
+  control?: boolean
 }
 
 /** Start a child as its own session leader. Throws 500 `SPAWN_FAILED` if the OS refuses. */
@@ -45,7 +50,8 @@ export async function startChild(spec: StartSpec, cb: ChildCallbacks): Promise<C
 
 async function startPiped(spec: StartSpec, cb: ChildCallbacks): Promise<ChildHandle> {
   // detached = setsid(): the child leads a new session and process group we can signal as a whole.
-  const child = spawnChild(spec.file, spec.args, { cwd: spec.cwd, env: spec.env, stdio: 'pipe', detached: true })
+  const stdio = spec.control ? (['pipe', 'pipe', 'pipe', 'pipe'] as const) : (['pipe', 'pipe', 'pipe'] as const)
+  const child = spawnChild(spec.file, spec.args, { cwd: spec.cwd, env: spec.env, stdio: [...stdio], detached: true })
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve)
     child.once('error', (err) => reject(new KernelError(500, 'SPAWN_FAILED', `cannot start ${spec.file}: ${err.message}`)))
@@ -60,8 +66,7 @@ async function startPiped(spec: StartSpec, cb: ChildCallbacks): Promise<ChildHan
     cb.leaderExit()
     // A grandchild that escaped the session may hold the pipes open forever; stop waiting for it.
     setTimeout(() => {
-      stdout.destroy()
-      stderr.destroy()
+      for (const stream of child.stdio.slice(1)) stream?.destroy()
     }, spec.drainMs).unref()
   })
   child.once('close', (code, signal) => cb.exit(code, signal))
@@ -82,6 +87,7 @@ async function startPiped(spec: StartSpec, cb: ChildCallbacks): Promise<ChildHan
       stderr.resume()
     },
     foreground: () => undefined,
+    control: spec.control ? (child.stdio[3] as Readable) : undefined,
   }
 }
 

@@ -24,7 +24,7 @@ import {
   type SpawnRequest,
   type WriteOptions,
 } from './types.js'
-import { waitForListening } from './workerd.js'
+import { waitForListen } from './workerd.js'
 
 /** Signals accepted by `signal()`; the same list as the `ProcessSignal` schema. */
 export const SIGNALS: readonly ProcessSignal[] = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT', 'SIGWINCH']
@@ -93,11 +93,11 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     this.starting++ // reserve the slot across the awaits below
     let plan: Plan | undefined
     try {
-      plan = await planCommand(req, { root, cwd: cwd.abs, nodeHeapMb: this.options.nodeHeapMb })
+      plan = planCommand(req, { root, cwd: cwd.abs, nodeHeapMb: this.options.nodeHeapMb })
       if (plan.tty && !env.TERM) env.TERM = 'xterm-256color'
       const rec = await this.start(req, plan, cwd.rel, cwd.abs, env, scope)
       rec.droppedEnv = dropped
-      if (plan.port !== undefined) await this.awaitWorkerd(rec, plan.port)
+      if (plan.control) await this.awaitWorkerd(rec)
       const info = rec.info()
       this.emit('spawn', info)
       return info
@@ -118,11 +118,10 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       bufferBytes: this.options.outputBufferBytes,
       timeoutMs: req.timeoutMs ?? this.options.defaultTimeoutMs,
       idleTimeoutMs: req.idleTimeoutMs ?? this.options.idleTimeoutMs,
-      url: plan.url,
       log: this.log,
     })
     const handle = await startChild(
-      { file: plan.file, args: plan.args, cwd: cwdAbs, env, tty: plan.tty, cols: plan.cols, rows: plan.rows, drainMs: this.options.killGraceMs },
+      { file: plan.file, args: plan.args, cwd: cwdAbs, env, tty: plan.tty, cols: plan.cols, rows: plan.rows, drainMs: this.options.killGraceMs, control: plan.control },
       {
         output: (stream, data) => {
           const event = rec.pushOutput(stream, data)
@@ -139,9 +138,10 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   }
 
   /** Hold the spawn until workerd listens; if it cannot, kill it and forget it before throwing. */
-  private async awaitWorkerd(rec: ProcessRecord, port: number): Promise<void> {
+  private async awaitWorkerd(rec: ProcessRecord): Promise<void> {
     try {
-      await waitForListening(port, () => rec.running, () => rec.snapshot().chunks.map((c) => c.data).join(''))
+      const port = await waitForListen(rec.control(), rec.exited, () => rec.snapshot().chunks.map((c) => c.data).join(''))
+      rec.url = `http://127.0.0.1:${port}`
     } catch (err) {
       await this.terminate(rec, 'killed')
       this.records.delete(rec.pid)

@@ -13,9 +13,8 @@ export interface Plan {
   tty: boolean
   cols: number
   rows: number
-  /** workerd: where the worker serves, and its temp directory to remove on exit. */
-  url?: string
-  port?: number
+  /** workerd: read "listening" messages from fd 3; remove the temp directory on exit. */
+  control?: boolean
   cleanup?: () => void
 }
 
@@ -39,6 +38,7 @@ const ONLY_FOR: Record<string, readonly string[]> = {
  */
 export function checkRequest(req: SpawnRequest): void {
   const type = (req as { type?: unknown } | null)?.type
+  if (type === undefined) throw new KernelError(400, 'INVALID_SPAWN_REQUEST', 'type is required')
   if (typeof type !== 'string' || !(PROCESS_TYPES as readonly string[]).includes(type)) {
     throw new KernelError(400, 'UNKNOWN_PROCESS_TYPE', `unknown process type ${JSON.stringify(type)}; expected one of ${PROCESS_TYPES.join(', ')}`)
   }
@@ -62,7 +62,7 @@ export interface PlanContext {
 }
 
 /** Build the argv for a checked request. Throws the sandbox errors for a bad `script`. */
-export async function planCommand(req: SpawnRequest, ctx: PlanContext): Promise<Plan> {
+export function planCommand(req: SpawnRequest, ctx: PlanContext): Plan {
   const script = req.script === undefined ? undefined : resolveScript(ctx.root, ctx.cwd, req.script)
   const args = req.args ?? []
   const base = { tty: false, cols: 0, rows: 0 }
@@ -84,8 +84,8 @@ export async function planCommand(req: SpawnRequest, ctx: PlanContext): Promise<
     }
     case 'workerd': {
       const source = script ? readFileSync(script, 'utf8') : req.code
-      const setup = await prepareWorkerd(source, req.port ?? 0, req.compatibilityDate ?? DEFAULT_COMPATIBILITY_DATE)
-      return { ...base, file: workerdBinary(), args: ['serve', setup.configPath], url: setup.url, port: setup.port, cleanup: setup.cleanup }
+      const setup = prepareWorkerd(source, req.port ?? 0, req.compatibilityDate ?? DEFAULT_COMPATIBILITY_DATE)
+      return { ...base, file: workerdBinary(), args: setup.args, control: true, cleanup: setup.cleanup }
     }
   }
 }

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import type { ChildHandle } from './child.js'
 import type { ManagerLogger } from './manager.js'
 import { OutputRing } from './ring-buffer.js'
@@ -15,7 +16,6 @@ export interface RecordInit {
   bufferBytes: number
   timeoutMs: number
   idleTimeoutMs: number
-  url?: string
   log: ManagerLogger
 }
 
@@ -27,6 +27,8 @@ export class ProcessRecord {
   readonly namespace: string
   readonly startedAt = new Date()
   droppedEnv: string[] = []
+  /** workerd: where the worker serves, once it listens. */
+  url?: string
   exit?: ExitInfo
   /** Resolves with the exit status once the process ended and was reaped. */
   readonly exited: Promise<ExitInfo>
@@ -104,6 +106,12 @@ export class ProcessRecord {
     if (this.idle) this.armIdle() // input is activity: restart the idle clock
   }
 
+  /** The child's control pipe (fd 3); throws if it was not opened. */
+  control(): Readable {
+    if (!this.handle?.control) throw new Error(`process ${this.pid} has no control pipe`)
+    return this.handle.control
+  }
+
   resize(cols: number, rows: number): void {
     this.handle?.resize(cols, rows)
     this.size = { cols, rows }
@@ -157,7 +165,7 @@ export class ProcessRecord {
     if (this.running && this.tty) info.foreground = this.handle?.foreground()
     const usage = this.running ? usageOf(this.pid) : undefined
     if (usage) info.usage = usage
-    if (this.init.url) info.url = this.init.url
+    if (this.url) info.url = this.url
     if (this.droppedEnv.length) info.droppedEnv = this.droppedEnv
     return info
   }

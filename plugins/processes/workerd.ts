@@ -1,6 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { connect, createServer } from 'node:net'
+import type { Readable } from 'node:stream'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -20,58 +20,54 @@ export function workerdBinary(): string {
 
 /** A workerd config and module written to a fresh temporary directory. */
 export interface WorkerdSetup {
-  dir: string
   configPath: string
-  port: number
-  url: string
+  /** Flags for `workerd serve`: the config, and fd 3 for "listening on port N" messages. */
+  args: string[]
   /** Remove the temporary directory. */
   cleanup(): void
 }
 
 /**
  * Render the capnp template for one worker module (`source`; the sample worker when undefined)
- * listening on 127.0.0.1:`port` (a free port when 0).
+ * listening on 127.0.0.1:`port` (0 = workerd picks a free port and reports it on the control fd).
  */
-export async function prepareWorkerd(source: string | undefined, port: number, compatibilityDate: string): Promise<WorkerdSetup> {
-  const chosen = port || (await freePort())
+export function prepareWorkerd(source: string | undefined, port: number, compatibilityDate: string): WorkerdSetup {
   const dir = mkdtempSync(join(tmpdir(), 'wk-workerd-'))
   const configPath = join(dir, 'config.capnp')
   writeFileSync(join(dir, 'worker.js'), source ?? SAMPLE_WORKER)
-  writeFileSync(configPath, TEMPLATE.replaceAll('{{ADDRESS}}', `127.0.0.1:${chosen}`).replaceAll('{{COMPATIBILITY_DATE}}', compatibilityDate))
-  return { dir, configPath, port: chosen, url: `http://127.0.0.1:${chosen}`, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
-}
-
-/** A port that was free on 127.0.0.1 a moment ago. */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
+  writeFileSync(configPath, TEMPLATE.replaceAll('{{ADDRESS}}', `127.0.0.1:${port}`).replaceAll('{{COMPATIBILITY_DATE}}', compatibilityDate))
+  return { configPath, args: ['serve', configPath, '--control-fd=3'], cleanup: () => rmSync(dir, { recursive: true, force: true }) }
 }
 
 /**
- * Wait until 127.0.0.1:`port` accepts connections. Throws 400 `WORKERD_START_FAILED` (with the
- * process's recent output) if it ends first or does not listen within `timeoutMs`.
+ * Wait for workerd's control message `{"event":"listen","socket":"http","port":N}`, sent once the
+ * worker is loaded and the socket serves, and return N. Throws 400 `WORKERD_START_FAILED` (with
+ * the process's recent output) if it exits first or stays silent for `timeoutMs`.
  */
-export async function waitForListening(port: number, alive: () => boolean, output: () => string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (!alive()) break
-    if (await canConnect(port)) return
-    await delay(25)
-  }
-  const why = alive() ? `did not listen on port ${port} within ${timeoutMs} ms` : 'exited during startup'
+export async function waitForListen(control: Readable, exited: Promise<unknown>, output: () => string, timeoutMs = 15_000): Promise<number> {
+  const timer = delay(timeoutMs, 'timeout' as const, { ref: false })
+  // Keep the pipe flowing for good (a paused pipe would hold back the child's 'close').
+  const listen = new Promise<number>((resolve) => {
+    let pending = ''
+    control.setEncoding('utf8')
+    control.on('data', (text: string) => {
+      const lines = (pending + text).split('\n')
+      pending = lines.pop() ?? ''
+      for (const msg of lines.map(parseJson)) {
+        if (msg?.event === 'listen' && msg.socket === 'http' && typeof msg.port === 'number') resolve(msg.port)
+      }
+    })
+  })
+  const result = await Promise.race([listen, exited.then(() => 'exited' as const), timer])
+  if (typeof result === 'number') return result
+  const why = result === 'timeout' ? `did not start listening within ${timeoutMs} ms` : 'exited during startup'
   throw new KernelError(400, 'WORKERD_START_FAILED', `workerd ${why}: ${output().slice(-2000).trim() || '(no output)'}`)
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ port, host: '127.0.0.1' })
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
+function parseJson(line: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(line) as Record<string, unknown>
+  } catch {
+    return undefined
+  }
 }

@@ -1,0 +1,149 @@
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify, { type FastifyInstance } from 'fastify'
+import websocket from '@fastify/websocket'
+import WebSocket from 'ws'
+import processesPlugin, { type ProcessesOptions } from '../../plugins/processes.js'
+import processesRoutes from '../../routes/processes.js'
+
+/** The slice of a tap `t` the helpers need. */
+interface T {
+  teardown(fn: () => unknown): void
+}
+
+export interface Server {
+  app: FastifyInstance
+  root: string
+  base: string
+  request(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>
+  ws(path: string): Promise<Client>
+}
+
+/** A fresh workspace directory, removed at teardown. */
+export function workspace(t: T): string {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'wk-proc-test-')))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** A real server on 127.0.0.1 with @fastify/websocket, the processes plugin and its routes. */
+export async function startServer(t: T, options: ProcessesOptions = {}): Promise<Server> {
+  const root = options.workspaceRoot ?? workspace(t)
+  const app = Fastify({ logger: false })
+  await app.register(websocket)
+  await app.register(processesPlugin, { killGraceMs: 500, ...options, workspaceRoot: root })
+  await app.register(processesRoutes)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  return {
+    app,
+    root,
+    base,
+    async request(method, path, body) {
+      const res = await fetch(base + path, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      })
+      return { status: res.status, body: await res.json() }
+    },
+    ws: (path) => connect(t, base.replace('http', 'ws') + path),
+  }
+}
+
+export type Message = Record<string, any>
+
+/** A real `ws` client that records every message and can wait for one. */
+export interface Client {
+  socket: WebSocket
+  messages: Message[]
+  send(msg: unknown): void
+  /** First message (already received or future) matching `pred`; rejects after `ms`. */
+  waitFor(pred: (m: Message) => boolean, ms?: number): Promise<Message>
+  /** All OUTPUT data so far, concatenated. */
+  output(): string
+  /** Resolves with the close code. */
+  closed: Promise<number>
+}
+
+export async function connect(t: T, url: string): Promise<Client> {
+  const socket = new WebSocket(url)
+  const messages: Message[] = []
+  const waiters = new Set<() => void>()
+  socket.on('message', (raw) => {
+    messages.push(JSON.parse(raw.toString()))
+    for (const w of waiters) w()
+  })
+  const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)))
+  t.teardown(() => socket.close())
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve())
+    socket.once('error', reject)
+  })
+  return {
+    socket,
+    messages,
+    closed,
+    send: (msg) => socket.send(JSON.stringify(msg)),
+    output: () => messages.filter((m) => m.type === 'OUTPUT').map((m) => m.data).join(''),
+    waitFor(pred, ms = 10_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = messages.find(pred)
+          if (!hit) return
+          cleanup()
+          resolve(hit)
+        }
+        const timer = setTimeout(() => {
+          cleanup()
+          reject(new Error(`no matching message within ${ms} ms; got ${JSON.stringify(messages).slice(-600)}`))
+        }, ms)
+        const cleanup = () => {
+          clearTimeout(timer)
+          waiters.delete(check)
+        }
+        waiters.add(check)
+        check()
+      })
+    },
+  }
+}
+
+/** Poll `fn` until it returns a truthy value; rejects after `ms`. */
+export async function until<V>(fn: () => V | Promise<V>, ms = 10_000, what = 'condition'): Promise<V> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/** True while `pid` exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
+  } catch {
+    return false
+  }
+}
+
+/** Pids whose parent is this test process (children the bridge started and has not reaped). */
+export function children(): number[] {
+  const out: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) out.push(Number(name))
+    } catch {
+      // gone while scanning
+    }
+  }
+  return out
+}

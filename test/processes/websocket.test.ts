@@ -1,0 +1,111 @@
+import t from 'tap'
+import { startServer, until } from './helpers.js'
+
+t.test('python3 -i answers 1+1 with 2 over the WebSocket, stdout and stderr tagged', async (t) => {
+  const srv = await startServer(t)
+  const spawned = await srv.request('POST', '/processes', { type: 'python', args: ['-i', '-q'] })
+  t.equal(spawned.status, 201)
+  t.equal(spawned.body.status, 'running')
+  const ws = await srv.ws(`/processes/${spawned.body.pid}/ws`)
+  const attached = await ws.waitFor((m) => m.type === 'ATTACHED')
+  t.equal(attached.process.pid, spawned.body.pid)
+
+  ws.send({ type: 'STDIN', id: 'q1', data: '1+1\n' })
+  t.same(await ws.waitFor((m) => m.type === 'ACK'), { type: 'ACK', id: 'q1' })
+  const answer = await ws.waitFor((m) => m.type === 'OUTPUT' && m.stream === 'stdout')
+  t.equal(answer.data, '2\n')
+  await ws.waitFor((m) => m.type === 'OUTPUT' && m.stream === 'stderr' && m.data.includes('>>>'))
+
+  ws.send({ type: 'STDIN', data: 'exit(3)\n' })
+  const exit = await ws.waitFor((m) => m.type === 'EXIT')
+  t.same(exit.exit, { code: 3, signal: null, reason: 'exited' })
+  t.equal(await ws.closed, 1000, 'the socket closes normally after EXIT')
+  const after = await srv.request('GET', `/processes/${spawned.body.pid}`)
+  t.equal(after.body.status, 'exited')
+  t.equal(after.body.exit.code, 3)
+})
+
+t.test('bash in a PTY echoes, and tput cols prints 120 after a resize to 120x40', async (t) => {
+  const srv = await startServer(t)
+  const { body: proc } = await srv.request('POST', '/processes', { type: 'shell', cols: 80, rows: 24 })
+  t.equal(proc.tty, true)
+  t.equal(proc.cols, 80)
+  const ws = await srv.ws(`/processes/${proc.pid}/ws`)
+
+  ws.send({ type: 'STDIN', data: 'echo "sum=$((6*7))"\n' })
+  await ws.waitFor(() => ws.output().includes('sum=42'))
+  t.ok(ws.messages.filter((m) => m.type === 'OUTPUT').every((m) => m.stream === 'pty'), 'a PTY is one stream')
+
+  ws.send({ type: 'RESIZE', id: 7, cols: 120, rows: 40 })
+  await ws.waitFor((m) => m.type === 'ACK' && m.id === 7)
+  ws.send({ type: 'STDIN', data: 'tput cols; tput lines\n' })
+  await ws.waitFor(() => /[\r\n]120\r\n40\r\n/.test(ws.output()))
+  const info = await srv.request('GET', `/processes/${proc.pid}`)
+  t.same([info.body.cols, info.body.rows], [120, 40])
+
+  const notTty = await srv.request('POST', '/processes', { type: 'python', code: 'import time; time.sleep(30)' })
+  const resize = await srv.request('POST', `/processes/${notTty.body.pid}/resize`, { cols: 100, rows: 30 })
+  t.equal(resize.status, 409)
+  t.equal(resize.body.code, 'NOT_A_TTY')
+})
+
+t.test('a late attacher receives earlier output first; output is broadcast to every client', async (t) => {
+  const srv = await startServer(t)
+  const code = "console.log('early-1'); console.log('early-2'); process.stdin.on('data', (d) => console.log('got:' + d.toString().trim()))"
+  const { body: proc } = await srv.request('POST', '/processes', { type: 'node', code })
+  await until(async () => (await srv.request('GET', `/processes/${proc.pid}`)).body.outputBytes >= 16, 10_000, 'early output')
+
+  const late = await srv.ws(`/processes/${proc.pid}/ws`)
+  const second = await srv.ws(`/processes/${proc.pid}/ws`)
+  const replayed = await late.waitFor((m) => m.type === 'OUTPUT' && m.data.includes('early-2'))
+  t.equal(replayed.replay, true)
+  t.equal(late.messages[0].type, 'ATTACHED', 'ATTACHED comes before the replay')
+  t.equal(late.messages[0].droppedBytes, 0)
+  t.match(late.output(), /^early-1\nearly-2\n/)
+
+  late.send({ type: 'STDIN', data: 'ping\n' })
+  for (const client of [late, second]) {
+    const live = await client.waitFor((m) => m.type === 'OUTPUT' && m.data.includes('got:ping'))
+    t.notOk(live.replay, 'live output is not marked as replay')
+  }
+  t.equal((await srv.request('GET', `/processes/${proc.pid}`)).body.clients, 2)
+
+  second.send({ type: 'DETACH', id: 'bye' })
+  await second.waitFor((m) => m.type === 'ACK' && m.id === 'bye')
+  t.equal(await second.closed, 1000)
+  await until(async () => (await srv.request('GET', `/processes/${proc.pid}`)).body.clients === 1, 5000, 'detach')
+  t.equal((await srv.request('GET', `/processes/${proc.pid}`)).body.status, 'running', 'detaching does not stop the process')
+})
+
+t.test('SIGINT interrupts sleep 100 in a shell and the shell carries on', async (t) => {
+  const srv = await startServer(t)
+  const { body: proc } = await srv.request('POST', '/processes', { type: 'shell' })
+  const ws = await srv.ws(`/processes/${proc.pid}/ws`)
+  ws.send({ type: 'STDIN', data: 'sleep 100\n' })
+  await until(async () => (await srv.request('GET', `/processes/${proc.pid}`)).body.foreground === 'sleep', 10_000, 'sleep in the foreground')
+
+  const sent = await srv.request('POST', `/processes/${proc.pid}/signal`, { signal: 'SIGINT' })
+  t.equal(sent.status, 200)
+  // Interactive bash drops the rest of a command line on Ctrl-C, so ask for the status separately.
+  ws.send({ type: 'STDIN', data: 'echo "status=$?"\n' })
+  await ws.waitFor(() => ws.output().includes('status=130'), 5000)
+  t.equal((await srv.request('GET', `/processes/${proc.pid}`)).body.status, 'running', 'bash itself survives Ctrl-C')
+
+  ws.send({ type: 'SIGNAL', id: 's', signal: 'SIGBOGUS' })
+  const err = await ws.waitFor((m) => m.type === 'ERROR')
+  t.equal(err.code, 'INVALID_MESSAGE')
+  t.equal(err.id, 's')
+  const bad = await srv.request('POST', `/processes/${proc.pid}/signal`, { signal: 'SIGBOGUS' })
+  t.equal(bad.status, 400)
+  t.equal(bad.body.code, 'INVALID_SIGNAL')
+})
+
+t.test('unknown pids answer 404 on REST and on the WebSocket upgrade', async (t) => {
+  const srv = await startServer(t)
+  for (const [method, path] of [['GET', '/processes/999999'], ['DELETE', '/processes/999999']]) {
+    const res = await srv.request(method, path)
+    t.equal(res.status, 404)
+    t.equal(res.body.code, 'PROCESS_NOT_FOUND')
+  }
+  await t.rejects(srv.ws('/processes/999999/ws'), /404/)
+})
