@@ -177,6 +177,7 @@ export function createHttpExtension(options: Partial<HttpExtensionOptions> = {})
   }
 
   async function readBody(res: Dispatcher.ResponseData, method: string, signal: AbortSignal): Promise<unknown> {
+    res.body.on('error', () => {}) // destroying an unread body emits an abort error; the caller gets ours
     const declared = Number(res.headers['content-length'])
     if (declared > opts.maxResponseBytes) {
       res.body.destroy()
