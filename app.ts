@@ -2,6 +2,7 @@
  * The embeddable kernel: `buildApp(options)` for a ready-made Fastify app, or `kernelPlugin` to
  * register every kernel plugin and route into your own app (under a `prefix`).
  */
+import { resolve } from 'node:path'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import cors from '@fastify/cors'
 import websocket from '@fastify/websocket'
@@ -18,6 +19,8 @@ import executor from './plugins/executor.js'
 import panels from './plugins/panels.js'
 import healthRoutes from './routes/health.js'
 import panelsRoutes from './routes/panels.js'
+import workers from './plugins/workers.js'
+import workersRoutes from './routes/workers.js'
 
 export { resolveConfig, loadConfig, ConfigError, type KernelConfig, type KernelOptions } from './config.js'
 export { KernelError } from './plugins/errors.js'
@@ -101,6 +104,8 @@ export async function kernelPlugin(fastify: FastifyInstance, options: KernelPlug
   })
   await fastify.register(healthRoutes, { version: pkg.version, authEnabled: config.authEnabled })
   await fastify.register(panelsRoutes)
+  await fastify.register(workers, { ...config.workers, workspaceRoot: resolve(config.workers.workspaceRoot) })
+  await fastify.register(workersRoutes)
 }
 
 function loggerOptions(logger: BuildAppOptions['logger'], level: string): Partial<FastifyServerOptions> & { loggerInstance?: FastifyBaseLogger } {
@@ -119,7 +124,8 @@ function loggerOptions(logger: BuildAppOptions['logger'], level: string): Partia
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const { logger, ...rest } = options
   const config = resolveConfig(rest as KernelOptions)
-  const app = Fastify({ ...loggerOptions(logger, config.logLevel), bodyLimit: config.bodyLimitBytes })
+  // maxParamLength: worker ids are up to 120 chars (Fastify's default of 100 would answer 414)
+  const app = Fastify({ ...loggerOptions(logger, config.logLevel), bodyLimit: config.bodyLimitBytes, routerOptions: { maxParamLength: 256 } })
   await app.register(kernelPlugin, { ...rest, prefix: config.prefix })
   return app
 }

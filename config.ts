@@ -67,6 +67,19 @@ export const WsOptions = Type.Object(
   { default: {}, additionalProperties: false },
 )
 
+/** Options of the worker-runtime registry (plugins/workers.ts). Counts of items. */
+export const WorkersConfig = Type.Object(
+  {
+    workspaceRoot: Type.String({ default: '.', minLength: 1, description: 'workspace the registry serves (local metadata must name it); resolved against the cwd' }),
+    dataDir: Type.Optional(Type.String({ minLength: 1, description: 'folder holding pods/<name>/metadata.json for the local runtime (unset = local host degraded)' })),
+    maxListLimit: Int(200, 1, 'largest ?limit= a worker list or transcript read accepts'),
+    defaultListLimit: Int(50, 1, '?limit= when none is given (≤ maxListLimit)'),
+    transcriptMaxItems: Int(1000, 1, 'transcript items kept per worker, oldest dropped first'),
+    maxWorkers: Type.Optional(Type.Integer({ minimum: 1, description: 'workers each built-in runtime keeps at once (default 1000 embedded, 32 process)' })),
+  },
+  { default: {}, additionalProperties: false },
+)
+
 /** Every kernel option. `Static<typeof KernelConfig>` is the resolved (defaulted, validated) config. */
 export const KernelConfig = Type.Object(
   {
@@ -99,6 +112,7 @@ export const KernelConfig = Type.Object(
     runtime: RuntimeOptions,
     http: HttpOptions,
     ws: WsOptions,
+    workers: WorkersConfig,
   },
   { additionalProperties: false },
 )
@@ -107,6 +121,7 @@ export type KernelConfig = Static<typeof KernelConfig>
 export type RuntimeOptions = Static<typeof RuntimeOptions>
 export type HttpOptions = Static<typeof HttpOptions>
 export type WsOptions = Static<typeof WsOptions>
+export type WorkersConfig = Static<typeof WorkersConfig>
 
 /** What callers may pass: any subset, groups included (`{ http: { allowedDomains: [...] } }`). */
 export type KernelOptions = {

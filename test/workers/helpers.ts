@@ -12,7 +12,7 @@ export async function startServer(
   before?: (app: FastifyInstance) => Promise<void> | void,
 ): Promise<{ app: FastifyInstance; base: string; wsBase: string }> {
   // Public ids may be 120 chars; Fastify's default maxParamLength (100) would answer 414.
-  const app = Fastify({ logger: false, maxParamLength: 256 })
+  const app = Fastify({ logger: false, routerOptions: { maxParamLength: 256 } })
   await app.register(errorHandler)
   await app.register(websocket)
   if (before) await before(app)
