@@ -34,6 +34,8 @@ export interface RunOptions {
   onSegment?: (segment: ExecutionResult) => void
   /** Called when the extension calls of a suspension have settled, just before `resume`. */
   onResume?: (calls: PendingCall[]) => void
+  /** The committed state as of now, read by the segment after each resume (DESIGN "State consistency"). */
+  currentState?: () => Record<string, unknown>
   callContext?: RunCallContext
 }
 
@@ -57,11 +59,12 @@ export interface Executor {
   /** @throws RuntimeError COMPILATION_ERROR (with line/column) or INVALID_INPUT */
   precompile(source: string): Promise<CompiledHandler>
   execute(handler: string | CompiledHandler, context: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>
-  resume(executionId: string, results: CallResult[], timeoutMs?: number): Promise<ExecutionResult>
+  /** `state`: the committed state the next segment reads; a resumed run may suspend again under a new id. */
+  resume(executionId: string, results: CallResult[], timeoutMs?: number, state?: Record<string, unknown>): Promise<ExecutionResult>
   cancel(executionId: string): boolean
   stats(): RuntimeStats
   /** Prometheus text of the runtime's own metrics */
-  metrics(): string
+  metrics(): Promise<string>
   /**
    * Run a handler to completion: each time it suspends, its pending extension calls run in
    * parallel through `fastify.extensions` (a failed call settles as `{ ok: false, error: { message, code } }`,
@@ -133,7 +136,7 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executo
     }
     opts.onResume?.(seg.pendingCalls)
     try {
-      return await runtime.resume(id, results, opts.timeoutMs)
+      return await runtime.resume(id, results, opts.timeoutMs, opts.currentState?.())
     } catch (err) {
       const e = err as { code?: string; message?: string }
       const code = e.code === 'UNKNOWN_EXECUTION' ? 'TIMEOUT' : 'INTERNAL_ERROR'
@@ -165,7 +168,7 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executo
   return {
     precompile: (source) => runtime.precompile(source),
     execute: (handler, context, timeoutMs) => runtime.execute(handler, context, timeoutMs),
-    resume: (id, results, timeoutMs) => runtime.resume(id, results, timeoutMs),
+    resume: (id, results, timeoutMs, state) => runtime.resume(id, results, timeoutMs, state),
     cancel: (id) => runtime.cancel(id),
     stats: () => runtime.getStats(),
     metrics: () => runtime.getMetrics(),

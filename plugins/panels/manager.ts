@@ -50,6 +50,8 @@ interface Tool extends Handler {
 interface ActiveRun {
   controller: AbortController
   suspended: boolean
+  /** id of the current suspension (a run may suspend several times, each under a new id) */
+  executionId?: string
 }
 
 interface Panel {
@@ -354,6 +356,7 @@ export class PanelManager {
           timeoutMs: h.timeoutMs,
           signal: run.controller.signal,
           callContext: { panelId: p.id, namespace: p.namespace },
+          currentState: () => p.state,
           onSegment: (seg) => {
             this.onSegment(p, name, run, seg)
             if (seg.status === 'suspended') progress('suspended', seg.pendingCalls)
@@ -369,13 +372,15 @@ export class PanelManager {
     } catch (err) {
       throw runtimeErrorToKernel(err)
     } finally {
+      if (run.executionId) this.suspensions.settle(run.executionId)
       p.runs.delete(run)
     }
   }
 
   /** Commit one segment atomically (one version bump), broadcast it, track its suspension. */
   private onSegment(p: Panel, tool: string, run: ActiveRun, seg: ExecutionResult): void {
-    if (seg.executionId) this.suspensions.settle(seg.executionId)
+    if (run.executionId) this.suspensions.settle(run.executionId)
+    run.executionId = undefined
     if (p.removed) return
     if (seg.stateMutations.length > 0) {
       p.state = applyMutations(p.state, seg.stateMutations)
@@ -385,6 +390,7 @@ export class PanelManager {
     for (const e of seg.events) this.sessions.broadcastEvent(p.key, e)
     if (seg.status === 'suspended' && seg.executionId) {
       run.suspended = true
+      run.executionId = seg.executionId
       this.observer?.suspended()
       this.suspensions.register({ panelKey: p.key, tool, executionId: seg.executionId, controller: run.controller, since: Date.now() })
     }
