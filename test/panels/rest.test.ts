@@ -31,6 +31,13 @@ t.test('create → list → get → state → trigger → delete', async (t) => 
   t.match(boom.body, { status: 'error', error: { code: 'EXECUTION_ERROR', message: /kaboom/, line: 2 }, version: 3 })
   t.same((await api(base, 'GET', '/panels/c1/state')).body.state, { count: 3, mounted: true }, 'a failed run commits nothing')
 
+  const metrics = await (await fetch(`${base}/metrics`)).text()
+  t.match(metrics, /^kernel_panels 1$/m, 'panels gauge')
+  t.match(metrics, /^kernel_handler_runs_total\{status="success"\} 3$/m, 'runs by status (mount + 2 triggers)')
+  t.match(metrics, /^kernel_handler_runs_total\{status="error"\} 1$/m)
+  t.match(metrics, /^kernel_handler_run_duration_seconds_count\{status="success"\} 3$/m, 'duration histogram')
+  t.match(metrics, /^kernel_panel_sockets 0$/m)
+
   const del = await api(base, 'DELETE', '/panels/c1')
   t.same(del.body, { id: 'c1', deleted: true })
   t.match((await api(base, 'GET', '/panels/c1')).body, { statusCode: 404, code: 'PANEL_NOT_FOUND' })
