@@ -1,0 +1,101 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { promisify } from 'node:util'
+import openapiTS, { astToString } from 'openapi-typescript'
+import { buildApp } from '../../app.js'
+
+const run = promisify(execFile)
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+const counter = {
+  kind: 'counter',
+  initialState: { count: 0 },
+  tools: [
+    {
+      name: 'inc',
+      args: { type: 'object', properties: { by: { type: 'integer' } }, additionalProperties: false },
+      handler: "$state.count = $state.count + ($args.by ?? 1); $emit('changed', { count: $state.count }); return $state.count",
+    },
+  ],
+}
+
+/** A client module using only the types openapi-typescript generated from the live document. */
+const CLIENT = `
+import createClient from 'openapi-fetch'
+import type { paths } from './schema.js'
+
+export async function scenario(baseUrl: string) {
+  const client = createClient<paths>({ baseUrl })
+  const created = await client.POST('/panels', { body: ${JSON.stringify({ id: 'generated', ...counter })} })
+  if (!created.data) throw new Error('create failed: ' + JSON.stringify(created.error))
+  const id: string = created.data.id
+  const ran = await client.POST('/panels/{id}/trigger/{tool}', { params: { path: { id, tool: 'inc' } }, body: { args: { by: 2 } } })
+  const state = await client.GET('/panels/{id}/state', { params: { path: { id } } })
+  const bad = await client.POST('/panels/{id}/trigger/{tool}', { params: { path: { id, tool: 'inc' } }, body: { args: { by: 'two' } } })
+  const missing = await client.GET('/panels/{id}', { params: { path: { id: 'nope' } } })
+  return {
+    wsUrl: created.data.wsUrl,
+    returnValue: ran.data?.returnValue,
+    status: ran.data?.status,
+    version: state.data?.version,
+    count: state.data?.state.count,
+    badStatus: bad.response.status,
+    missing: missing.error,
+  }
+}
+`
+
+t.test('a TypeScript client generated from the live /openapi.json creates a panel and triggers a tool', async (t) => {
+  const app = await buildApp({ logLevel: 'silent' })
+  t.teardown(() => app.close())
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const spec = await (await fetch(`${base}/openapi.json`)).json()
+  for (const p of ['/panels', '/panels/{id}', '/panels/{id}/state', '/panels/{id}/trigger/{tool}', '/health', '/metrics']) {
+    t.ok(spec.paths[p], `the document lists ${p}`)
+  }
+
+  const dir = await mkdtemp(join(tmpdir(), 'wk-openapi-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  await writeFile(join(dir, 'package.json'), '{"type":"module"}')
+  await writeFile(join(dir, 'schema.d.ts'), astToString(await openapiTS(spec)))
+  await writeFile(join(dir, 'client.ts'), CLIENT)
+  // the client must type-check against the generated types: they match the server's schemas
+  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')
+  await run(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
+    '--skipLibCheck', '--types', 'node', 'client.ts'], { cwd: dir }).catch((err) => {
+    throw new Error(`generated client does not type-check:\n${err.stdout}`)
+  })
+
+  const { scenario } = await import(pathToFileURL(join(dir, 'client.ts')).href)
+  const out = await scenario(base)
+  t.match(out.wsUrl, /\/panels\/generated\/ws$/)
+  t.same([out.status, out.returnValue, out.count, out.version], ['success', 2, 2, 1])
+  t.equal(out.badStatus, 400, 'schema-invalid args are refused')
+  t.match(out.missing, { statusCode: 404, code: 'PANEL_NOT_FOUND' })
+})
+
+t.test('a Python client (websockets library) speaks the panel WebSocket protocol', async (t) => {
+  const app = await buildApp({ logLevel: 'silent' })
+  t.teardown(() => app.close())
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const created = await (await fetch(`${base}/panels`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ id: 'py', ...counter }),
+  })).json()
+
+  const { stdout } = await run('python3', [join(ROOT, 'test/infra/panel_ws_client.py'), created.wsUrl], { timeout: 20_000 })
+  const out = JSON.parse(stdout)
+  t.same(out.connected, { panelId: 'py', state: { count: 0 }, version: 0, tools: ['inc'] })
+  t.same(out.trigger_sequence, ['PATCH', 'EVENT', 'RESULT'], 'PATCH and EVENT arrive before the RESULT')
+  t.same(out.result, { requestId: 'py-1', status: 'success', returnValue: 2 })
+  t.same(out.pong, { type: 'PONG', requestId: 'py-ping' })
+  t.equal(out.error_code, 'PARSE_ERROR')
+  const state = await (await fetch(`${base}/panels/py/state`)).json()
+  t.same(state, { panelId: 'py', state: { count: 2 }, version: 1 })
+})
