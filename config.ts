@@ -61,7 +61,7 @@ export const HttpOptions = Type.Object(
 export const WsOptions = Type.Object(
   {
     maxPayloadBytes: Int(1 * MiB, 1, 'largest accepted frame, bytes (bigger: close 1009)'),
-    pingIntervalMs: Int(30_000, 0, 'server ping interval; a socket silent for two intervals is terminated (0 = off), ms'),
+    pingIntervalMs: Int(30_000, 0, 'server ping interval; a socket that has not answered the previous ping is terminated (0 = off), ms'),
     maxBufferedBytes: Int(4 * MiB, 1, 'outgoing bytes buffered for a slow client before it is dropped'),
   },
   { default: {}, additionalProperties: false },

@@ -95,11 +95,13 @@ async function freePort(): Promise<number> {
   return port
 }
 
-async function waitFor<T>(fn: () => T | undefined, ms = 20_000): Promise<T> {
+/** Polls `fn` until it gives a value; fails early when the child has exited. */
+async function waitFor<T>(fn: () => T | undefined, child?: ChildProcess, ms = 20_000): Promise<T> {
   const end = Date.now() + ms
   for (;;) {
     const v = fn()
     if (v !== undefined) return v
+    if (child && child.exitCode !== null) throw new Error(`the binary exited with ${child.exitCode}`)
     if (Date.now() > end) throw new Error('timed out waiting')
     await new Promise((r) => setTimeout(r, 20))
   }
@@ -128,9 +130,11 @@ t.test('the binary refuses bad configuration with exit 1', async (t) => {
 
 t.test('the binary serves, then SIGTERM closes sockets and exits 0', async (t) => {
   const port = await freePort()
-  const { child, lines } = startBinary({ WK_PORT: String(port), WK_LOG_LEVEL: 'info' })
+  const { child, lines, stderr } = startBinary({ WK_PORT: String(port), WK_LOG_LEVEL: 'info' })
   t.teardown(() => child.kill('SIGKILL'))
-  const listening = await waitFor(() => lines.find((l) => l.url))
+  const listening = await waitFor(() => lines.find((l) => l.url), child).catch((err) => {
+    throw new Error(`${err.message}\n${stderr()}\n${JSON.stringify(lines)}`)
+  })
   t.equal(listening.url, `http://127.0.0.1:${port}`)
 
   const health = await request(`http://127.0.0.1:${port}/health`)
@@ -169,7 +173,7 @@ t.test('a stuck shutdown is cut after shutdownTimeoutMs; a second signal exits a
     const port = await freePort()
     const { child, lines } = startBinary({ WK_PORT: String(port), WK_SHUTDOWN_TIMEOUT_MS: '500' })
     t.teardown(() => child.kill('SIGKILL'))
-    await waitFor(() => lines.find((l) => l.url))
+    await waitFor(() => lines.find((l) => l.url), child)
     // a request whose body never finishes keeps the server from closing
     const stuck = connect(port, '127.0.0.1')
     await once(stuck, 'connect')
@@ -177,7 +181,7 @@ t.test('a stuck shutdown is cut after shutdownTimeoutMs; a second signal exits a
     await new Promise((r) => setTimeout(r, 100))
     child.kill('SIGTERM')
     if (second) {
-      await waitFor(() => lines.find((l) => l.msg === 'shutting down'))
+      await waitFor(() => lines.find((l) => l.msg === 'shutting down'), child)
       child.kill('SIGINT')
     }
     t.equal(await exitCode(child), 1, `${name}: exit code 1`)
