@@ -1,8 +1,89 @@
 import t from 'tap'
-import type { HostSummary, RuntimeSummary, WorkerSummary } from '../../schemas/workers.js'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import swagger from '@fastify/swagger'
+import auth from '../../plugins/auth.js'
 import { KernelError } from '../../plugins/errors.js'
+import { opaqueId, isValidId, assertValidId, ID_DIGEST_HEX } from '../../plugins/workers/ids.js'
 import { diagnostic, type CallContext, type WorkerRuntime } from '../../plugins/workers/runtime.js'
-import { startServer, call } from './helpers.js'
+import type { HostSummary, RuntimeSummary, WorkerSummary } from '../../schemas/workers.js'
+import { startServer, call, wsClient, upgradeStatus } from './helpers.js'
+
+// Registry-wide rules: opaque ids, runtime-scoped lookups, bounded lists, truthful unsupported
+// results, failing adapters, namespaces and the OpenAPI document.
+
+t.test('generated ids are <prefix><sanitized>-<16 hex of SHA-256>', async (t) => {
+  const id = opaqueId('local-', 'Coder.Worker')
+  t.match(id, /^local-coder-worker-[0-9a-f]{16}$/)
+  t.ok(isValidId(id))
+  t.equal(opaqueId('local-', 'Coder.Worker'), id, 'deterministic')
+})
+
+t.test('distinct names never collide, even when they sanitize alike', async (t) => {
+  const dotted = opaqueId('local-', 'foo.bar')
+  const dashed = opaqueId('local-', 'foo-bar')
+  t.not(dotted, dashed)
+  t.equal(dotted.slice(0, -ID_DIGEST_HEX), dashed.slice(0, -ID_DIGEST_HEX), 'same readable part, different digest')
+  for (const weird of ['Ticket#Worker@Reviewer', '../../etc/passwd', '', '   ', 'ünïcødé']) {
+    const id = opaqueId('w-', weird)
+    t.ok(isValidId(id), `${JSON.stringify(weird)} → ${id}`)
+    t.notOk(id.includes('.') || id.includes('/') || id.includes('@') || id.includes('#'))
+  }
+})
+
+t.test('long names are truncated to 120 chars but stay unique', async (t) => {
+  const a = opaqueId('local-', `${'TicketWorkerWithVeryLongName'.repeat(8)}-A`)
+  const b = opaqueId('local-', `${'TicketWorkerWithVeryLongName'.repeat(8)}-B`)
+  t.equal(a.length, 120)
+  t.equal(b.length, 120)
+  t.not(a, b)
+  t.ok(isValidId(a) && isValidId(b))
+})
+
+t.test('the readable part can hide what is hashed', async (t) => {
+  const id = opaqueId('local-', 'host', '/srv/secret/workspace')
+  t.notOk(id.includes('srv') || id.includes('secret'))
+  t.not(id, opaqueId('local-', 'host', '/srv/other'))
+})
+
+t.test('incoming ids are checked before any lookup', async (t) => {
+  for (const bad of ['../secret', 'a/b', 'a b', 'x'.repeat(121), '', 'id%00']) {
+    const err = catchError(() => assertValidId('worker_id', bad))
+    t.ok(err instanceof KernelError, JSON.stringify(bad))
+    t.match(err, { statusCode: 400, code: 'INVALID_IDENTIFIER' })
+  }
+  t.doesNotThrow(() => assertValidId('worker_id', 'emb:coder_1-abc'))
+  t.doesNotThrow(() => assertValidId('worker_id', 'x'.repeat(120)))
+})
+
+t.test('malformed ids in URLs answer 400 INVALID_IDENTIFIER', async (t) => {
+  const { app, base } = await startServer({ workspaceRoot: t.testdir() })
+  t.teardown(() => app.close())
+  const cases: Array<['GET' | 'POST', string, unknown?]> = [
+    ['GET', '/runtimes/embedded/workers/..%2Fsecret'],
+    ['GET', '/runtimes/..%2Fsecret'],
+    ['GET', '/runtimes/..%2Fsecret/workers'],
+    ['GET', `/runtimes/embedded/workers/${'a'.repeat(121)}/transcript`],
+    ['POST', '/runtimes/embedded/workers/a.b/input', { content: 'x' }],
+    ['POST', '/runtimes/embedded/workers/a%20b/stop', {}],
+  ]
+  for (const [method, path, body] of cases) {
+    const res = await call(base, method, path, body)
+    t.equal(res.status, 400, path)
+    t.equal(res.body.code, 'INVALID_IDENTIFIER', path)
+  }
+  const res = await call(base, 'GET', '/runtimes/embedded/workers/..%2Fsecret')
+  t.match(res.body.message, /worker_id "\.\.\/secret" is not a valid id/)
+})
+
+function catchError(fn: () => void): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  return undefined
+}
 
 /** A minimal read-only adapter, as an embedding app would register: one host, fixed workers. */
 class FixtureRuntime implements WorkerRuntime {
@@ -191,4 +272,92 @@ t.test('a failing adapter is a diagnostic or a typed error, never a 500', async 
   t.notOk(list.text.includes('10.0.0.7') || workers.text.includes('10.0.0.7'), 'the adapter’s error text is not passed on')
   const spawn = await call(base, 'POST', '/runtimes/broken/workers', { intent: { kind: 'workspace_companion' } })
   t.match(spawn, { status: 503, body: { statusCode: 503, code: 'BACKEND_DOWN', message: 'the backend is down' } })
+})
+
+t.test('namespaces from auth claims scope workers', async (t) => {
+  const dir = t.testdir({ project: {}, data: {} })
+  const root = join(dir, 'project')
+  for (const [name, namespace] of [['shared', undefined], ['team-b-pod', 'team-b']] as const) {
+    mkdirSync(join(dir, 'data', 'pods', name), { recursive: true })
+    writeFileSync(join(dir, 'data', 'pods', name, 'metadata.json'), JSON.stringify({ worker_name: name, workspace_root: root, namespace }))
+  }
+  const { app, base, wsBase } = await startServer({ workspaceRoot: root, dataDir: join(dir, 'data') }, async (a) => {
+    await a.register(auth, { enabled: true, secret: 'test-secret-for-workers' })
+  })
+  t.teardown(() => app.close())
+  const tokenA = app.jwt.sign({ namespace: 'team-a' })
+  const tokenB = app.jwt.sign({ namespace: 'team-b' })
+  const tokenDefault = app.jwt.sign({})
+  const as = (token: string) => ({ authorization: `Bearer ${token}` })
+
+  t.match(await call(base, 'GET', '/runtimes'), { status: 401, body: { code: 'UNAUTHORIZED' } })
+  t.equal((await call(base, 'GET', '/runtimes', undefined, as('not-a-jwt'))).status, 401)
+
+  const spawned = await call(base, 'POST', '/runtimes/embedded/workers', { intent: { kind: 'workspace_companion' } }, as(tokenA))
+  t.equal(spawned.status, 201)
+  const id = spawned.body.worker.worker_id
+  const path = `/runtimes/embedded/workers/${id}`
+
+  t.equal((await call(base, 'GET', '/runtimes/embedded/workers', undefined, as(tokenA))).body.items.length, 1)
+  t.same((await call(base, 'GET', '/runtimes/embedded/workers', undefined, as(tokenB))).body.items, [], 'team-b sees none')
+  for (const [method, p, body] of [
+    ['GET', path, undefined],
+    ['POST', `${path}/input`, { content: 'intruder' }],
+    ['POST', `${path}/stop`, { mode: 'force' }],
+    ['GET', `${path}/transcript`, undefined],
+  ] as const) {
+    const res = await call(base, method, p, body, as(tokenB))
+    t.match(res, { status: 404, body: { code: 'UNKNOWN_WORKER' } }, `${method} ${p} from another namespace`)
+  }
+  t.match((await call(base, 'GET', path, undefined, as(tokenA))).body, { status: 'running' }, 'the intruder changed nothing')
+  t.equal((await call(base, 'GET', `${path}/transcript`, undefined, as(tokenA))).body.total_items, 0)
+
+  t.equal(await upgradeStatus(`${wsBase}${path}/events`), 401, 'socket without token')
+  t.equal(await upgradeStatus(`${wsBase}${path}/events?token=${tokenB}`), 404, 'socket from another namespace')
+  const owner = wsClient(`${wsBase}${path}/events?token=${tokenA}`)
+  await owner.opened
+  t.match(await owner.next(), { type: 'CONNECTED', worker_id: id })
+  owner.ws.close()
+
+  const labels = async (token: string) =>
+    (await call(base, 'GET', '/runtimes/local/workers', undefined, as(token))).body.items.map((w: WorkerSummary) => w.label)
+  t.same(await labels(tokenDefault), ['shared'], 'metadata without a namespace belongs to default')
+  t.same(await labels(tokenB), ['team-b-pod'])
+  t.same(await labels(tokenA), [])
+})
+
+t.test('every worker route is in /openapi.json under the workers tag, with its schemas', async (t) => {
+  const { app, base } = await startServer({ workspaceRoot: t.testdir() }, async (a) => {
+    await a.register(swagger, {
+      openapi: { openapi: '3.1.0', info: { title: 'test', version: '0' } },
+      refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    })
+    a.get('/openapi.json', { schema: { hide: true } }, async () => a.swagger())
+  })
+  t.teardown(() => app.close())
+  const { status, body: doc } = await call(base, 'GET', '/openapi.json')
+  t.equal(status, 200)
+  const expected: Array<[string, string]> = [
+    ['get', '/runtimes'],
+    ['get', '/runtimes/{runtimeId}'],
+    ['get', '/runtimes/{runtimeId}/hosts'],
+    ['get', '/runtimes/{runtimeId}/workers'],
+    ['post', '/runtimes/{runtimeId}/workers'],
+    ['get', '/runtimes/{runtimeId}/workers/{workerId}'],
+    ['post', '/runtimes/{runtimeId}/workers/{workerId}/stop'],
+    ['post', '/runtimes/{runtimeId}/workers/{workerId}/input'],
+    ['get', '/runtimes/{runtimeId}/workers/{workerId}/transcript'],
+    ['get', '/runtimes/{runtimeId}/workers/{workerId}/events'],
+  ]
+  for (const [method, path] of expected) {
+    const op = doc.paths?.[path]?.[method]
+    t.ok(op, `${method.toUpperCase()} ${path} documented`)
+    t.same(op?.tags, ['workers'], `${path} tagged`)
+  }
+  const text = JSON.stringify(doc)
+  for (const id of ['WorkerSpawnRequest', 'WorkerSpawnResult', 'WorkerTranscriptPage', 'WorkerSummary', 'WorkerRuntimeList']) {
+    t.ok(text.includes(id), `${id} referenced`)
+  }
+  const spawnBody = doc.paths['/runtimes/{runtimeId}/workers'].post.requestBody.content['application/json'].schema
+  t.ok(spawnBody, 'spawn has a request body schema')
 })
