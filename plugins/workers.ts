@@ -7,7 +7,10 @@ import { WorkerRegistry } from './workers/registry.js'
 import type { WorkerRuntime } from './workers/runtime.js'
 
 export { WorkerRegistry } from './workers/registry.js'
-export type { CallContext, ListResult, WorkerEvent, WorkerRuntime } from './workers/runtime.js'
+export { EmbeddedRuntime } from './workers/embedded.js'
+export { LocalRuntime } from './workers/local.js'
+export { ProcessRuntime, type ProcessBridge } from './workers/process.js'
+export { diagnostic, type CallContext, type ListResult, type WorkerEvent, type WorkerRuntime } from './workers/runtime.js'
 export { opaqueId, isValidId } from './workers/ids.js'
 
 /** Options of the workers plugin. Counts are items; no times or sizes. */

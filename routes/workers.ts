@@ -64,55 +64,59 @@ async function workersRoutes(fastify: FastifyInstance): Promise<void> {
   for (const schema of workerSchemas) if (!fastify.getSchema(schema.$id!)) fastify.addSchema(schema)
   if (fastify.hasDecorator('authenticate')) fastify.addHook('onRequest', fastify.authenticate)
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  const workers = () => fastify.workers
+  const workers = fastify.workers
 
   app.get('/runtimes', {
-    schema: { tags, summary: 'List worker runtimes', querystring: ListQuery, response: { 200: RuntimeList, ...errorReplies(400) } },
-  }, async (req) => workers().listRuntimes(ctxOf(req), req.query.limit))
+    schema: { tags, summary: 'List worker runtimes', querystring: ListQuery, response: { 200: RuntimeList, ...errorReplies(400, 401) } },
+  }, async (req) => workers.listRuntimes(ctxOf(req), req.query.limit))
 
   app.get('/runtimes/:runtimeId', {
-    schema: { tags, summary: 'Describe one runtime', params: RuntimeParams, response: { 200: RuntimeSummary, ...errorReplies(400, 404) } },
-  }, async (req) => workers().getRuntime(ctxOf(req), req.params.runtimeId))
+    schema: { tags, summary: 'Describe one runtime', params: RuntimeParams, response: { 200: RuntimeSummary, ...errorReplies(400, 401, 404) } },
+  }, async (req) => workers.getRuntime(ctxOf(req), req.params.runtimeId))
 
   app.get('/runtimes/:runtimeId/hosts', {
-    schema: { tags, summary: 'List a runtime’s hosts', params: RuntimeParams, querystring: ListQuery, response: { 200: HostList, ...errorReplies(400, 404) } },
-  }, async (req) => workers().listHosts(ctxOf(req), req.params.runtimeId, req.query.limit))
+    schema: { tags, summary: 'List a runtime’s hosts', params: RuntimeParams, querystring: ListQuery, response: { 200: HostList, ...errorReplies(400, 401, 404) } },
+  }, async (req) => workers.listHosts(ctxOf(req), req.params.runtimeId, req.query.limit))
 
   app.get('/runtimes/:runtimeId/workers', {
-    schema: { tags, summary: 'List a runtime’s workers', params: RuntimeParams, querystring: ListQuery, response: { 200: WorkerList, ...errorReplies(400, 404) } },
-  }, async (req) => workers().listWorkers(ctxOf(req), req.params.runtimeId, req.query.limit))
+    schema: { tags, summary: 'List a runtime’s workers', params: RuntimeParams, querystring: ListQuery, response: { 200: WorkerList, ...errorReplies(400, 401, 404) } },
+  }, async (req) => workers.listWorkers(ctxOf(req), req.params.runtimeId, req.query.limit))
 
   app.get('/runtimes/:runtimeId/workers/:workerId', {
-    schema: { tags, summary: 'Describe one worker', params: WorkerParams, response: { 200: WorkerSummary, ...errorReplies(400, 404) } },
-  }, async (req) => workers().getWorker(ctxOf(req), req.params.runtimeId, req.params.workerId))
+    schema: { tags, summary: 'Describe one worker', params: WorkerParams, response: { 200: WorkerSummary, ...errorReplies(400, 401, 404) } },
+  }, async (req) => workers.getWorker(ctxOf(req), req.params.runtimeId, req.params.workerId))
 
   app.post('/runtimes/:runtimeId/workers', {
-    schema: { tags, summary: 'Spawn a worker from a typed intent', params: RuntimeParams, body: SpawnRequest, response: outcomes(SpawnResult, 201, 400, 404, 429) },
+    schema: { tags, summary: 'Spawn a worker from a typed intent', params: RuntimeParams, body: SpawnRequest, response: outcomes(SpawnResult, 201, 400, 401, 404, 429) },
   }, async (req, reply) => {
-    const result = await workers().spawn(ctxOf(req), req.params.runtimeId, req.body)
+    const result = await workers.spawn(ctxOf(req), req.params.runtimeId, req.body)
     return reply.code(statusFor(result.state, 201)).send(result)
   })
 
   app.post('/runtimes/:runtimeId/workers/:workerId/stop', {
-    schema: { tags, summary: 'Stop a worker (graceful | force)', params: WorkerParams, body: StopRequest, response: outcomes(StopResult, 200, 400, 404) },
+    schema: { tags, summary: 'Stop a worker (graceful | force)', params: WorkerParams, body: StopRequest, response: outcomes(StopResult, 200, 400, 401, 404) },
+    // The body is optional (graceful by default).
+    preValidation: async (req) => {
+      req.body ??= {}
+    },
   }, async (req, reply) => {
     const { runtimeId, workerId } = req.params
-    const result = await workers().stop(ctxOf(req), runtimeId, workerId, req.body?.mode ?? 'graceful')
+    const result = await workers.stop(ctxOf(req), runtimeId, workerId, req.body.mode ?? 'graceful')
     return reply.code(statusFor(result.state, 200)).send(result)
   })
 
   app.post('/runtimes/:runtimeId/workers/:workerId/input', {
-    schema: { tags, summary: 'Send user or system input to a worker', params: WorkerParams, body: InputRequest, response: outcomes(InputResult, 200, 400, 404, 413) },
+    schema: { tags, summary: 'Send user or system input to a worker', params: WorkerParams, body: InputRequest, response: outcomes(InputResult, 200, 400, 401, 404, 413) },
   }, async (req, reply) => {
-    const result = await workers().input(ctxOf(req), req.params.runtimeId, req.params.workerId, req.body)
+    const result = await workers.input(ctxOf(req), req.params.runtimeId, req.params.workerId, req.body)
     return reply.code(statusFor(result.state, 200)).send(result)
   })
 
   app.get('/runtimes/:runtimeId/workers/:workerId/transcript', {
-    schema: { tags, summary: 'Read a page of a worker’s transcript', params: WorkerParams, querystring: TranscriptQuery, response: outcomes(TranscriptPage, 200, 400, 404) },
+    schema: { tags, summary: 'Read a page of a worker’s transcript', params: WorkerParams, querystring: TranscriptQuery, response: outcomes(TranscriptPage, 200, 400, 401, 404) },
   }, async (req, reply) => {
     const { runtimeId, workerId } = req.params
-    const page = await workers().transcript(ctxOf(req), runtimeId, workerId, req.query.start, req.query.limit)
+    const page = await workers.transcript(ctxOf(req), runtimeId, workerId, req.query.start, req.query.limit)
     return reply.code(statusFor(page.state, 200)).send(page)
   })
 
@@ -124,11 +128,11 @@ async function workersRoutes(fastify: FastifyInstance): Promise<void> {
       summary: 'WebSocket: CONNECTED, then ITEM per new transcript item and STATUS per status change (WorkerEventMessage)',
       params: WorkerParams,
       querystring: EventsQuery,
-      response: errorReplies(400, 404, 426),
+      response: errorReplies(400, 401, 404, 426),
     },
     // Resolve before the upgrade, so a bad or unknown id is a plain HTTP error.
     preHandler: async (req) => {
-      await workers().getWorker(ctxOf(req), req.params.runtimeId, req.params.workerId)
+      await workers.getWorker(ctxOf(req), req.params.runtimeId, req.params.workerId)
     },
     handler: async () => {
       throw new KernelError(426, 'UPGRADE_REQUIRED', 'this endpoint is a WebSocket; connect with an Upgrade request')

@@ -96,7 +96,7 @@ t.test('embedded workers: spawn, input, transcript, stop', async (t) => {
   })
 
   t.test('stop: graceful → stopped, force → cancelled; stopped workers take no input', async (t) => {
-    const stopped = await call(base, 'POST', `${path}/stop`, {})
+    const stopped = await call(base, 'POST', `${path}/stop`) // no body: graceful
     t.match(stopped, { status: 200, body: { state: 'accepted', worker: { status: 'stopped', capabilities: { can_accept_input: false, can_stop: false } } } })
     const again = await call(base, 'POST', `${path}/stop`, { mode: 'force' })
     t.match(again.body, { state: 'accepted', worker: { status: 'stopped' }, diagnostics: [{ code: 'worker_already_stopped' }] })
