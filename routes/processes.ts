@@ -139,7 +139,7 @@ export default async function processesRoutes(fastify: FastifyInstance): Promise
     schema: {
       tags,
       summary: 'Attach over WebSocket: buffered output first, then live output; send STDIN, RESIZE, SIGNAL, DETACH',
-      description: 'Client messages: ProcessClientMessage; server messages: ProcessServerMessage (schemas/processes.ts). Binary frames are written to stdin as is.',
+      description: 'Client messages: ProcessClientMessage; server messages: ProcessServerMessage (schemas/processes.ts). Binary frames from the client are written to stdin as is; with ?binary=true OUTPUT arrives as binary frames.',
       params: PidParams,
       querystring: WsQuery,
     },
@@ -148,6 +148,7 @@ export default async function processesRoutes(fastify: FastifyInstance): Promise
       pm().get(request.params.pid, scope(request))
     },
   }, (socket, request) => {
-    attachSocket(pm(), socket, request.params.pid, namespaceOf(request), request.query.replay !== false, request.log)
+    const { replay, binary } = request.query
+    attachSocket(pm(), socket, request.params.pid, namespaceOf(request), { replay: replay !== false, binary: binary === true }, request.log)
   })
 }

@@ -120,6 +120,12 @@ export type SignalRequest = Static<typeof SignalRequest>
 export const WsQuery = Type.Object({
   token: Type.Optional(Type.String({ description: 'bearer token for WebSocket upgrades when auth is on' })),
   replay: Type.Optional(Type.Boolean({ default: true, description: 'send buffered output first' })),
+  binary: Type.Optional(
+    Type.Boolean({
+      default: false,
+      description: 'send OUTPUT as binary frames: byte 0 = stream (1 stdout, 2 stderr, 3 pty; +0x80 when replayed), then the raw bytes. Other messages stay JSON text frames.',
+    }),
+  ),
 })
 
 const Id = Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Number()], { description: 'echoed in ACK/ERROR' }))

@@ -14,24 +14,36 @@ const LOW_WATER = 1024 * 1024
 
 type Id = string | number | undefined
 
+/** Stream ids of binary OUTPUT frames (first byte); 0x80 marks a replayed chunk. */
+export const STREAM_IDS = { stdout: 1, stderr: 2, pty: 3 } as const
+export const REPLAY_FLAG = 0x80
+
+/** Options of one attached socket. */
+export interface SocketOptions {
+  /** Send the replay buffer first. */
+  replay: boolean
+  /** OUTPUT as binary frames (see `STREAM_IDS`) instead of JSON. */
+  binary: boolean
+}
+
 /**
  * Bridge one WebSocket to one process: ATTACHED, replayed then live OUTPUT, EXIT (then close 1000);
  * STDIN / RESIZE / SIGNAL / DETACH from the client, each ACKed when it carries an `id`, errors as
  * `{ type: 'ERROR', id?, code, message }`. A slow client pauses the process's output (flow control)
  * instead of buffering without bound.
  */
-export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number, namespace: string, replay: boolean, log: FastifyBaseLogger): void {
+export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number, namespace: string, opts: SocketOptions, log: FastifyBaseLogger): void {
+  const { replay, binary } = opts
   const scope = { namespace }
   let unsent = 0
   let release: (() => void) | undefined
   let detach = () => {}
 
-  const send = (msg: ProcessServerMessage) => {
+  const sendRaw = (frame: string | Buffer) => {
     if (socket.readyState !== socket.OPEN) return
-    const text = JSON.stringify(msg)
-    unsent += text.length
-    socket.send(text, () => {
-      unsent -= text.length
+    unsent += frame.length
+    socket.send(frame, { binary: typeof frame !== 'string' }, () => {
+      unsent -= frame.length
       if (release && unsent < LOW_WATER) {
         release()
         release = undefined
@@ -39,6 +51,7 @@ export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number,
     })
     if (!release && unsent > HIGH_WATER) release = pm.pauseOutput(pid, scope)
   }
+  const send = (msg: ProcessServerMessage) => sendRaw(JSON.stringify(msg))
   const fail = (id: Id, err: unknown) => {
     if (err instanceof KernelError) return send({ type: 'ERROR', id, code: err.code, message: err.message })
     log.error({ err, pid }, 'processes: websocket request failed')
@@ -46,6 +59,7 @@ export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number,
   }
 
   const onEvent = (event: ProcessEvent) => {
+    if (event.type === 'output' && binary) return sendRaw(binaryFrame(event.stream, event.data, event.replay === true))
     if (event.type === 'output') {
       send({ type: 'OUTPUT', stream: event.stream, data: event.data, seq: event.seq, ...(event.replay ? { replay: true } : {}) })
       return
@@ -109,6 +123,14 @@ function apply(pm: ProcessManager, pid: number, scope: { namespace: string }, ms
       // Close after the ACK is queued (handle() sends it right after this returns).
       setImmediate(close)
   }
+}
+
+/** One binary OUTPUT frame: the stream byte, then the chunk's UTF-8 bytes. */
+function binaryFrame(stream: keyof typeof STREAM_IDS, data: string, replay: boolean): Buffer {
+  const frame = Buffer.allocUnsafe(1 + Buffer.byteLength(data))
+  frame[0] = STREAM_IDS[stream] | (replay ? REPLAY_FLAG : 0)
+  frame.write(data, 1, 'utf8')
+  return frame
 }
 
 function idOf(msg: unknown): Id {

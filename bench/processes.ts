@@ -1,0 +1,215 @@
+/**
+ * Process bridge benchmark (`npm run bench:processes`). Prints one table; every baseline is measured
+ * in the same run on the same machine.
+ *
+ * 1. Throughput: `yes | head -c 200M` streamed through the bridge to one attached WebSocket client
+ *    (a `ws` client on its own thread; binary OUTPUT frames and JSON ones) vs. reading the same command's stdout pipe directly in Node.
+ *    Both start the pipeline only after a newline on stdin, so timing covers exactly the stream.
+ * 2. Spawn-to-first-output p50/p90 for `node -e` and `python3 -c`: direct child_process.spawn vs.
+ *    the in-process API (`fastify.processes.spawn` → first output event) vs. HTTP + WebSocket
+ *    (POST /processes → first OUTPUT message on a freshly attached socket).
+ */
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import Fastify from 'fastify'
+import websocket from '@fastify/websocket'
+import WebSocket from 'ws'
+import processesPlugin from '../plugins/processes.js'
+import { buildEnv } from '../plugins/processes/sandbox.js'
+import processesRoutes from '../routes/processes.js'
+
+const require = createRequire(import.meta.url)
+const BYTES = 200 * 1024 * 1024
+const RUNS = Number(process.env.BENCH_RUNS ?? 5)
+const SPAWNS = Number(process.env.BENCH_SPAWNS ?? 20)
+// Waits for one line on stdin, then becomes the pipeline (exec), so the bridge reads sh's own pipe.
+// Python ignores SIGPIPE and exec keeps that, so restore it or `yes` complains when head exits.
+const STREAM_CODE = `import os, signal, sys\nsignal.signal(signal.SIGPIPE, signal.SIG_DFL)\nsys.stdin.readline()\nos.execvp('sh', ['sh', '-c', 'yes | head -c ${BYTES}'])`
+
+interface Row {
+  metric: string
+  baseline: string
+  bridge: string
+  ratio: string
+}
+
+async function main(): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'wk-bench-'))
+  const app = Fastify({ logger: false })
+  await app.register(websocket)
+  await app.register(processesPlugin, { workspaceRoot: root, maxProcesses: 64, idleTimeoutMs: 0 })
+  await app.register(processesRoutes)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const rows: Row[] = []
+  try {
+    // Interleaved, so a change in machine load hits every variant alike.
+    const env = buildEnv(app.processes.options.envAllowList, process.env).env
+    const times = { direct: [] as number[], binary: [] as number[], json: [] as number[] }
+    for (let i = 0; i < RUNS; i++) {
+      times.direct.push(await directStream(env))
+      times.binary.push(await bridgeStream(base, true))
+      times.json.push(await bridgeStream(base, false))
+    }
+    const direct = median(times.direct)
+    for (const mode of ['binary', 'json'] as const) {
+      const bridged = median(times[mode])
+      rows.push({
+        metric: `throughput, yes | head -c 200M, ${mode === 'binary' ? 'binary' : 'JSON'} OUTPUT frames (MB/s, median of ${RUNS})`,
+        baseline: (BYTES / 1e6 / direct).toFixed(0),
+        bridge: (BYTES / 1e6 / bridged).toFixed(0),
+        ratio: `${(direct / bridged).toFixed(2)}x`,
+      })
+    }
+    for (const [label, file, args] of [
+      ['node -e', process.execPath, ['-e', 'console.log(1)']],
+      ['python3 -c', 'python3', ['-u', '-c', 'print(1)']],
+    ] as const) {
+      const direct = await repeat(SPAWNS, () => directFirstOutput(file, [...args]))
+      const type = label.startsWith('node') ? 'node' : 'python'
+      const code = type === 'node' ? 'console.log(1)' : 'print(1)'
+      const api = await repeat(SPAWNS, () => apiFirstOutput(app.processes, type, code))
+      const http = await repeat(SPAWNS, () => httpFirstOutput(base, type, code))
+      rows.push(latencyRow(`spawn→first output, ${label}, in-process API (ms p50 / p90)`, direct, api))
+      rows.push(latencyRow(`spawn→first output, ${label}, HTTP + WebSocket (ms p50 / p90)`, direct, http))
+    }
+  } finally {
+    await app.close()
+    rmSync(root, { recursive: true, force: true })
+  }
+  printTable(rows)
+}
+
+/**
+ * Seconds to read the whole stream from the child's stdout pipe in Node. The child is started
+ * exactly as the bridge starts it (own session, same filtered env), so only the streaming differs.
+ */
+async function directStream(env: Record<string, string>): Promise<number> {
+  const child = spawn('python3', ['-u', '-c', STREAM_CODE], { stdio: ['pipe', 'pipe', 'inherit'], detached: true, env })
+  let bytes = 0
+  child.stdout.on('data', (chunk: Buffer) => (bytes += chunk.length))
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()))
+  await new Promise((resolve) => child.once('spawn', resolve))
+  const t0 = performance.now()
+  child.stdin.end('\n')
+  await closed
+  const seconds = (performance.now() - t0) / 1000
+  if (bytes !== BYTES) throw new Error(`direct read got ${bytes} bytes, expected ${BYTES}`)
+  return seconds
+}
+
+/** Seconds for one attached WebSocket client (on its own thread) to receive the whole stream. */
+async function bridgeStream(base: string, binary: boolean): Promise<number> {
+  const res = await fetch(`http://${base}/processes`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'python', code: STREAM_CODE }),
+  })
+  const { pid } = (await res.json()) as { pid: number }
+  const worker = new Worker(CLIENT_SOURCE, { eval: true, workerData: { url: `ws://${base}/processes/${pid}/ws${binary ? '?binary=true' : ''}`, ws: require.resolve('ws') } })
+  const result = await new Promise<{ seconds: number; bytes: number }>((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+  })
+  await worker.terminate()
+  if (result.bytes !== BYTES) throw new Error(`bridge client got ${result.bytes} bytes, expected ${BYTES}`)
+  return result.seconds
+}
+
+/**
+ * The client thread (plain JS: worker threads do not get the TypeScript loader): attach, send the
+ * start line, count OUTPUT bytes until EXIT, post `{ seconds, bytes }`.
+ */
+const CLIENT_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads')
+const WebSocket = require(workerData.ws)
+const socket = new WebSocket(workerData.url)
+let bytes = 0
+let t0 = 0
+socket.on('message', (raw, isBinary) => {
+  if (isBinary) return void (bytes += raw.length - 1) // stream byte + raw output
+  const msg = JSON.parse(raw.toString())
+  if (msg.type === 'ATTACHED') {
+    t0 = performance.now()
+    socket.send(JSON.stringify({ type: 'STDIN', data: '\\n' }))
+  } else if (msg.type === 'OUTPUT') bytes += msg.data.length // ASCII: characters = bytes
+  else if (msg.type === 'EXIT') {
+    parentPort.postMessage({ seconds: (performance.now() - t0) / 1000, bytes })
+    socket.close()
+  }
+})
+`
+
+async function directFirstOutput(file: string, args: string[]): Promise<number> {
+  const t0 = performance.now()
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'ignore'] })
+  await new Promise((resolve) => child.stdout.once('data', resolve))
+  const ms = performance.now() - t0
+  await new Promise((resolve) => child.once('close', resolve))
+  return ms
+}
+
+async function apiFirstOutput(pm: import('../plugins/processes.js').ProcessManager, type: 'node' | 'python', code: string): Promise<number> {
+  const t0 = performance.now()
+  let first: (() => void) | undefined
+  const seen = new Promise<void>((resolve) => (first = resolve))
+  const info = await pm.spawn({ type, code })
+  const detach = pm.attach(info.pid, (e) => e.type === 'output' && first?.())
+  await seen
+  const ms = performance.now() - t0
+  detach()
+  await pm.wait(info.pid)
+  await pm.kill(info.pid)
+  return ms
+}
+
+async function httpFirstOutput(base: string, type: 'node' | 'python', code: string): Promise<number> {
+  const t0 = performance.now()
+  const res = await fetch(`http://${base}/processes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type, code }) })
+  const { pid } = (await res.json()) as { pid: number }
+  const socket = new WebSocket(`ws://${base}/processes/${pid}/ws`)
+  await new Promise<void>((resolve) =>
+    socket.on('message', (raw) => {
+      if ((JSON.parse(raw.toString()) as { type: string }).type === 'OUTPUT') resolve()
+    }),
+  )
+  const ms = performance.now() - t0
+  socket.close()
+  await fetch(`http://${base}/processes/${pid}`, { method: 'DELETE' })
+  return ms
+}
+
+async function repeat(n: number, fn: () => Promise<number>): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < n; i++) out.push(await fn())
+  return out
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+}
+
+const median = (values: number[]) => percentile(values, 50)
+
+function latencyRow(metric: string, direct: number[], bridge: number[]): Row {
+  const fmt = (v: number[]) => `${percentile(v, 50).toFixed(1)} / ${percentile(v, 90).toFixed(1)}`
+  return { metric, baseline: fmt(direct), bridge: fmt(bridge), ratio: `${(percentile(bridge, 50) / percentile(direct, 50)).toFixed(2)}x` }
+}
+
+function printTable(rows: Row[]): void {
+  const head: Row = { metric: 'metric', baseline: 'direct (Node)', bridge: 'bridge', ratio: 'bridge/direct' }
+  const cols = ['metric', 'baseline', 'bridge', 'ratio'] as const
+  const width = Object.fromEntries(cols.map((c) => [c, Math.max(...[head, ...rows].map((r) => r[c].length))])) as Record<(typeof cols)[number], number>
+  const line = (r: Row) => `| ${cols.map((c) => r[c].padEnd(width[c])).join(' | ')} |`
+  console.log(line(head))
+  console.log(`|${cols.map((c) => '-'.repeat(width[c] + 2)).join('|')}|`)
+  for (const r of rows) console.log(line(r))
+  console.log('\nthroughput ratio = direct time / bridge time (target ≥ 0.5x); latency ratio = bridge p50 / direct p50.')
+}
+
+await main()

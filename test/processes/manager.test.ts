@@ -1,0 +1,77 @@
+import Fastify from 'fastify'
+import t from 'tap'
+import processesPlugin, { type ProcessEvent, type ProcessInfo } from '../../plugins/processes.js'
+import { workspace } from './helpers.js'
+
+async function appWithBridge(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+  const app = Fastify({ logger: false })
+  await app.register(processesPlugin, { workspaceRoot: workspace(t), killGraceMs: 300 })
+  await app.ready()
+  t.teardown(() => app.close())
+  return app
+}
+
+t.test('the in-process API: spawn, attach, ordered output then exit, manager-wide events', async (t) => {
+  const app = await appWithBridge(t)
+  const pm = app.processes
+  const spawned: ProcessInfo[] = []
+  pm.on('spawn', (info) => spawned.push(info))
+  const info = await pm.spawn({ type: 'node', code: "process.stdin.once('data', (d) => { console.log('in:' + d); console.error('err'); process.exit(4) })" })
+  t.same(spawned.map((s) => s.pid), [info.pid])
+  const events: ProcessEvent[] = []
+  const detach = pm.attach(info.pid, (e) => events.push(e))
+  t.equal(pm.get(info.pid).clients, 1)
+  t.equal(pm.write(info.pid, 'héllo'), 6, 'returns bytes written')
+  const exit = await pm.wait(info.pid)
+  t.same(exit, { code: 4, signal: null, reason: 'exited' })
+  t.same(events.at(-1), { type: 'exit', pid: info.pid, exit })
+  const outputs = events.filter((e) => e.type === 'output')
+  t.same(outputs.map((e) => e.seq), outputs.map((_, i) => i + 1), 'chunks are numbered in order')
+  t.equal(outputs.filter((e) => e.stream === 'stdout').map((e) => e.data).join(''), 'in:héllo\n')
+  t.equal(outputs.filter((e) => e.stream === 'stderr').map((e) => e.data).join(''), 'err\n')
+  detach()
+  detach()
+  t.throws(() => pm.write(info.pid, 'x'), { statusCode: 409, code: 'PROCESS_EXITED' })
+
+  const late: ProcessEvent[] = []
+  pm.attach(info.pid, (e) => late.push(e))
+  t.same(late.map((e) => e.type === 'output' && e.replay), [...outputs.map(() => true), false], 'an exited process replays, then reports its exit')
+})
+
+t.test('namespaces scope every call; kill() forgets the process; the registry call shape works', async (t) => {
+  const app = await appWithBridge(t)
+  const pm = app.processes
+  const a = await pm.spawn({ type: 'python', code: 'import time; time.sleep(60)' }, { namespace: 'team-a' })
+  t.same(pm.list({ namespace: 'team-a' }).map((p) => p.pid), [a.pid])
+  t.same(pm.list({ namespace: 'team-b' }), [])
+  t.same(pm.list(), [], 'the default namespace sees nothing of team-a')
+  t.throws(() => pm.get(a.pid), { statusCode: 404, code: 'PROCESS_NOT_FOUND' })
+  t.throws(() => pm.write(a.pid, 'x', { namespace: 'team-b' }), { statusCode: 404, code: 'PROCESS_NOT_FOUND' })
+  t.throws(() => pm.kill(a.pid, 'SIGKILL', { namespace: 'team-b' }), { statusCode: 404, code: 'PROCESS_NOT_FOUND' }, 'throws synchronously')
+  t.equal(pm.get(a.pid, { namespace: 'team-a' }).status, 'running')
+
+  const final = await pm.kill(a.pid, 'SIGKILL', { namespace: 'team-a' })
+  t.same(final.exit, { code: null, signal: 'SIGKILL', reason: 'killed' })
+  t.throws(() => pm.get(a.pid, { namespace: 'team-a' }), { code: 'PROCESS_NOT_FOUND' }, 'killed processes are forgotten')
+})
+
+t.test('flow control: pausing output holds the child back until released', async (t) => {
+  const app = await appWithBridge(t)
+  const pm = app.processes
+  const info = await pm.spawn({ type: 'node', code: "process.stdout.write('x'.repeat(4 << 20), () => console.error('flushed'))" })
+  const release = pm.pauseOutput(info.pid)
+  await new Promise((r) => setTimeout(r, 300))
+  t.ok(pm.get(info.pid).outputBytes < 4 << 20, 'not all output was read while paused')
+  t.equal(pm.get(info.pid).status, 'running', 'the writer is blocked, not finished')
+  release()
+  release()
+  await pm.wait(info.pid)
+  t.equal(pm.output(info.pid).totalBytes, (4 << 20) + 'flushed\n'.length)
+})
+
+t.test('registration fails clearly for a workspace root that is not a directory', async (t) => {
+  const app = Fastify({ logger: false })
+  app.register(processesPlugin, { workspaceRoot: '/definitely/not/here' })
+  await t.rejects(app.ready(), /workspaceRoot is not a directory/)
+  await app.close()
+})
