@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { createHmac } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { buildApp } from '../../app.js'
@@ -13,6 +14,15 @@ export async function startKernel(t: Teardown, opts: KernelOpts = {}): Promise<{
   const address = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   return { app, base: `${address}${opts.prefix ?? ''}` }
+}
+
+export const SECRET = 'a-test-secret-of-32-characters!!'
+
+/** An HS256 JWT signed with SECRET (what a token issuer sharing the kernel's jwtSecret would hand out). */
+export function signToken(claims: Record<string, unknown>): string {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ iat: Math.floor(Date.now() / 1000), ...claims })}`
+  return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`
 }
 
 /** A JSON HTTP call; returns status and parsed body. */

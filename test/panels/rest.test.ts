@@ -1,5 +1,5 @@
 import t from 'tap'
-import { api, counterPanel, startKernel } from './helpers.js'
+import { SECRET, api, counterPanel, signToken, startKernel } from './helpers.js'
 
 t.test('create → list → get → state → trigger → delete', async (t) => {
   const { base } = await startKernel(t)
@@ -119,9 +119,8 @@ t.test('bad triggers: typed errors, state unchanged', async (t) => {
 })
 
 t.test('namespaces from the token scope panels; missing token is 401', async (t) => {
-  const { app, base } = await startKernel(t, { authEnabled: true, jwtSecret: 'a-test-secret-of-32-characters!!' })
-  const jwt = (app as unknown as { jwt: { sign(p: object): string } }).jwt
-  const as = (ns: string) => ({ authorization: `Bearer ${jwt.sign({ namespace: ns })}` })
+  const { base } = await startKernel(t, { authEnabled: true, jwtSecret: SECRET })
+  const as = (ns: string) => ({ authorization: `Bearer ${signToken({ namespace: ns })}` })
   t.match(await api(base, 'GET', '/panels'), { status: 401, body: { code: 'UNAUTHORIZED' } })
   t.equal((await api(base, 'POST', '/panels', counterPanel('shared'), as('a'))).status, 201)
   t.equal((await api(base, 'GET', '/panels/shared', undefined, as('b'))).status, 404, "another namespace's panel is 404")

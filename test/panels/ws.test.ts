@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import WebSocket from 'ws'
 import { PanelClient } from '../../examples/client.js'
-import { api, counterPanel, startKernel } from './helpers.js'
+import { SECRET, api, counterPanel, signToken, startKernel } from './helpers.js'
 
 const wsBase = (base: string) => base.replace(/^http/, 'ws')
 
@@ -156,14 +156,13 @@ t.test('server pings; a socket that never answers is terminated', async (t) => {
 })
 
 t.test('auth: upgrade needs ?token=; namespace scopes the socket; prefix lands in wsUrl', async (t) => {
-  const { app, base } = await startKernel(t, { authEnabled: true, jwtSecret: 'a-test-secret-of-32-characters!!', prefix: '/kernel' })
-  const jwt = (app as unknown as { jwt: { sign(p: object): string } }).jwt
-  const a = jwt.sign({ namespace: 'a' })
+  const { base } = await startKernel(t, { authEnabled: true, jwtSecret: SECRET, prefix: '/kernel' })
+  const a = signToken({ namespace: 'a' })
   const { body } = await api(base, 'POST', '/panels', counterPanel('p'), { authorization: `Bearer ${a}` })
   t.match(body.wsUrl, /^ws:\/\/127\.0\.0\.1:\d+\/kernel\/panels\/p\/ws$/)
   await t.rejects(PanelClient.connect(body.wsUrl), /HTTP 401/)
   await t.rejects(PanelClient.connect(`${body.wsUrl}?token=garbage`), /HTTP 401/)
-  await t.rejects(PanelClient.connect(`${body.wsUrl}?token=${jwt.sign({ namespace: 'b' })}`), /HTTP 404/)
+  await t.rejects(PanelClient.connect(`${body.wsUrl}?token=${signToken({ namespace: 'b' })}`), /HTTP 404/)
   const { client, connected } = await PanelClient.connect(`${body.wsUrl}?token=${a}`)
   t.equal(connected.panelId, 'p')
   t.match(await client.trigger('inc', {}), { type: 'RESULT', result: { returnValue: 1 } })
