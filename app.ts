@@ -21,6 +21,8 @@ import healthRoutes from './routes/health.js'
 import panelsRoutes from './routes/panels.js'
 import workers from './plugins/workers.js'
 import workersRoutes from './routes/workers.js'
+import processes from './plugins/processes.js'
+import processesRoutes from './routes/processes.js'
 
 export { resolveConfig, loadConfig, ConfigError, type KernelConfig, type KernelOptions } from './config.js'
 export { KernelError } from './plugins/errors.js'
@@ -104,6 +106,9 @@ export async function kernelPlugin(fastify: FastifyInstance, options: KernelPlug
   })
   await fastify.register(healthRoutes, { version: pkg.version, authEnabled: config.authEnabled })
   await fastify.register(panelsRoutes)
+  // before workers: onClose runs in reverse, so the registry stops its process workers while the bridge still runs
+  await fastify.register(processes, { ...config.processes, workspaceRoot: resolve(config.processes.workspaceRoot) })
+  await fastify.register(processesRoutes)
   await fastify.register(workers, { ...config.workers, workspaceRoot: resolve(config.workers.workspaceRoot) })
   await fastify.register(workersRoutes)
 }

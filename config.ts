@@ -11,6 +11,7 @@
  */
 import { Type, Kind, type Static, type TSchema, type TObject } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -80,6 +81,24 @@ export const WorkersConfig = Type.Object(
   { default: {}, additionalProperties: false },
 )
 
+/** Options of the process bridge (plugins/processes.ts). Bytes and ms. */
+export const ProcessesConfig = Type.Object(
+  {
+    workspaceRoot: Type.String({ default: '.', minLength: 1, description: 'directory every process cwd and script must stay inside; resolved against the cwd' }),
+    maxProcesses: Int(32, 1, 'live processes at once (one more: 429 TOO_MANY_PROCESSES)'),
+    outputBufferBytes: Int(1 * MiB, 1, 'output replay buffer per process, bytes'),
+    maxInputBytes: Int(64 * KiB, 1, 'largest single stdin write, bytes (bigger: 413 INPUT_TOO_LARGE)'),
+    defaultTimeoutMs: Int(0, 0, 'timeout of spawns that give none (0 = none), ms'),
+    idleTimeoutMs: Int(600_000, 0, 'kill a process with no attached client and no input for this long (0 = never), ms'),
+    envAllowList: Type.Array(Type.String({ minLength: 1 }), {
+      default: [...DEFAULT_ENV_ALLOW_LIST],
+      description: 'environment keys a child may receive (from the kernel or the request); `PREFIX_*` matches a prefix',
+    }),
+    killGraceMs: Int(2000, 0, 'SIGTERM → SIGKILL grace when a process is killed or the kernel stops, ms'),
+  },
+  { default: {}, additionalProperties: false },
+)
+
 /** Every kernel option. `Static<typeof KernelConfig>` is the resolved (defaulted, validated) config. */
 export const KernelConfig = Type.Object(
   {
@@ -113,6 +132,7 @@ export const KernelConfig = Type.Object(
     http: HttpOptions,
     ws: WsOptions,
     workers: WorkersConfig,
+    processes: ProcessesConfig,
   },
   { additionalProperties: false },
 )
@@ -122,6 +142,7 @@ export type RuntimeOptions = Static<typeof RuntimeOptions>
 export type HttpOptions = Static<typeof HttpOptions>
 export type WsOptions = Static<typeof WsOptions>
 export type WorkersConfig = Static<typeof WorkersConfig>
+export type ProcessesConfig = Static<typeof ProcessesConfig>
 
 /** What callers may pass: any subset, groups included (`{ http: { allowedDomains: [...] } }`). */
 export type KernelOptions = {

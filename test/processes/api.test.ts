@@ -1,4 +1,7 @@
 import Fastify from 'fastify'
+import swagger from '@fastify/swagger'
+import auth from '../../plugins/auth.js'
+import { errorHandler } from '../../plugins/errors.js'
 import t from 'tap'
 import processesPlugin, { type ProcessEvent, type ProcessInfo } from '../../plugins/processes.js'
 import { alive, children, startServer, until, workspace } from './helpers.js'
@@ -109,4 +112,41 @@ t.test('app.close() terminates and reaps every child, grandchildren included', a
   t.same(exits.sort(), leaders.map((pid) => `${pid}:shutdown`).sort(), 'each exit is reported with reason shutdown')
   t.equal(pm.get(python.pid).exit?.signal, 'SIGKILL', 'a child ignoring SIGTERM is killed after the grace period')
   await t.rejects(pm.spawn({ type: 'shell' }), { statusCode: 503, code: 'SHUTTING_DOWN' })
+})
+
+t.test('inside the kernel stack: JWT namespaces scope processes, errors keep their codes, routes are in the OpenAPI document', async (t) => {
+  const secret = 'a-test-secret-of-32-characters!!'
+  const srv = await startServer(t, {}, async (app) => {
+    await app.register(errorHandler)
+    await app.register(swagger, { openapi: { openapi: '3.1.0', info: { title: 't', version: '0' } } })
+    await app.register(auth, { enabled: true, secret })
+  })
+  const token = (namespace: string) => srv.app.jwt.sign({ namespace })
+  const as = (ns: string) => ({ authorization: `Bearer ${token(ns)}` })
+
+  const anon = await srv.request('GET', '/processes')
+  t.same([anon.status, anon.body.code], [401, 'UNAUTHORIZED'])
+  const mine = await srv.request('POST', '/processes', { type: 'python', code: 'import time; time.sleep(30)' }, as('alice'))
+  t.equal(mine.status, 201)
+  t.equal(mine.body.namespace, 'alice')
+  const theirs = await srv.request('GET', `/processes/${mine.body.pid}`, undefined, as('bob'))
+  t.same([theirs.status, theirs.body.code], [404, 'PROCESS_NOT_FOUND'], 'another namespace sees 404')
+  t.same((await srv.request('GET', '/processes', undefined, as('bob'))).body.processes, [])
+  const kill = await srv.request('DELETE', `/processes/${mine.body.pid}`, undefined, as('bob'))
+  t.equal(kill.status, 404, 'and cannot kill it')
+  await t.rejects(srv.ws(`/processes/${mine.body.pid}/ws?token=${token('bob')}`), /404/)
+  const ws = await srv.ws(`/processes/${mine.body.pid}/ws?token=${token('alice')}`)
+  t.equal((await ws.waitFor((m) => m.type === 'ATTACHED')).process.namespace, 'alice')
+
+  const unknown = await srv.request('POST', '/processes', { type: 'cobol' }, as('alice'))
+  t.same([unknown.status, unknown.body.code], [400, 'UNKNOWN_PROCESS_TYPE'])
+
+  const doc = srv.app.swagger() as { paths: Record<string, Record<string, { tags?: string[] }>> }
+  const ops = Object.entries(doc.paths).filter(([p]) => p.startsWith('/processes')).flatMap(([p, m]) => Object.keys(m).map((verb) => `${verb.toUpperCase()} ${p}`))
+  // @fastify/websocket marks WebSocket routes hidden, so /ws is not among them.
+  t.same(ops.sort(), [
+    'DELETE /processes/{pid}', 'GET /processes', 'GET /processes/{pid}',
+    'POST /processes', 'POST /processes/{pid}/input', 'POST /processes/{pid}/resize', 'POST /processes/{pid}/signal',
+  ])
+  t.ok(Object.values(doc.paths['/processes/{pid}']).every((op) => op.tags?.includes('processes')))
 })

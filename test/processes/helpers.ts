@@ -17,7 +17,7 @@ export interface Server {
   app: FastifyInstance
   root: string
   base: string
-  request(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>
+  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>
   ws(path: string): Promise<Client>
 }
 
@@ -28,10 +28,14 @@ export function workspace(t: T): string {
   return dir
 }
 
-/** A real server on 127.0.0.1 with @fastify/websocket, the processes plugin and its routes. */
-export async function startServer(t: T, options: ProcessesOptions = {}): Promise<Server> {
+/**
+ * A real server on 127.0.0.1 with @fastify/websocket, the processes plugin and its routes;
+ * `before` registers other plugins first (auth, error handler, swagger) where a test needs them.
+ */
+export async function startServer(t: T, options: ProcessesOptions = {}, before?: (app: FastifyInstance) => Promise<void>): Promise<Server> {
   const root = options.workspaceRoot ?? workspace(t)
   const app = Fastify({ logger: false })
+  await before?.(app)
   await app.register(websocket)
   await app.register(processesPlugin, { killGraceMs: 500, ...options, workspaceRoot: root })
   await app.register(processesRoutes)
@@ -42,10 +46,10 @@ export async function startServer(t: T, options: ProcessesOptions = {}): Promise
     app,
     root,
     base,
-    async request(method, path, body) {
+    async request(method, path, body, headers = {}) {
       const res = await fetch(base + path, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
       })
       return { status: res.status, body: await res.json() }
