@@ -70,7 +70,7 @@ export default async function processesRoutes(fastify: FastifyInstance): Promise
 
   app.get('/processes', {
     schema: { tags, summary: "List the caller's processes (running and recently exited)", response: { 200: ProcessList, ...errorReplies(401) } },
-  }, async (request) => ({ processes: pm().list({ ...scope(request), all: true }) }))
+  }, async (request) => ({ processes: pm().list(scope(request)) }))
 
   app.get('/processes/:pid', {
     schema: {

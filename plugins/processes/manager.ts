@@ -3,6 +3,7 @@ import { realpathSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { KernelError } from '../errors.js'
+import { ProcessSignal as ProcessSignalSchema } from '../../schemas/processes.js'
 import { startChild } from './child.js'
 import { checkRequest, planCommand, type Plan } from './plan.js'
 import { ProcessRecord } from './record.js'
@@ -26,8 +27,8 @@ import {
 } from './types.js'
 import { waitForListen } from './workerd.js'
 
-/** Signals accepted by `signal()`; the same list as the `ProcessSignal` schema. */
-export const SIGNALS: readonly ProcessSignal[] = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT', 'SIGWINCH']
+/** Signals accepted by `signal()`, from the `ProcessSignal` schema. */
+export const SIGNALS: readonly ProcessSignal[] = ProcessSignalSchema.anyOf.map((s) => s.const as ProcessSignal)
 
 /** Minimal logger (pino and fastify's logger fit). */
 export interface ManagerLogger {
@@ -68,6 +69,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   private readonly records = new Map<number, ProcessRecord>()
   private readonly sweeps = new Set<Promise<void>>()
   private starting = 0
+  private readonly inflight = new Set<Promise<unknown>>()
   private closing = false
 
   constructor(options: ProcessesOptions = {}, private readonly log: ManagerLogger = { warn: () => {} }) {
@@ -81,7 +83,15 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
    * `SCRIPT_OUTSIDE_WORKSPACE`, `SCRIPT_NOT_FOUND`, `WORKERD_START_FAILED`; 429 `TOO_MANY_PROCESSES`
    * when `maxProcesses` are live; 503 `SHUTTING_DOWN`; 500 `SPAWN_FAILED`. On any error nothing keeps running.
    */
-  async spawn(req: SpawnRequest, scope: Scope = {}): Promise<ProcessInfo> {
+  spawn(req: SpawnRequest, scope: Scope = {}): Promise<ProcessInfo> {
+    const task = this.doSpawn(req, scope)
+    this.inflight.add(task)
+    const forget = () => this.inflight.delete(task)
+    task.then(forget, forget)
+    return task
+  }
+
+  private async doSpawn(req: SpawnRequest, scope: Scope): Promise<ProcessInfo> {
     if (this.closing) throw new KernelError(503, 'SHUTTING_DOWN', 'the process bridge is shutting down')
     checkRequest(req)
     if (this.liveCount() + this.starting >= this.options.maxProcesses) {
@@ -97,6 +107,11 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       if (plan.tty && !env.TERM) env.TERM = 'xterm-256color'
       const rec = await this.start(req, plan, cwd.rel, cwd.abs, env, scope)
       rec.droppedEnv = dropped
+      if (this.closing) {
+        // close() began while the child was starting: it must not outlive the app.
+        await this.terminate(rec, 'shutdown')
+        throw new KernelError(503, 'SHUTTING_DOWN', 'the process bridge is shutting down')
+      }
       if (plan.control) await this.awaitWorkerd(rec)
       const info = rec.info()
       this.emit('spawn', info)
@@ -156,10 +171,10 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     this.forgetOldExited()
   }
 
-  /** Live processes of a namespace, oldest first; with `all: true`, exited ones too. */
-  list(scope: Scope & { all?: boolean } = { all: true }): ProcessInfo[] {
+  /** Processes of a namespace, oldest first: running and retained exited ones (`running: true`: only live). */
+  list(scope: Scope & { running?: boolean } = {}): ProcessInfo[] {
     const ns = scope.namespace ?? 'default'
-    return [...this.records.values()].filter((r) => r.namespace === ns && (scope.all !== false || r.running)).map((r) => r.info())
+    return [...this.records.values()].filter((r) => r.namespace === ns && (!scope.running || r.running)).map((r) => r.info())
   }
 
   /** Status of one process. */
@@ -252,7 +267,10 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   /** Terminate every process (as `kill`, in parallel), sweep their sessions, refuse new spawns. */
   async close(): Promise<void> {
     this.closing = true
-    await Promise.all([...this.records.values()].map((rec) => this.terminate(rec, 'shutdown')))
+    const terminateAll = () => Promise.all([...this.records.values()].map((rec) => this.terminate(rec, 'shutdown')))
+    await terminateAll()
+    await Promise.allSettled([...this.inflight]) // spawns that were already past the closing check
+    await terminateAll()
     for (const rec of this.records.values()) this.sweep(rec.pid)
     await Promise.all([...this.sweeps])
   }

@@ -105,11 +105,14 @@ t.test('app.close() terminates and reaps every child, grandchildren included', a
   const exits: string[] = []
   pm.on('exit', (event) => exits.push(`${event.pid}:${event.exit.reason}`))
 
+  const racing = pm.spawn({ type: 'workerd' }) // still starting when close begins
   await srv.app.close()
   detach()
+  await t.rejects(racing, { code: /^(SHUTTING_DOWN|WORKERD_START_FAILED)$/ }, 'a spawn racing close fails instead of leaking')
+  t.same(children(), [], 'no child of this process is left, the racing one included')
   t.same(all.filter(alive), [], 'no process survives close (by pid)')
   t.same(children().filter((pid) => leaders.includes(pid)), [], 'every direct child was reaped')
-  t.same(exits.sort(), leaders.map((pid) => `${pid}:shutdown`).sort(), 'each exit is reported with reason shutdown')
+  t.same(exits.filter((e) => leaders.includes(Number(e.split(':')[0]))).sort(), leaders.map((pid) => `${pid}:shutdown`).sort(), 'each exit is reported with reason shutdown')
   t.equal(pm.get(python.pid).exit?.signal, 'SIGKILL', 'a child ignoring SIGTERM is killed after the grace period')
   await t.rejects(pm.spawn({ type: 'shell' }), { statusCode: 503, code: 'SHUTTING_DOWN' })
 })

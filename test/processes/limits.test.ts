@@ -67,6 +67,16 @@ t.test('env keys outside the allow-list are dropped, the kernel env does not lea
   for (const key of ['LD_PRELOAD', 'SECRET_X', 'KERNEL_SECRET_FOR_TEST', 'HOME']) t.notOk(key in env, `${key} is not passed`)
 })
 
+t.test('args reach the program verbatim: no shell interpolation, no option injection', async (t) => {
+  const srv = await startServer(t)
+  const args = ['$(id)', '; echo pwned', '`whoami`', '--inspect=0.0.0.0:9229', '*']
+  for (const [type, code] of [['node', 'console.log(JSON.stringify(process.argv.slice(1)))'], ['python', 'import sys, json; print(json.dumps(sys.argv[1:]))']]) {
+    const res = await srv.request('POST', '/processes', { type, code, args })
+    await srv.app.processes.wait(res.body.pid)
+    t.same(JSON.parse(srv.app.processes.output(res.body.pid).chunks.map((c) => c.data).join('')), args, type)
+  }
+})
+
 t.test('bad spawn requests are 400 with their own codes and start nothing', async (t) => {
   const srv = await startServer(t)
   const before = children()
