@@ -1,0 +1,300 @@
+//! workspace-kernel sandbox host: runs panel handlers inside the QuickJS guest (guest.wasm) with
+//! wasmtime, exposed to Node as the N-API class `Runtime` (see `build/binding.d.ts`).
+//!
+//! Modules: [`engine`] (engine, pool, guest loading, epoch ticker), [`host`] (imported functions),
+//! [`guest`] (ABI calls), [`limits`] (memory limiter, deadlines, fuel), [`cache`] (bytecode cache),
+//! [`sandbox`] (the runtime in plain Rust), [`error`] (error codes). This file is only the N-API
+//! surface: it converts values and runs every blocking call on Tokio's blocking pool, so Node's
+//! event loop (and libuv's small thread pool) never waits for a guest.
+//!
+//! Errors: every rejected promise / thrown error is a JS `Error` whose `code` property is one of
+//! `INVALID_INPUT`, `UNKNOWN_EXECUTION`, `CAPACITY_EXCEEDED`, `SHUTDOWN`, `COMPILATION_ERROR`,
+//! `GUEST_LOAD_ERROR`, `INTERNAL_ERROR`. For `COMPILATION_ERROR` the `message` is a JSON object
+//! `{"code":"COMPILATION_ERROR","message":…,"line"?:n,"column"?:n}` (1-based, handler source).
+
+pub mod cache;
+pub mod engine;
+pub mod error;
+pub mod guest;
+pub mod host;
+pub mod limits;
+pub mod sandbox;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Buffer, PromiseRaw, spawn_blocking};
+use napi::{Env, JsError, Status, Unknown};
+use napi_derive::napi;
+
+use crate::error::HostError;
+use crate::sandbox::{Compiled, RawOutcome, Sandbox, SandboxOptions};
+
+/// Options of `new Runtime(options)`. Sizes in bytes; every field but `guestPath` has the
+/// default of types.ts.
+#[napi(object)]
+pub struct RuntimeOptions {
+    /// Path of guest.wasm. Its compiled form is cached beside it as `guest.<hash>-<hash>.cwasm`.
+    pub guest_path: String,
+    /// Executions live at once (running + suspended). Default 64.
+    pub max_instances: Option<u32>,
+    /// Linear memory cap per instance, bytes. Default 64 MiB.
+    pub memory_limit_bytes: Option<f64>,
+    /// Fuel (≈ wasm instructions) per execution, all segments together; 0 = unlimited (default).
+    pub fuel_limit: Option<f64>,
+    /// Largest handler source `precompile` accepts, bytes. Default 1 MiB.
+    pub max_source_bytes: Option<u32>,
+    /// Entries of the in-memory bytecode LRU; 0 disables it. Default 512.
+    pub memory_cache_entries: Option<u32>,
+    /// Folder of the on-disk bytecode cache (`<sha256>.qbc` files); unset = no disk cache.
+    pub cache_dir: Option<String>,
+    /// Bound of the disk cache, bytes (least recently used files evicted). Default 64 MiB.
+    pub max_cache_size_bytes: Option<f64>,
+    /// Native stack available to wasm frames, bytes. Default 1 MiB.
+    pub max_wasm_stack_bytes: Option<u32>,
+}
+
+/// Result of `precompile`.
+#[napi(object)]
+pub struct CompiledHandler {
+    /// QuickJS bytecode, to pass to `execute`.
+    pub bytecode: Buffer,
+    /// SHA-256 (hex) of the source.
+    pub cache_key: String,
+    /// µs spent instantiating the guest and compiling; 0 on a cache hit.
+    pub compile_time_us: f64,
+    /// Whether the bytecode came from the memory or disk cache.
+    pub cache_hit: bool,
+}
+
+/// Result of `execute` / `resume` (one segment).
+#[napi(object)]
+pub struct RawResult {
+    /// The guest's output JSON (see ABI.md), or "" when the guest produced none (trap).
+    pub output_json: String,
+    /// True when the handler is waiting for pending calls; `executionId` then names it.
+    pub suspended: bool,
+    /// Set iff `suspended`: the id to pass to `resume` / `cancel` (new at every suspension).
+    pub execution_id: Option<String>,
+    /// 'TIMEOUT' | 'MEMORY_LIMIT' | 'STACK_OVERFLOW' | 'FUEL_EXHAUSTED' | 'TRAP' when the segment
+    /// ended abnormally (outputJson is then "" except for MEMORY_LIMIT after a guest error).
+    pub trap: Option<String>,
+    /// Human-readable details of `trap`.
+    pub trap_message: Option<String>,
+    /// Wall time of the segment, µs.
+    pub duration_us: f64,
+    /// Fuel burnt by this segment (≈ wasm instructions).
+    pub fuel_consumed: f64,
+    /// Peak linear memory of the instance, bytes.
+    pub memory_peak_bytes: f64,
+    /// True when a memory growth past `memoryLimitBytes` was refused during the execution.
+    pub memory_limit_hit: bool,
+}
+
+/// Result of `stats()`.
+#[napi(object)]
+pub struct RuntimeStats {
+    /// Executions holding an instance (running + suspended).
+    pub live: u32,
+    /// Suspended executions.
+    pub suspended: u32,
+    /// `precompile` calls running in the guest.
+    pub compiling: u32,
+    /// Entries in the memory cache.
+    pub cache_entries: u32,
+    /// Cache lookups answered (memory or disk).
+    pub cache_hits: f64,
+    /// Cache lookups not answered.
+    pub cache_misses: f64,
+    /// Bytes of the disk cache.
+    pub disk_cache_bytes: f64,
+    /// Files of the disk cache.
+    pub disk_cache_entries: u32,
+}
+
+/// The sandbox runtime. All async methods run on worker threads.
+#[napi]
+pub struct Runtime {
+    inner: Arc<Sandbox>,
+}
+
+#[napi]
+impl Runtime {
+    /// Builds the engine and loads the guest. Synchronous: compiling guest.wasm takes seconds the
+    /// first time; later starts deserialize the cached `.cwasm` in milliseconds.
+    /// Throws INVALID_INPUT (bad options) or GUEST_LOAD_ERROR.
+    #[napi(constructor)]
+    pub fn new(env: Env, options: RuntimeOptions) -> napi::Result<Self> {
+        let opts = sandbox_options(options).map_err(|e| js_error(&env, e))?;
+        let inner = Sandbox::new(opts).map_err(|e| js_error(&env, e))?;
+        Ok(Runtime { inner: Arc::new(inner) })
+    }
+
+    /// Compiles handler source to bytecode (through the cache).
+    /// Rejects INVALID_INPUT (source > maxSourceBytes), COMPILATION_ERROR (message is JSON),
+    /// SHUTDOWN, INTERNAL_ERROR.
+    #[napi(ts_return_type = "Promise<CompiledHandler>")]
+    pub fn precompile<'env>(&self, env: &'env Env, source: String) -> napi::Result<PromiseRaw<'env, CompiledHandler>> {
+        let sandbox = Arc::clone(&self.inner);
+        run_blocking(env, move || sandbox.precompile(&source), |c: Compiled| CompiledHandler {
+            bytecode: Buffer::from(&c.bytecode[..]),
+            cache_key: c.cache_key,
+            compile_time_us: c.compile_time_us,
+            cache_hit: c.cache_hit,
+        })
+    }
+
+    /// Runs bytecode with a context JSON (ABI.md) for at most `timeoutMs` ms.
+    /// Rejects INVALID_INPUT, CAPACITY_EXCEEDED, SHUTDOWN, INTERNAL_ERROR; traps resolve.
+    #[napi(ts_return_type = "Promise<RawResult>")]
+    pub fn execute<'env>(
+        &self,
+        env: &'env Env,
+        code: Buffer,
+        context_json: String,
+        timeout_ms: u32,
+    ) -> napi::Result<PromiseRaw<'env, RawResult>> {
+        let sandbox = Arc::clone(&self.inner);
+        let code: Vec<u8> = code.to_vec();
+        run_blocking(env, move || sandbox.execute(&code, &context_json, timeout_ms), raw_result)
+    }
+
+    /// Settles a suspended execution's pending calls (results JSON array, ABI.md) and runs on.
+    /// Consumes the id. Rejects INVALID_INPUT (the execution stays suspended), UNKNOWN_EXECUTION,
+    /// SHUTDOWN, INTERNAL_ERROR.
+    #[napi(ts_return_type = "Promise<RawResult>")]
+    pub fn resume<'env>(
+        &self,
+        env: &'env Env,
+        execution_id: String,
+        results_json: String,
+        timeout_ms: u32,
+    ) -> napi::Result<PromiseRaw<'env, RawResult>> {
+        let sandbox = Arc::clone(&self.inner);
+        run_blocking(env, move || sandbox.resume(&execution_id, &results_json, timeout_ms), raw_result)
+    }
+
+    /// Frees a suspended execution. False when the id is not suspended.
+    #[napi]
+    pub fn cancel(&self, execution_id: String) -> bool {
+        self.inner.cancel(&execution_id)
+    }
+
+    /// Current counters.
+    #[napi]
+    pub fn stats(&self) -> RuntimeStats {
+        let s = self.inner.stats();
+        RuntimeStats {
+            live: s.live,
+            suspended: s.suspended,
+            compiling: s.compiling,
+            cache_entries: s.cache.memory_entries as u32,
+            cache_hits: s.cache.hits as f64,
+            cache_misses: s.cache.misses as f64,
+            disk_cache_bytes: s.cache.disk_bytes as f64,
+            disk_cache_entries: s.cache.disk_entries as u32,
+        }
+    }
+
+    /// Drops all suspended executions, makes running ones fail with SHUTDOWN at their next
+    /// epoch tick (≤ ~1 ms of guest time), stops the epoch thread. Later calls reject SHUTDOWN.
+    #[napi]
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+
+    /// SHA-256 (hex) of the loaded guest.wasm.
+    #[napi(getter)]
+    pub fn guest_hash(&self) -> String {
+        self.inner.guest_hash()
+    }
+
+    /// Whether this start loaded the guest from its cached `.cwasm` (no Cranelift compile).
+    #[napi(getter)]
+    pub fn guest_from_cwasm(&self) -> bool {
+        self.inner.guest_from_cwasm()
+    }
+}
+
+/// Runs `work` on Tokio's blocking pool; resolves with `map(value)` or rejects with a coded error.
+fn run_blocking<'env, T, V, W, M>(env: &'env Env, work: W, map: M) -> napi::Result<PromiseRaw<'env, V>>
+where
+    T: Send + 'static,
+    V: napi::bindgen_prelude::ToNapiValue + 'static,
+    W: FnOnce() -> Result<T, HostError> + Send + 'static,
+    M: FnOnce(T) -> V + 'static,
+{
+    env.spawn_future_with_callback(async move { Ok(spawn_blocking(work).await) }, move |env, joined| match joined {
+        Ok(Ok(value)) => Ok(map(value)),
+        Ok(Err(e)) => Err(js_error(env, e)),
+        Err(join) => Err(js_error(env, HostError::internal(format!("sandbox worker failed: {join}")))),
+    })
+}
+
+fn raw_result(o: RawOutcome) -> RawResult {
+    RawResult {
+        output_json: o.output_json,
+        suspended: o.suspended,
+        execution_id: o.execution_id,
+        trap: o.trap.map(str::to_owned),
+        trap_message: o.trap_message,
+        duration_us: o.duration_us,
+        fuel_consumed: o.fuel_consumed as f64,
+        memory_peak_bytes: o.memory_peak_bytes as f64,
+        memory_limit_hit: o.memory_limit_hit,
+    }
+}
+
+/// A JS `Error` with `code` = the host error's code, wrapped so napi throws/rejects with that
+/// very object (napi reuses the referenced JS value instead of building a generic one).
+fn js_error(env: &Env, e: HostError) -> napi::Error {
+    let message = e.to_string();
+    let coded: napi::Error<&'static str> = napi::Error::new(e.code(), message.clone());
+    // SAFETY: `env` is the live environment of the current (JS) thread.
+    let raw = unsafe { JsError::from(coded).into_value(env.raw()) };
+    if raw.is_null() {
+        return napi::Error::new(Status::GenericFailure, message);
+    }
+    // SAFETY: `raw` was just created in `env` and is a valid value handle in this scope.
+    napi::Error::from(unsafe { Unknown::from_raw_unchecked(env.raw(), raw) })
+}
+
+/// Checks and converts the JS options.
+fn sandbox_options(o: RuntimeOptions) -> Result<SandboxOptions, HostError> {
+    let mut s = SandboxOptions::new(PathBuf::from(&o.guest_path));
+    if o.guest_path.is_empty() {
+        return Err(HostError::invalid("guestPath is required"));
+    }
+    if let Some(v) = o.max_instances {
+        s.max_instances = v;
+    }
+    if let Some(v) = o.memory_limit_bytes {
+        s.memory_limit_bytes = whole_number(v, "memoryLimitBytes")?;
+    }
+    if let Some(v) = o.fuel_limit {
+        s.fuel_limit = whole_number(v, "fuelLimit")?;
+    }
+    if let Some(v) = o.max_source_bytes {
+        s.max_source_bytes = v as usize;
+    }
+    if let Some(v) = o.memory_cache_entries {
+        s.memory_cache_entries = v as usize;
+    }
+    s.cache_dir = o.cache_dir.filter(|d| !d.is_empty()).map(PathBuf::from);
+    if let Some(v) = o.max_cache_size_bytes {
+        s.max_cache_size_bytes = whole_number(v, "maxCacheSizeBytes")?;
+    }
+    if let Some(v) = o.max_wasm_stack_bytes {
+        s.max_wasm_stack_bytes = v as usize;
+    }
+    Ok(s)
+}
+
+/// A non-negative integer ≤ 2^53 given as a JS number.
+fn whole_number(v: f64, name: &str) -> Result<u64, HostError> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_992.0 {
+        Ok(v as u64)
+    } else {
+        Err(HostError::invalid(format!("{name} must be a non-negative integer, got {v}")))
+    }
+}

@@ -1,0 +1,489 @@
+//! The runtime proper, in plain Rust (the N-API layer in lib.rs only converts and schedules):
+//! one engine + guest, the bytecode cache, the table of suspended executions, instance slots.
+//! Every method blocks its thread; lib.rs runs them on worker threads.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::Engine;
+
+use crate::cache::{BytecodeCache, CacheStats, source_key};
+use crate::engine::{self, EngineSettings, EpochTicker, LoadedGuest, hex, lock};
+use crate::error::{HostError, HostResult};
+use crate::guest::{GuestInstance, GuestTrap, InstanceLimits, TrapKind};
+use crate::limits::{Deadline, UNLIMITED_FUEL, fuel_left};
+
+/// Pool slots reserved for `precompile` on top of `max_instances`; more concurrent compilations wait.
+pub const COMPILE_SLOTS: u32 = 4;
+/// Wall-clock budget of one compilation.
+pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default native stack for wasm frames, bytes.
+pub const DEFAULT_MAX_WASM_STACK: usize = 1 << 20;
+
+/// Options of a runtime. Sizes in bytes.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Path of guest.wasm (its `.cwasm` is kept beside it).
+    pub guest_path: PathBuf,
+    /// Executions live at once (running + suspended). ≥ 1.
+    pub max_instances: u32,
+    /// Linear memory cap per instance, bytes (≥ the guest's initial memory, ≤ 4 GiB).
+    pub memory_limit_bytes: u64,
+    /// Fuel per execution (all its segments); 0 = unlimited.
+    pub fuel_limit: u64,
+    /// Largest source `precompile` accepts, bytes.
+    pub max_source_bytes: usize,
+    /// Entries of the in-memory bytecode LRU (0 disables it).
+    pub memory_cache_entries: usize,
+    /// Folder of the disk bytecode cache; None disables it.
+    pub cache_dir: Option<PathBuf>,
+    /// Bound of the disk cache, bytes.
+    pub max_cache_size_bytes: u64,
+    /// Native stack for wasm frames, bytes.
+    pub max_wasm_stack_bytes: usize,
+}
+
+impl SandboxOptions {
+    /// Defaults of types.ts (64 instances, 64 MiB, no fuel limit, 1 MiB sources, 512 entries,
+    /// 64 MiB disk) for the guest at `guest_path`.
+    pub fn new(guest_path: impl Into<PathBuf>) -> Self {
+        SandboxOptions {
+            guest_path: guest_path.into(),
+            max_instances: 64,
+            memory_limit_bytes: 64 << 20,
+            fuel_limit: 0,
+            max_source_bytes: 1 << 20,
+            memory_cache_entries: 512,
+            cache_dir: None,
+            max_cache_size_bytes: 64 << 20,
+            max_wasm_stack_bytes: DEFAULT_MAX_WASM_STACK,
+        }
+    }
+
+    fn validate(&self) -> HostResult<()> {
+        if self.max_instances == 0 || self.max_instances > 10_000 {
+            return Err(HostError::invalid("maxInstances must be between 1 and 10000"));
+        }
+        if self.memory_limit_bytes < 65_536 || self.memory_limit_bytes > 1 << 32 {
+            return Err(HostError::invalid("memoryLimitBytes must be between 64 KiB and 4 GiB"));
+        }
+        if self.max_wasm_stack_bytes < 64 << 10 || self.max_wasm_stack_bytes > 1 << 30 {
+            return Err(HostError::invalid("maxWasmStackBytes must be between 64 KiB and 1 GiB"));
+        }
+        Ok(())
+    }
+}
+
+/// What `precompile` returns.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// QuickJS bytecode of the handler.
+    pub bytecode: Arc<[u8]>,
+    /// SHA-256 hex of the source.
+    pub cache_key: String,
+    /// Wall time of instantiation + `wk_compile`, µs (0 on a cache hit).
+    pub compile_time_us: f64,
+    /// Whether the bytecode came from the cache.
+    pub cache_hit: bool,
+}
+
+/// What `execute` / `resume` return: the guest's output plus the host's own observations.
+#[derive(Debug, Clone, Default)]
+pub struct RawOutcome {
+    /// The guest's output JSON ("" when it produced none: trap or status 2).
+    pub output_json: String,
+    /// True when the guest suspended; `execution_id` then names it.
+    pub suspended: bool,
+    /// Fresh id of this suspension (each suspension gets a new one).
+    pub execution_id: Option<String>,
+    /// Why the segment ended abnormally, or MEMORY_LIMIT when growth was refused and the guest
+    /// then reported an error.
+    pub trap: Option<&'static str>,
+    /// Details of `trap`.
+    pub trap_message: Option<String>,
+    /// Wall time of the segment (instantiation included for `execute`), µs.
+    pub duration_us: f64,
+    /// Fuel (≈ wasm instructions) burnt by this segment.
+    pub fuel_consumed: u64,
+    /// Peak linear memory of the instance so far, bytes.
+    pub memory_peak_bytes: u64,
+    /// True when some `memory.grow` past the limit was refused during the execution (even if the
+    /// guest recovered).
+    pub memory_limit_hit: bool,
+}
+
+/// Counters of `stats()`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SandboxStats {
+    /// Executions holding an instance (running + suspended).
+    pub live: u32,
+    /// Suspended executions.
+    pub suspended: u32,
+    /// Compilations running.
+    pub compiling: u32,
+    /// Bytecode cache counters.
+    pub cache: CacheStats,
+}
+
+/// A suspended execution. Field order matters: the instance (and its pool slot) is freed
+/// before the execution slot, so a freed slot always has a free pool slot behind it.
+struct Suspended {
+    instance: GuestInstance,
+    _slot: SlotGuard,
+}
+
+/// One taken execution slot; dropping it frees the slot.
+struct SlotGuard(Arc<AtomicU32>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A runtime: see the module docs.
+pub struct Sandbox {
+    engine: Engine,
+    guest: LoadedGuest,
+    ticker: EpochTicker,
+    cache: BytecodeCache,
+    opts: SandboxOptions,
+    suspended: Mutex<HashMap<String, Suspended>>,
+    live: Arc<AtomicU32>,
+    compiling: Mutex<u32>,
+    compile_free: Condvar,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl Sandbox {
+    /// Builds the engine, loads guest.wasm (from its `.cwasm` when possible), opens the cache.
+    /// Errors: INVALID_INPUT (bad options, cache folder unusable), GUEST_LOAD_ERROR.
+    pub fn new(opts: SandboxOptions) -> HostResult<Self> {
+        opts.validate()?;
+        let engine = engine::build_engine(&engine_settings(&opts))?;
+        let guest = engine::load_guest(&engine, &opts.guest_path, opts.memory_limit_bytes)?;
+        Self::assemble(engine, guest, opts)
+    }
+
+    /// Same as [`Sandbox::new`] with the guest given as wasm bytes (no `.cwasm`; `guest_path`
+    /// is ignored). Used by tests.
+    pub fn from_wasm(wasm: &[u8], opts: SandboxOptions) -> HostResult<Self> {
+        opts.validate()?;
+        let engine = engine::build_engine(&engine_settings(&opts))?;
+        let guest = engine::load_guest_bytes(&engine, wasm, opts.memory_limit_bytes)?;
+        Self::assemble(engine, guest, opts)
+    }
+
+    fn assemble(engine: Engine, guest: LoadedGuest, opts: SandboxOptions) -> HostResult<Self> {
+        let cache = BytecodeCache::new(
+            opts.memory_cache_entries,
+            opts.cache_dir.as_deref(),
+            opts.max_cache_size_bytes,
+            guest.guest_hash,
+        )?;
+        let ticker = EpochTicker::start(engine.clone())?;
+        Ok(Sandbox {
+            engine,
+            guest,
+            ticker,
+            cache,
+            opts,
+            suspended: Mutex::new(HashMap::new()),
+            live: Arc::new(AtomicU32::new(0)),
+            compiling: Mutex::new(0),
+            compile_free: Condvar::new(),
+            shutdown: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Whether guest.wasm was loaded from its serialized `.cwasm` (no Cranelift at this start).
+    pub fn guest_from_cwasm(&self) -> bool {
+        self.guest.from_cwasm
+    }
+
+    /// SHA-256 hex of guest.wasm.
+    pub fn guest_hash(&self) -> String {
+        hex(&self.guest.guest_hash)
+    }
+
+    /// Compiles a handler source to bytecode, through the cache.
+    /// Errors: INVALID_INPUT (source > maxSourceBytes), COMPILATION_ERROR (message = error JSON
+    /// `{code,message,line?,column?}`), CAPACITY_EXCEEDED, SHUTDOWN, INTERNAL_ERROR.
+    pub fn precompile(&self, source: &str) -> HostResult<Compiled> {
+        self.check_open()?;
+        if source.len() > self.opts.max_source_bytes {
+            return Err(HostError::invalid(format!(
+                "handler source is {} bytes; the limit is {} bytes",
+                source.len(),
+                self.opts.max_source_bytes
+            )));
+        }
+        let cache_key = source_key(source.as_bytes());
+        if let Some(bytecode) = self.cache.get(&cache_key) {
+            return Ok(Compiled { bytecode, cache_key, compile_time_us: 0.0, cache_hit: true });
+        }
+        let started = Instant::now();
+        let bytecode: Arc<[u8]> = self.compile_in_guest(source.as_bytes())?.into();
+        let compile_time_us = started.elapsed().as_secs_f64() * 1e6;
+        self.cache.put(&cache_key, &bytecode);
+        Ok(Compiled { bytecode, cache_key, compile_time_us, cache_hit: false })
+    }
+
+    fn compile_in_guest(&self, source: &[u8]) -> HostResult<Vec<u8>> {
+        let _slot = self.take_compile_slot()?;
+        let limits = InstanceLimits { memory_bytes: self.memory_bytes(), fuel: UNLIMITED_FUEL, deadline: self.deadline(COMPILE_TIMEOUT) };
+        let mut inst = GuestInstance::instantiate(&self.engine, &self.guest.pre, limits)?;
+        let result = {
+            let _tick = self.ticker.enter();
+            inst.compile(source).and_then(|status| Ok((status, inst.output()?)))
+        };
+        match result {
+            Ok((0, bytecode)) if !bytecode.is_empty() => Ok(bytecode),
+            Ok((0, _)) => Err(HostError::internal("guest returned empty bytecode")),
+            Ok((1, json)) => Err(HostError::Compilation(String::from_utf8_lossy(&json).into_owned())),
+            Ok((status, _)) => Err(HostError::internal(format!("wk_compile returned unknown status {status}"))),
+            Err(t) if t.kind == TrapKind::Shutdown => Err(HostError::Shutdown),
+            Err(t) => Err(HostError::Compilation(compile_trap_json(&t))),
+        }
+    }
+
+    /// Runs bytecode with a context JSON for at most `timeout_ms` ms.
+    /// Errors: INVALID_INPUT (empty bytecode, context not JSON, timeout 0), CAPACITY_EXCEEDED
+    /// (maxInstances executions live), SHUTDOWN, INTERNAL_ERROR. Traps are outcomes, not errors.
+    pub fn execute(&self, bytecode: &[u8], context_json: &str, timeout_ms: u32) -> HostResult<RawOutcome> {
+        self.check_open()?;
+        if bytecode.is_empty() {
+            return Err(HostError::invalid("bytecode is empty"));
+        }
+        check_json(context_json, "context", false)?;
+        let timeout = timeout(timeout_ms)?;
+        let slot = self.take_execution_slot()?;
+        let started = Instant::now();
+        let fuel = if self.opts.fuel_limit == 0 { UNLIMITED_FUEL } else { self.opts.fuel_limit };
+        let limits = InstanceLimits { memory_bytes: self.memory_bytes(), fuel, deadline: self.deadline(timeout) };
+        let mut inst = GuestInstance::instantiate(&self.engine, &self.guest.pre, limits)?;
+        let call = {
+            let _tick = self.ticker.enter();
+            inst.execute(bytecode, context_json.as_bytes())
+        };
+        self.finish_segment(inst, slot, call, started, fuel)
+    }
+
+    /// Settles the pending calls of a suspended execution with a results JSON array and runs on
+    /// for at most `timeout_ms` ms. Consumes `execution_id` (a new suspension gets a new id).
+    /// Errors: INVALID_INPUT (results not a JSON array, timeout 0; the execution stays
+    /// suspended), UNKNOWN_EXECUTION, SHUTDOWN.
+    pub fn resume(&self, execution_id: &str, results_json: &str, timeout_ms: u32) -> HostResult<RawOutcome> {
+        self.check_open()?;
+        check_json(results_json, "results", true)?;
+        let timeout = timeout(timeout_ms)?;
+        let entry = lock(&self.suspended)
+            .remove(execution_id)
+            .ok_or_else(|| HostError::UnknownExecution(execution_id.to_owned()))?;
+        let Suspended { mut instance, _slot: slot } = entry;
+        let started = Instant::now();
+        let fuel_before = fuel_left(instance.store());
+        instance.set_deadline(self.deadline(timeout));
+        let call = {
+            let _tick = self.ticker.enter();
+            instance.resume(results_json.as_bytes())
+        };
+        self.finish_segment(instance, slot, call, started, fuel_before)
+    }
+
+    /// Drops a suspended execution. False when `execution_id` is not suspended.
+    pub fn cancel(&self, execution_id: &str) -> bool {
+        let removed = lock(&self.suspended).remove(execution_id);
+        removed.is_some()
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> SandboxStats {
+        SandboxStats {
+            live: self.live.load(Ordering::Acquire),
+            suspended: lock(&self.suspended).len() as u32,
+            compiling: *lock(&self.compiling),
+            cache: self.cache.stats(),
+        }
+    }
+
+    /// Drops every suspended execution, stops running guests at their next epoch tick (their
+    /// calls fail with SHUTDOWN), stops the epoch thread once they are gone; later calls fail
+    /// with SHUTDOWN. Idempotent.
+    pub fn shutdown(&self) {
+        let drained: Vec<Suspended> = {
+            let mut map = lock(&self.suspended);
+            self.shutdown.store(true, Ordering::SeqCst);
+            map.drain().map(|(_, s)| s).collect()
+        };
+        drop(drained);
+        self.ticker.stop();
+        let _guard = lock(&self.compiling);
+        self.compile_free.notify_all();
+    }
+
+    /// Reads the output of a finished call and builds the outcome; keeps the instance when the
+    /// guest suspended, drops it otherwise.
+    fn finish_segment(
+        &self,
+        mut inst: GuestInstance,
+        slot: SlotGuard,
+        call: Result<i32, GuestTrap>,
+        started: Instant,
+        fuel_before: u64,
+    ) -> HostResult<RawOutcome> {
+        let status_and_output = call.and_then(|status| Ok((status, inst.output()?)));
+        let state = inst.store().data();
+        let mut out = RawOutcome {
+            fuel_consumed: fuel_before.saturating_sub(fuel_left(inst.store())),
+            memory_peak_bytes: state.limiter.peak_bytes as u64,
+            memory_limit_hit: state.limiter.refused,
+            ..RawOutcome::default()
+        };
+        match status_and_output {
+            Err(t) if t.kind == TrapKind::Shutdown => return Err(HostError::Shutdown),
+            Err(t) => set_trap(&mut out, t.kind, t.message),
+            Ok((0, bytes)) => {
+                out.output_json = String::from_utf8_lossy(&bytes).into_owned();
+                if out.memory_limit_hit && output_is_error(&out.output_json) {
+                    set_trap(&mut out, TrapKind::MemoryLimit, "linear memory growth past memoryLimitBytes was refused".into());
+                }
+            }
+            Ok((1, bytes)) => {
+                out.output_json = String::from_utf8_lossy(&bytes).into_owned();
+                out.suspended = true;
+                out.duration_us = started.elapsed().as_secs_f64() * 1e6;
+                let id = self.park(inst, slot)?;
+                out.execution_id = Some(id);
+                return Ok(out);
+            }
+            Ok((2, _)) => set_trap(&mut out, TrapKind::MemoryLimit, "the guest ran out of memory building its result".into()),
+            Ok((status, _)) => set_trap(&mut out, TrapKind::Trap, format!("guest returned unknown status {status}")),
+        }
+        drop(inst);
+        drop(slot);
+        out.duration_us = started.elapsed().as_secs_f64() * 1e6;
+        Ok(out)
+    }
+
+    /// Stores a suspended instance under a fresh id (refused once shutdown started).
+    fn park(&self, instance: GuestInstance, slot: SlotGuard) -> HostResult<String> {
+        let id = new_execution_id()?;
+        let mut map = lock(&self.suspended);
+        if self.shutdown.load(Ordering::SeqCst) {
+            return Err(HostError::Shutdown);
+        }
+        map.insert(id.clone(), Suspended { instance, _slot: slot });
+        Ok(id)
+    }
+
+    fn check_open(&self) -> HostResult<()> {
+        if self.shutdown.load(Ordering::SeqCst) { Err(HostError::Shutdown) } else { Ok(()) }
+    }
+
+    fn take_execution_slot(&self) -> HostResult<SlotGuard> {
+        let max = self.opts.max_instances;
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .map_err(|_| HostError::CapacityExceeded(format!("all {max} instances are live (running or suspended)")))?;
+        Ok(SlotGuard(Arc::clone(&self.live)))
+    }
+
+    /// Waits (blocking this worker thread) for one of the [`COMPILE_SLOTS`].
+    fn take_compile_slot(&self) -> HostResult<CompileSlot<'_>> {
+        let mut n = lock(&self.compiling);
+        loop {
+            self.check_open()?;
+            if *n < COMPILE_SLOTS {
+                *n += 1;
+                return Ok(CompileSlot(self));
+            }
+            n = self.compile_free.wait(n).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        usize::try_from(self.opts.memory_limit_bytes).unwrap_or(usize::MAX)
+    }
+
+    fn deadline(&self, timeout: Duration) -> Deadline {
+        Deadline::after(timeout, Arc::clone(&self.shutdown))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct CompileSlot<'a>(&'a Sandbox);
+
+impl Drop for CompileSlot<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.compiling) -= 1;
+        self.0.compile_free.notify_one();
+    }
+}
+
+fn engine_settings(o: &SandboxOptions) -> EngineSettings {
+    EngineSettings {
+        pool_instances: o.max_instances + COMPILE_SLOTS,
+        memory_limit_bytes: o.memory_limit_bytes,
+        max_wasm_stack_bytes: o.max_wasm_stack_bytes,
+    }
+}
+
+fn set_trap(out: &mut RawOutcome, kind: TrapKind, message: String) {
+    out.trap = Some(kind.as_str());
+    out.trap_message = Some(message);
+}
+
+fn timeout(ms: u32) -> HostResult<Duration> {
+    if ms == 0 {
+        return Err(HostError::invalid("timeoutMs must be at least 1"));
+    }
+    Ok(Duration::from_millis(u64::from(ms)))
+}
+
+/// Checks that `text` is JSON (an array when `array`), without keeping the parse.
+fn check_json(text: &str, what: &str, array: bool) -> HostResult<()> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| HostError::invalid(format!("{what} is not valid JSON: {e}")))?;
+    let shape_ok = if array { v.is_array() } else { v.is_object() };
+    if shape_ok {
+        Ok(())
+    } else {
+        Err(HostError::invalid(format!("{what} must be a JSON {}", if array { "array" } else { "object" })))
+    }
+}
+
+/// True when the guest output is an object with `"status": "error"`.
+fn output_is_error(json: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        status: Option<String>,
+    }
+    serde_json::from_str::<Head>(json).ok().and_then(|h| h.status).as_deref() == Some("error")
+}
+
+/// Error JSON for a compilation that trapped instead of returning.
+fn compile_trap_json(t: &GuestTrap) -> String {
+    let message = match t.kind {
+        TrapKind::Timeout => format!("compilation took longer than {} ms", COMPILE_TIMEOUT.as_millis()),
+        TrapKind::MemoryLimit => "compilation exceeded the memory limit".to_owned(),
+        TrapKind::StackOverflow => "source nested too deeply to compile".to_owned(),
+        _ => format!("compiler trapped: {}", t.message),
+    };
+    serde_json::json!({ "code": "COMPILATION_ERROR", "message": message }).to_string()
+}
+
+/// A fresh opaque id: `ex_` + 32 hex digits from the OS RNG.
+fn new_execution_id() -> HostResult<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| HostError::internal(format!("no randomness for an execution id: {e}")))?;
+    Ok(format!("ex_{}", hex(&bytes)))
+}
