@@ -9,6 +9,7 @@ import websocket from '@fastify/websocket'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { WebSocket } from 'ws'
+import fp from 'fastify-plugin'
 import pkg from './package.json' with { type: 'json' }
 import { resolveConfig, type KernelConfig, type KernelOptions } from './config.js'
 import { errorHandler } from './plugins/errors.js'
@@ -50,7 +51,7 @@ async function closeSockets(clients: Set<WebSocket>): Promise<void> {
   for (const ws of open) if (ws.readyState !== ws.CLOSED) ws.terminate()
 }
 
-/** Shared infrastructure: errors, body limit, CORS, WebSocket, OpenAPI (+ /openapi.json, /docs). */
+/** Shared infrastructure: errors, body limit, CORS, WebSocket, the OpenAPI generator. */
 async function registerInfra(fastify: FastifyInstance, config: KernelConfig): Promise<void> {
   await fastify.register(errorHandler)
   // per route, so the limit holds when the kernel is embedded in an app with another bodyLimit
@@ -79,38 +80,72 @@ async function registerInfra(fastify: FastifyInstance, config: KernelConfig): Pr
     // name shared schemas by their $id so generated clients get readable types
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   })
-  await fastify.register(swaggerUi, { routePrefix: '/docs' })
-  fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
+}
+
+/** Options of `kernelCore` / `kernelRoutes`: the resolved configuration plus startup extensions. */
+export interface KernelCoreOptions {
+  config: KernelConfig
+  extensions?: Extension[]
 }
 
 /**
- * Every kernel plugin and route, for `app.register(kernelPlugin, { prefix: '/kernel', ...options })`.
- * Not wrapped with fastify-plugin: the kernel keeps its own context (error handler, hooks, prefix).
+ * Every kernel plugin (decorators: extensions, executor, panels, processes, workers, promRegistry,
+ * authenticate, jwt, swagger) and the shared infrastructure, without routes. Wrapped with
+ * fastify-plugin so `buildApp`'s caller sees the decorators on the app it gets.
  * Registration order sets the shutdown order (see server.ts): sockets close, extensions abort,
  * panels cancel their runs (preClose hooks, in this order), the listener closes, then the executor.
+ */
+export const kernelCore = fp(
+  async (fastify: FastifyInstance, { config, extensions: extra }: KernelCoreOptions) => {
+    await registerInfra(fastify, config)
+    await fastify.register(metrics, { endpoint: null })
+    await fastify.register(auth, { enabled: config.authEnabled, secret: config.jwtSecret })
+    await fastify.register(extensions, { http: config.http, extensions: extra })
+    await fastify.register(executor, { ...config.runtime, suspensionTimeoutMs: config.suspensionTimeoutMs })
+    await fastify.register(panels, {
+      maxPanels: config.maxPanels,
+      suspensionTimeoutMs: config.suspensionTimeoutMs,
+      maxBufferedBytes: config.ws.maxBufferedBytes,
+      pingIntervalMs: config.ws.pingIntervalMs,
+    })
+    // before workers: onClose runs in reverse, so the registry stops its process workers while the bridge still runs
+    await fastify.register(processes, { ...config.processes, workspaceRoot: resolve(config.processes.workspaceRoot) })
+    await fastify.register(workers, { ...config.workers, workspaceRoot: resolve(config.workers.workspaceRoot) })
+  },
+  { name: 'kernel-core', fastify: '5.x' },
+)
+
+/**
+ * Every kernel route (register it with a `prefix`): /health, /metrics, /openapi.json, /docs, and the
+ * panels, processes and workers APIs. Needs `kernelCore` registered in the same or a parent context.
+ */
+export async function kernelRoutes(fastify: FastifyInstance, { config }: KernelCoreOptions): Promise<void> {
+  fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
+  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  fastify.get(
+    '/metrics',
+    {
+      schema: { tags: ['kernel'], summary: 'Prometheus metrics (text exposition format)', response: { 200: { type: 'string' } } },
+      config: { disableMetrics: true },
+    },
+    async (_request, reply) => reply.type(fastify.promRegistry.contentType).send(await fastify.promRegistry.metrics()),
+  )
+  await fastify.register(healthRoutes, { version: pkg.version, authEnabled: config.authEnabled })
+  await fastify.register(panelsRoutes)
+  await fastify.register(processesRoutes)
+  await fastify.register(workersRoutes)
+}
+
+/**
+ * The whole kernel in its own context, for `app.register(kernelPlugin, { prefix: '/kernel', ...options })`:
+ * its decorators, error handler and hooks stay inside; every route gets the prefix.
  * @throws ConfigError (code INVALID_CONFIG) when an option is invalid.
  */
 export async function kernelPlugin(fastify: FastifyInstance, options: KernelPluginOptions): Promise<void> {
   const { extensions: extra, ...rest } = options
   const config = resolveConfig(rest as KernelOptions)
-  await registerInfra(fastify, config)
-  await fastify.register(metrics)
-  await fastify.register(auth, { enabled: config.authEnabled, secret: config.jwtSecret })
-  await fastify.register(extensions, { http: config.http, extensions: extra })
-  await fastify.register(executor, { ...config.runtime, suspensionTimeoutMs: config.suspensionTimeoutMs })
-  await fastify.register(panels, {
-    maxPanels: config.maxPanels,
-    suspensionTimeoutMs: config.suspensionTimeoutMs,
-    maxBufferedBytes: config.ws.maxBufferedBytes,
-    pingIntervalMs: config.ws.pingIntervalMs,
-  })
-  await fastify.register(healthRoutes, { version: pkg.version, authEnabled: config.authEnabled })
-  await fastify.register(panelsRoutes)
-  // before workers: onClose runs in reverse, so the registry stops its process workers while the bridge still runs
-  await fastify.register(processes, { ...config.processes, workspaceRoot: resolve(config.processes.workspaceRoot) })
-  await fastify.register(processesRoutes)
-  await fastify.register(workers, { ...config.workers, workspaceRoot: resolve(config.workers.workspaceRoot) })
-  await fastify.register(workersRoutes)
+  await fastify.register(kernelCore, { config, extensions: extra })
+  await fastify.register(kernelRoutes, { config })
 }
 
 function loggerOptions(logger: BuildAppOptions['logger'], level: string): Partial<FastifyServerOptions> & { loggerInstance?: FastifyBaseLogger } {
@@ -122,7 +157,7 @@ function loggerOptions(logger: BuildAppOptions['logger'], level: string): Partia
 }
 
 /**
- * A Fastify app (not listening) with the whole kernel registered under `options.prefix`.
+ * A Fastify app (not listening) with the kernel's decorators on it and its routes under `options.prefix`.
  * Defaults come from `KernelConfig`; e.g. `await buildApp({ authEnabled: true, jwtSecret, http: { allowedDomains } })`.
  * @throws ConfigError (code INVALID_CONFIG) when an option is invalid.
  */
@@ -131,6 +166,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const config = resolveConfig(rest as KernelOptions)
   // maxParamLength: worker ids are up to 120 chars (Fastify's default of 100 would answer 414)
   const app = Fastify({ ...loggerOptions(logger, config.logLevel), bodyLimit: config.bodyLimitBytes, routerOptions: { maxParamLength: 256 } })
-  await app.register(kernelPlugin, { ...rest, prefix: config.prefix })
+  // decorators on the app itself (app.panels, app.extensions, app.jwt …); routes under the prefix
+  await app.register(kernelCore, { config, extensions: rest.extensions })
+  await app.register(kernelRoutes, { config, prefix: config.prefix })
   return app
 }
