@@ -5,7 +5,8 @@
  * 1. Throughput: `yes | head -c 200M` streamed through the bridge to one attached WebSocket client
  *    (a `ws` client on its own thread; binary OUTPUT frames and JSON ones) vs. reading the same command's stdout pipe directly in Node.
  *    Both start the pipeline only after a newline on stdin, so timing covers exactly the stream.
- * 2. Spawn-to-first-output p50/p90 for `node -e` and `python3 -c`: direct child_process.spawn vs.
+ * 2. Spawn-to-first-output p50/p90 for `node -e` and `python3 -c`: direct child_process.spawn (same
+ *    options as the bridge: own session, filtered env) vs.
  *    the in-process API (`fastify.processes.spawn` → first output event) vs. HTTP + WebSocket
  *    (POST /processes → first OUTPUT message on a freshly attached socket).
  */
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
       ['node -e', process.execPath, ['-e', 'console.log(1)']],
       ['python3 -c', 'python3', ['-u', '-c', 'print(1)']],
     ] as const) {
-      const direct = await repeat(SPAWNS, () => directFirstOutput(file, [...args]))
+      const direct = await repeat(SPAWNS, () => directFirstOutput(file, [...args], env))
       const type = label.startsWith('node') ? 'node' : 'python'
       const code = type === 'node' ? 'console.log(1)' : 'print(1)'
       const api = await repeat(SPAWNS, () => apiFirstOutput(app.processes, type, code))
@@ -144,9 +145,9 @@ socket.on('message', (raw, isBinary) => {
 })
 `
 
-async function directFirstOutput(file: string, args: string[]): Promise<number> {
+async function directFirstOutput(file: string, args: string[], env: Record<string, string>): Promise<number> {
   const t0 = performance.now()
-  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'ignore'] })
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'ignore'], detached: true, env })
   await new Promise((resolve) => child.stdout.once('data', resolve))
   const ms = performance.now() - t0
   await new Promise((resolve) => child.once('close', resolve))

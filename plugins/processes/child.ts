@@ -22,7 +22,7 @@ export interface ChildHandle {
 }
 
 export interface ChildCallbacks {
-  output(stream: 'stdout' | 'stderr' | 'pty', data: string): void
+  output(stream: 'stdout' | 'stderr' | 'pty', data: Buffer): void
   /** The leader process ended (its output may still be draining). */
   leaderExit(): void
   /** All output delivered and the leader reaped: the final status. */
@@ -58,10 +58,8 @@ async function startPiped(spec: StartSpec, cb: ChildCallbacks): Promise<ChildHan
   })
   const { stdin, stdout, stderr } = child
   stdin.on('error', () => {}) // EPIPE after the child closed stdin is not our failure
-  stdout.setEncoding('utf8') // decodes across chunk boundaries, so no split characters
-  stderr.setEncoding('utf8')
-  stdout.on('data', (d: string) => cb.output('stdout', d))
-  stderr.on('data', (d: string) => cb.output('stderr', d))
+  stdout.on('data', (d: Buffer) => cb.output('stdout', d))
+  stderr.on('data', (d: Buffer) => cb.output('stderr', d))
   child.once('exit', () => {
     cb.leaderExit()
     // A grandchild that escaped the session may hold the pipes open forever; stop waiting for it.
@@ -94,11 +92,12 @@ async function startPiped(spec: StartSpec, cb: ChildCallbacks): Promise<ChildHan
 function startPty(spec: StartSpec, cb: ChildCallbacks): ChildHandle {
   let term: pty.IPty
   try {
-    term = pty.spawn(spec.file, spec.args, { name: spec.env.TERM ?? 'xterm-256color', cols: spec.cols, rows: spec.rows, cwd: spec.cwd, env: spec.env })
+    // encoding null: raw bytes, aligned to characters by the record like pipe output
+    term = pty.spawn(spec.file, spec.args, { name: spec.env.TERM ?? 'xterm-256color', cols: spec.cols, rows: spec.rows, cwd: spec.cwd, env: spec.env, encoding: null })
   } catch (err) {
     throw new KernelError(500, 'SPAWN_FAILED', `cannot start ${spec.file} in a PTY: ${(err as Error).message}`)
   }
-  term.onData((d) => cb.output('pty', d))
+  term.onData((d: string | Buffer) => cb.output('pty', typeof d === 'string' ? Buffer.from(d) : d))
   // node-pty reports exit only after the terminal's output has been read.
   term.onExit(({ exitCode, signal }) => {
     cb.leaderExit()

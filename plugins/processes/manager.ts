@@ -140,7 +140,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       {
         output: (stream, data) => {
           const event = rec.pushOutput(stream, data)
-          if (this.listenerCount('output') > 0) this.emit('output', event)
+          if (event && this.listenerCount('output') > 0) this.emit('output', event)
         },
         leaderExit: () => this.sweep(rec.pid),
         exit: (code, signal) => this.finish(rec, code, signal, plan.cleanup),

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { ChildHandle } from './child.js'
 import type { ManagerLogger } from './manager.js'
-import { OutputRing } from './ring-buffer.js'
+import { OutputRing, Utf8Aligner, type RawChunk } from './ring-buffer.js'
 import { usageOf } from './session.js'
 import type { ExitInfo, ExitReason, OutputSnapshot, ProcessExitEvent, ProcessInfo, ProcessListener, ProcessOutputEvent, ProcessType } from './types.js'
 
@@ -39,6 +39,7 @@ export class ProcessRecord {
   private reason?: ExitReason
   private readonly ring: OutputRing
   private readonly listeners = new Set<ProcessListener>()
+  private readonly aligners = new Map<ProcessOutputEvent['stream'], Utf8Aligner>()
   private holds = 0
   private timeout?: NodeJS.Timeout
   private idle?: NodeJS.Timeout
@@ -82,13 +83,25 @@ export class ProcessRecord {
     this.reason ??= reason
   }
 
-  pushOutput(stream: ProcessOutputEvent['stream'], data: string): ProcessOutputEvent {
-    const event: ProcessOutputEvent = { type: 'output', pid: this.pid, ...this.ring.push(stream, data) }
+  /** Record and broadcast a chunk of output; undefined when it only held part of a character. */
+  pushOutput(stream: ProcessOutputEvent['stream'], bytes: Buffer): ProcessOutputEvent | undefined {
+    let aligner = this.aligners.get(stream)
+    if (!aligner) this.aligners.set(stream, (aligner = new Utf8Aligner()))
+    const aligned = aligner.push(bytes)
+    return aligned.length ? this.emitChunk(stream, aligned) : undefined
+  }
+
+  private emitChunk(stream: ProcessOutputEvent['stream'], bytes: Buffer): ProcessOutputEvent {
+    const event = outputEvent(this.pid, this.ring.push(stream, bytes), false)
     for (const listener of this.listeners) this.deliver(listener, event)
     return event
   }
 
   finish(code: number | null, signal: string | null): ProcessExitEvent {
+    for (const [stream, aligner] of this.aligners) {
+      const rest = aligner.flush() // a character cut short by the end of the stream
+      if (rest) this.emitChunk(stream, rest)
+    }
     clearTimeout(this.timeout)
     clearTimeout(this.idle)
     this.exit = { code, signal, reason: this.reason ?? 'exited' }
@@ -118,7 +131,7 @@ export class ProcessRecord {
   }
 
   attach(listener: ProcessListener, replay: boolean): () => void {
-    if (replay) for (const chunk of this.ring.snapshot()) this.deliver(listener, { type: 'output', pid: this.pid, ...chunk, replay: true })
+    if (replay) for (const chunk of this.ring.raw()) this.deliver(listener, outputEvent(this.pid, chunk, true))
     if (this.exit) {
       this.deliver(listener, { type: 'exit', pid: this.pid, exit: this.exit })
       return () => {}
@@ -176,5 +189,21 @@ export class ProcessRecord {
     } catch (err) {
       this.init.log.warn({ err, pid: this.pid }, 'processes: listener threw')
     }
+  }
+}
+
+/** An output event whose `data` is decoded from `bytes` on first read (binary consumers never pay for it). */
+function outputEvent(pid: number, chunk: RawChunk, replay: boolean): ProcessOutputEvent {
+  let text: string | undefined
+  return {
+    type: 'output',
+    pid,
+    stream: chunk.stream,
+    seq: chunk.seq,
+    bytes: chunk.bytes,
+    ...(replay ? { replay: true } : {}),
+    get data() {
+      return (text ??= chunk.bytes.toString('utf8'))
+    },
   }
 }

@@ -59,7 +59,7 @@ export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number,
   }
 
   const onEvent = (event: ProcessEvent) => {
-    if (event.type === 'output' && binary) return sendRaw(binaryFrame(event.stream, event.data, event.replay === true))
+    if (event.type === 'output' && binary) return sendRaw(binaryFrame(event.stream, event.bytes, event.replay === true))
     if (event.type === 'output') {
       send({ type: 'OUTPUT', stream: event.stream, data: event.data, seq: event.seq, ...(event.replay ? { replay: true } : {}) })
       return
@@ -125,11 +125,11 @@ function apply(pm: ProcessManager, pid: number, scope: { namespace: string }, ms
   }
 }
 
-/** One binary OUTPUT frame: the stream byte, then the chunk's UTF-8 bytes. */
-function binaryFrame(stream: keyof typeof STREAM_IDS, data: string, replay: boolean): Buffer {
-  const frame = Buffer.allocUnsafe(1 + Buffer.byteLength(data))
+/** One binary OUTPUT frame: the stream byte, then the chunk's raw bytes. */
+function binaryFrame(stream: keyof typeof STREAM_IDS, bytes: Buffer, replay: boolean): Buffer {
+  const frame = Buffer.allocUnsafe(1 + bytes.length)
   frame[0] = STREAM_IDS[stream] | (replay ? REPLAY_FLAG : 0)
-  frame.write(data, 1, 'utf8')
+  bytes.copy(frame, 1)
   return frame
 }
 

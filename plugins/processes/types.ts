@@ -31,10 +31,14 @@ export const DEFAULT_ENV_ALLOW_LIST: readonly string[] = ['PATH', 'HOME', 'LANG'
 /** `ProcessesOptions` with every default filled in. */
 export type ResolvedProcessesOptions = Required<ProcessesOptions>
 
-/** Output chunk delivered to listeners; `replay` marks chunks from the buffer at attach time. */
+/**
+ * Output chunk delivered to listeners; `replay` marks chunks from the buffer at attach time.
+ * `bytes` are the raw UTF-8 bytes (chunks never split a character); `data` is them decoded, on first read.
+ */
 export interface ProcessOutputEvent extends OutputChunk {
   type: 'output'
   pid: number
+  bytes: Buffer
   replay?: boolean
 }
 

@@ -77,8 +77,10 @@ export async function connect(t: T, url: string): Promise<Client> {
   const socket = new WebSocket(url)
   const messages: Message[] = []
   const waiters = new Set<() => void>()
-  socket.on('message', (raw) => {
-    messages.push(JSON.parse(raw.toString()))
+  socket.on('message', (raw: Buffer, isBinary: boolean) => {
+    // Binary OUTPUT frames (?binary=true): byte 0 = stream id (+0x80 when replayed), then the bytes.
+    if (isBinary) messages.push({ type: 'BINARY', stream: raw[0] & 0x7f, replay: (raw[0] & 0x80) !== 0, data: raw.subarray(1).toString() })
+    else messages.push(JSON.parse(raw.toString()))
     for (const w of waiters) w()
   })
   const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)))

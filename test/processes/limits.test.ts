@@ -143,12 +143,12 @@ t.test('idle reaping: a process with no client is killed after idleTimeoutMs, an
 
 t.test('the replay buffer keeps the newest output within outputBufferBytes', async (t) => {
   const ring = new OutputRing(10)
-  ring.push('stdout', 'aaaa')
-  ring.push('stderr', 'bbbb')
-  ring.push('stdout', 'cccc')
+  ring.push('stdout', Buffer.from('aaaa'))
+  ring.push('stderr', Buffer.from('bbbb'))
+  ring.push('stdout', Buffer.from('cccc'))
   t.same(ring.snapshot().map((c) => [c.stream, c.data, c.seq]), [['stderr', 'bbbb', 2], ['stdout', 'cccc', 3]])
   t.same([ring.bytes, ring.total], [8, 12])
-  ring.push('stdout', 'é'.repeat(8)) // 16 bytes, more than the whole buffer: keep its tail on a character boundary
+  ring.push('stdout', Buffer.from('é'.repeat(8))) // 16 bytes, more than the whole buffer: keep its tail on a character boundary
   t.same(ring.snapshot().map((c) => c.data), ['é'.repeat(5)])
 
   const srv = await startServer(t, { outputBufferBytes: 4096 })
@@ -161,4 +161,12 @@ t.test('the replay buffer keeps the newest output within outputBufferBytes', asy
   t.ok(Buffer.byteLength(replay) <= 4096, 'replay is bounded')
   t.equal(attached.droppedBytes, 10_000 - Buffer.byteLength(replay))
   t.ok(replay.endsWith('line 0999\n'), 'the newest output is kept')
+
+  // A character split across two writes arrives whole, in one chunk.
+  const split = await srv.request('POST', '/processes', {
+    type: 'node',
+    code: 'process.stdout.write(Buffer.from([0x61, 0xe2, 0x82])); setTimeout(() => process.stdout.write(Buffer.from([0xac, 0x0a])), 100)',
+  })
+  await srv.app.processes.wait(split.body.pid)
+  t.same(srv.app.processes.output(split.body.pid).chunks.map((c) => c.data), ['a', '€\n'])
 })

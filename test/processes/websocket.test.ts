@@ -70,6 +70,16 @@ t.test('a late attacher receives earlier output first; output is broadcast to ev
     const live = await client.waitFor((m) => m.type === 'OUTPUT' && m.data.includes('got:ping'))
     t.notOk(live.replay, 'live output is not marked as replay')
   }
+  const binary = await srv.ws(`/processes/${proc.pid}/ws?binary=true`)
+  await binary.waitFor((m) => m.type === 'BINARY' && m.data.includes('got:ping'))
+  const frames = binary.messages.filter((m) => m.type === 'BINARY')
+  t.equal(frames.map((m) => m.data).join(''), 'early-1\nearly-2\ngot:ping\n', 'the whole buffer is replayed')
+  t.ok(frames.every((m) => m.stream === 1 && m.replay), 'replayed stdout frames: stream byte 0x81')
+  late.send({ type: 'STDIN', data: 'bin\n' })
+  t.same(await binary.waitFor((m) => m.type === 'BINARY' && !m.replay), { type: 'BINARY', stream: 1, replay: false, data: 'got:bin\n' })
+  binary.socket.close()
+  await binary.closed
+  await until(async () => (await srv.request('GET', `/processes/${proc.pid}`)).body.clients === 2, 5000, 'binary client detached')
   t.equal((await srv.request('GET', `/processes/${proc.pid}`)).body.clients, 2)
 
   second.send({ type: 'DETACH', id: 'bye' })
