@@ -6,6 +6,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
 echo "test: cargo tests (wasm-runtime host)"
-cargo test --release --locked --manifest-path wasm-runtime/Cargo.toml
+# same --target as `napi build`, so the tests reuse the addon build's compiled dependencies
+cargo test --release --locked --manifest-path wasm-runtime/Cargo.toml --target "$(rustc -vV | sed -n 's/^host: //p')"
 echo "test: tap"
 npx tap "$@"
