@@ -10,7 +10,8 @@
 //! Errors: every rejected promise / thrown error is a JS `Error` whose `code` property is one of
 //! `INVALID_INPUT`, `UNKNOWN_EXECUTION`, `CAPACITY_EXCEEDED`, `SHUTDOWN`, `COMPILATION_ERROR`,
 //! `GUEST_LOAD_ERROR`, `INTERNAL_ERROR`. For `COMPILATION_ERROR` the `message` is a JSON object
-//! `{"code":"COMPILATION_ERROR","message":…,"line"?:n,"column"?:n}` (1-based, handler source).
+//! `{"code":"COMPILATION_ERROR","message":…,"line"?:n,"column"?:n,"stack"?:…}` (1-based, in the
+//! handler's own source), ready for `JSON.parse(err.message)`.
 
 pub mod cache;
 pub mod engine;
@@ -78,6 +79,7 @@ pub struct RawResult {
     pub execution_id: Option<String>,
     /// 'TIMEOUT' | 'MEMORY_LIMIT' | 'STACK_OVERFLOW' | 'FUEL_EXHAUSTED' | 'TRAP' when the segment
     /// ended abnormally (outputJson is then "" except for MEMORY_LIMIT after a guest error).
+    #[napi(ts_type = "'TIMEOUT' | 'MEMORY_LIMIT' | 'STACK_OVERFLOW' | 'FUEL_EXHAUSTED' | 'TRAP'")]
     pub trap: Option<String>,
     /// Human-readable details of `trap`.
     pub trap_message: Option<String>,
@@ -159,7 +161,8 @@ impl Runtime {
         run_blocking(env, move || sandbox.execute(&code, &context_json, timeout_ms), raw_result)
     }
 
-    /// Settles a suspended execution's pending calls (results JSON array, ABI.md) and runs on.
+    /// Settles a suspended execution's pending calls and runs on. `resumeJson` is ABI.md's
+    /// `{"results":[{callId,ok,value|error}...],"state"?:{...}}`.
     /// Consumes the id. Rejects INVALID_INPUT (the execution stays suspended), UNKNOWN_EXECUTION,
     /// SHUTDOWN, INTERNAL_ERROR.
     #[napi(ts_return_type = "Promise<RawResult>")]
@@ -167,11 +170,11 @@ impl Runtime {
         &self,
         env: &'env Env,
         execution_id: String,
-        results_json: String,
+        resume_json: String,
         timeout_ms: u32,
     ) -> napi::Result<PromiseRaw<'env, RawResult>> {
         let sandbox = Arc::clone(&self.inner);
-        run_blocking(env, move || sandbox.resume(&execution_id, &results_json, timeout_ms), raw_result)
+        run_blocking(env, move || sandbox.resume(&execution_id, &resume_json, timeout_ms), raw_result)
     }
 
     /// Frees a suspended execution. False when the id is not suspended.

@@ -243,7 +243,7 @@ impl Sandbox {
         match result {
             Ok((0, bytecode)) if !bytecode.is_empty() => Ok(bytecode),
             Ok((0, _)) => Err(HostError::internal("guest returned empty bytecode")),
-            Ok((1, json)) => Err(HostError::Compilation(String::from_utf8_lossy(&json).into_owned())),
+            Ok((1, json)) => Err(HostError::Compilation(flat_compile_error(&json))),
             Ok((status, _)) => Err(HostError::internal(format!("wk_compile returned unknown status {status}"))),
             Err(t) if t.kind == TrapKind::Shutdown => Err(HostError::Shutdown),
             Err(t) => Err(HostError::Compilation(compile_trap_json(&t))),
@@ -258,7 +258,7 @@ impl Sandbox {
         if bytecode.is_empty() {
             return Err(HostError::invalid("bytecode is empty"));
         }
-        check_json(context_json, "context", false)?;
+        check_json_object(context_json, "context")?;
         let timeout = timeout(timeout_ms)?;
         let slot = self.take_execution_slot()?;
         let started = Instant::now();
@@ -272,13 +272,14 @@ impl Sandbox {
         self.finish_segment(inst, slot, call, started, fuel)
     }
 
-    /// Settles the pending calls of a suspended execution with a results JSON array and runs on
-    /// for at most `timeout_ms` ms. Consumes `execution_id` (a new suspension gets a new id).
-    /// Errors: INVALID_INPUT (results not a JSON array, timeout 0; the execution stays
+    /// Settles the pending calls of a suspended execution with the resume JSON of ABI.md
+    /// (`{"results":[...],"state"?:{...}}`) and runs on for at most `timeout_ms` ms. Consumes
+    /// `execution_id` (a new suspension gets a new id).
+    /// Errors: INVALID_INPUT (input not of that shape, timeout 0; the execution stays
     /// suspended), UNKNOWN_EXECUTION, SHUTDOWN.
-    pub fn resume(&self, execution_id: &str, results_json: &str, timeout_ms: u32) -> HostResult<RawOutcome> {
+    pub fn resume(&self, execution_id: &str, resume_json: &str, timeout_ms: u32) -> HostResult<RawOutcome> {
         self.check_open()?;
-        check_json(results_json, "results", true)?;
+        check_resume_json(resume_json)?;
         let timeout = timeout(timeout_ms)?;
         let entry = lock(&self.suspended)
             .remove(execution_id)
@@ -289,7 +290,7 @@ impl Sandbox {
         instance.set_deadline(self.deadline(timeout));
         let call = {
             let _tick = self.ticker.enter();
-            instance.resume(results_json.as_bytes())
+            instance.resume(resume_json.as_bytes())
         };
         self.finish_segment(instance, slot, call, started, fuel_before)
     }
@@ -449,16 +450,25 @@ fn timeout(ms: u32) -> HostResult<Duration> {
     Ok(Duration::from_millis(u64::from(ms)))
 }
 
-/// Checks that `text` is JSON (an array when `array`), without keeping the parse.
-fn check_json(text: &str, what: &str, array: bool) -> HostResult<()> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| HostError::invalid(format!("{what} is not valid JSON: {e}")))?;
-    let shape_ok = if array { v.is_array() } else { v.is_object() };
-    if shape_ok {
-        Ok(())
-    } else {
-        Err(HostError::invalid(format!("{what} must be a JSON {}", if array { "array" } else { "object" })))
+/// Checks that `text` is a JSON object, without keeping the parse.
+fn check_json_object(text: &str, what: &str) -> HostResult<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(HostError::invalid(format!("{what} must be a JSON object"))),
+        Err(e) => Err(HostError::invalid(format!("{what} is not valid JSON: {e}"))),
     }
+}
+
+/// Checks the resume input of ABI.md: `{ "results": [...], "state"?: {...} }`.
+fn check_resume_json(text: &str) -> HostResult<()> {
+    let map = check_json_object(text, "resume input")?;
+    if !map.get("results").is_some_and(serde_json::Value::is_array) {
+        return Err(HostError::invalid("resume input needs a \"results\" array"));
+    }
+    if map.get("state").is_some_and(|s| !s.is_object()) {
+        return Err(HostError::invalid("resume input \"state\" must be an object"));
+    }
+    Ok(())
 }
 
 /// True when the guest output is an object with `"status": "error"`.
@@ -468,6 +478,22 @@ fn output_is_error(json: &str) -> bool {
         status: Option<String>,
     }
     serde_json::from_str::<Head>(json).ok().and_then(|h| h.status).as_deref() == Some("error")
+}
+
+/// The guest's compile error as a flat `{code,message,line?,column?,...}` object: the guest may
+/// wrap it as `{"error":{...}}`; anything unreadable becomes a generic message.
+fn flat_compile_error(json: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(mut map)) => match map.remove("error") {
+            Some(inner @ serde_json::Value::Object(_)) => inner.to_string(),
+            Some(_) | None => serde_json::Value::Object(map).to_string(),
+        },
+        _ => serde_json::json!({
+            "code": "COMPILATION_ERROR",
+            "message": String::from_utf8_lossy(json),
+        })
+        .to_string(),
+    }
 }
 
 /// Error JSON for a compilation that trapped instead of returning.

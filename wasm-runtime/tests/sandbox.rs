@@ -13,7 +13,8 @@ use wasm_runtime::error::HostError;
 use wasm_runtime::sandbox::{RawOutcome, Sandbox};
 
 const CTX: &str = r#"{"panelId":"p1","state":{"n":1}}"#;
-const RESULTS: &str = r#"[{"callId":1,"ok":true,"value":5}]"#;
+const RESULTS: &str = r#"{"results":[{"callId":1,"ok":true,"value":5}],"state":{"n":2}}"#;
+const NO_RESULTS: &str = r#"{"results":[]}"#;
 
 fn run(sb: &Sandbox, op: char) -> RawOutcome {
     sb.execute(&code(op), CTX, 2_000).expect("execute resolves")
@@ -41,14 +42,25 @@ fn compile_error_carries_the_guest_json() {
     let sb = sandbox();
     match sb.precompile("!oops") {
         Err(HostError::Compilation(json)) => {
-            assert_eq!(json, common::COMPILE_ERROR);
             let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(v, serde_json::from_str::<serde_json::Value>(common::COMPILE_ERROR).unwrap());
             assert_eq!(v["line"], 1);
             assert_eq!(v["column"], 2);
         }
         other => panic!("expected a compilation error, got {other:?}"),
     }
     assert_eq!(sb.stats().cache.memory_entries, 0, "failed compilations are not cached");
+}
+
+#[test]
+fn a_wrapped_compile_error_is_flattened() {
+    match sandbox().precompile("?oops") {
+        Err(HostError::Compilation(json)) => {
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(v, serde_json::json!({"code":"COMPILATION_ERROR","message":"SyntaxError: bad","line":3,"column":4}));
+        }
+        other => panic!("expected a compilation error, got {other:?}"),
+    }
 }
 
 #[test]
@@ -193,8 +205,9 @@ fn suspend_then_resume_once() {
 fn invalid_results_leave_the_execution_suspended() {
     let sb = sandbox();
     let id = run(&sb, 'S').execution_id.unwrap();
-    assert_eq!(sb.resume(&id, "{}", 1_000).unwrap_err().code(), "INVALID_INPUT");
-    assert_eq!(sb.resume(&id, "[", 1_000).unwrap_err().code(), "INVALID_INPUT");
+    for bad in ["{}", "[", "[]", r#"{"results":{}}"#, r#"{"results":[],"state":[]}"#] {
+        assert_eq!(sb.resume(&id, bad, 1_000).unwrap_err().code(), "INVALID_INPUT", "{bad}");
+    }
     assert_eq!(sb.resume(&id, RESULTS, 0).unwrap_err().code(), "INVALID_INPUT");
     assert_eq!(sb.stats().suspended, 1);
     assert_eq!(sb.resume(&id, RESULTS, 1_000).unwrap().output_json, RESULTS);
@@ -204,11 +217,11 @@ fn invalid_results_leave_the_execution_suspended() {
 fn each_suspension_gets_a_new_id() {
     let sb = sandbox();
     let first = run(&sb, 'T').execution_id.unwrap();
-    let second = sb.resume(&first, "[]", 1_000).unwrap();
+    let second = sb.resume(&first, NO_RESULTS, 1_000).unwrap();
     assert!(second.suspended);
     let second_id = second.execution_id.unwrap();
     assert_ne!(first, second_id);
-    assert_eq!(sb.resume(&first, "[]", 1_000).unwrap_err().code(), "UNKNOWN_EXECUTION");
+    assert_eq!(sb.resume(&first, NO_RESULTS, 1_000).unwrap_err().code(), "UNKNOWN_EXECUTION");
     assert_eq!(sb.resume(&second_id, RESULTS, 1_000).unwrap().output_json, RESULTS);
 }
 
@@ -216,7 +229,7 @@ fn each_suspension_gets_a_new_id() {
 fn resume_has_its_own_timeout() {
     let sb = sandbox();
     let id = run(&sb, 'Q').execution_id.unwrap();
-    let out = sb.resume(&id, "[]", 50).unwrap();
+    let out = sb.resume(&id, NO_RESULTS, 50).unwrap();
     assert_eq!(out.trap, Some("TIMEOUT"));
     assert_eq!(sb.stats().live, 0);
 }
@@ -229,7 +242,7 @@ fn cancel_frees_a_suspended_execution() {
     assert!(!sb.cancel(&id));
     assert!(!sb.cancel("ex_nope"));
     assert_eq!(sb.stats().live, 0);
-    assert_eq!(sb.resume(&id, "[]", 100).unwrap_err().code(), "UNKNOWN_EXECUTION");
+    assert_eq!(sb.resume(&id, NO_RESULTS, 100).unwrap_err().code(), "UNKNOWN_EXECUTION");
 }
 
 #[test]
@@ -284,7 +297,7 @@ fn shutdown_drops_suspended_stops_running_and_refuses_new_calls() {
     assert!(started.elapsed() < Duration::from_secs(5), "the running guest stopped promptly");
     let st = sb.stats();
     assert_eq!((st.live, st.suspended), (0, 0));
-    assert_eq!(sb.resume(&id, "[]", 100).unwrap_err().code(), "SHUTDOWN");
+    assert_eq!(sb.resume(&id, NO_RESULTS, 100).unwrap_err().code(), "SHUTDOWN");
     assert_eq!(sb.execute(&code('E'), CTX, 100).unwrap_err().code(), "SHUTDOWN");
     assert_eq!(sb.precompile("E").unwrap_err().code(), "SHUTDOWN");
     sb.shutdown();

@@ -1,6 +1,7 @@
 //! A tiny guest in WAT that implements the ABI of ABI.md, for tests that need no QuickJS.
 //!
-//! `wk_compile(src)`: source starting with `!` → status 1 + [`COMPILE_ERROR`]; otherwise the
+//! `wk_compile(src)`: source starting with `!` → status 1 + [`COMPILE_ERROR`], with `?` → status
+//! 1 + [`WRAPPED_COMPILE_ERROR`]; otherwise the
 //! "bytecode" is the source itself. `wk_execute(code, ctx)` dispatches on the first byte of code:
 //!
 //! | op | behaviour |
@@ -29,6 +30,9 @@ use std::path::PathBuf;
 use wasm_runtime::sandbox::{Sandbox, SandboxOptions};
 
 pub const COMPILE_ERROR: &str = r#"{"code":"COMPILATION_ERROR","message":"unexpected token","line":1,"column":2}"#;
+/// What the real guest emits: the error wrapped in an `error` member.
+pub const WRAPPED_COMPILE_ERROR: &str =
+    r#"{"error":{"code":"COMPILATION_ERROR","message":"SyntaxError: bad","line":3,"column":4}}"#;
 pub const OOM_ERROR: &str = r#"{"status":"error","error":{"code":"EXECUTION_ERROR","message":"out of memory"}}"#;
 pub const OK: &str = r#"{"status":"success","returnValue":1}"#;
 pub const BAD: &str = r#"{"status":"error","error":{"code":"EXECUTION_ERROR","message":"host call failed"}}"#;
@@ -37,7 +41,7 @@ const STDERR_TEXT: &str = "boom from guest\n";
 
 /// Static strings laid out in the data segment: (offset, text).
 fn layout() -> Vec<(u32, &'static str)> {
-    vec![(16, COMPILE_ERROR), (256, OOM_ERROR), (512, OK), (640, BAD), (768, SUSPENDED), (1024, STDERR_TEXT)]
+    vec![(16, COMPILE_ERROR), (256, OOM_ERROR), (512, OK), (640, BAD), (768, SUSPENDED), (1024, STDERR_TEXT), (1100, WRAPPED_COMPILE_ERROR)]
 }
 
 fn wat_string(s: &str) -> String {
@@ -76,6 +80,8 @@ pub fn fixture_wat(extra_import: &str) -> String {
   (func (export "wk_compile") (param $s i32) (param $n i32) (result i32)
     (if (i32.eq (i32.load8_u (local.get $s)) (i32.const 33))
       (then {err} (return (i32.const 1))))
+    (if (i32.eq (i32.load8_u (local.get $s)) (i32.const 63))
+      (then {wrapped} (return (i32.const 1))))
     (global.set $optr (local.get $s)) (global.set $olen (local.get $n))
     (i32.const 0))
   (func $grow_until_refused
@@ -130,6 +136,7 @@ pub fn fixture_wat(extra_import: &str) -> String {
     (i32.const 0))
 )"#,
         err = out(0),
+        wrapped = out(6),
         oom = out(1),
         ok = out(2),
         bad = out(3),
