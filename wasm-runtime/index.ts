@@ -147,7 +147,7 @@ export class WasmRuntime {
     try {
       return await this.raw.precompile(source)
     } catch (err) {
-      throw fromAddonError(err)
+      throw clampToSource(fromAddonError(err), source)
     }
   }
 
@@ -331,6 +331,14 @@ function fromAddonError(err: unknown): Error {
     return new RuntimeError(e.code as RuntimeError['code'], e.message ?? e.code)
   }
   return err instanceof Error ? err : new Error(String(err))
+}
+
+/** Errors found at the end of input (past the wrapper's closing line) point just past the source. */
+function clampToSource(err: Error, source: string): Error {
+  if (!(err instanceof RuntimeError) || err.line === undefined) return err
+  const lines = source.split('\n')
+  if (err.line <= lines.length) return err
+  return new RuntimeError(err.code, err.message, { line: lines.length, column: lines[lines.length - 1].length + 1 })
 }
 
 function checkSource(source: unknown, maxBytes: number): asserts source is string {

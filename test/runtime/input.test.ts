@@ -10,7 +10,7 @@ t.teardown(() => rt.shutdown())
 
 t.test('syntax errors are COMPILATION_ERROR with line and column of the handler source', async (t) => {
   await t.rejects(rt.precompile(`const a = 1\nconst b = ;`), { code: 'COMPILATION_ERROR', line: 2, column: 11 })
-  await t.rejects(rt.execute(`return (`, ctx()), { code: 'COMPILATION_ERROR', line: 1 })
+  await t.rejects(rt.execute(`return (`, ctx()), { code: 'COMPILATION_ERROR', line: 1, column: 9 }, 'an error at the end of input points just past the source')
 })
 
 t.test('bad sources are INVALID_INPUT', async (t) => {
