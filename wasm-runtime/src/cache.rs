@@ -56,21 +56,41 @@ pub struct BytecodeCache {
 impl BytecodeCache {
     /// A cache keeping `memory_entries` entries in memory (0 = none) and, when `dir` is given,
     /// at most `max_disk_bytes` of files there. Creates `dir` if needed.
-    pub fn new(memory_entries: usize, dir: Option<&Path>, max_disk_bytes: u64, guest_hash: [u8; 32]) -> HostResult<Self> {
+    pub fn new(
+        memory_entries: usize,
+        dir: Option<&Path>,
+        max_disk_bytes: u64,
+        guest_hash: [u8; 32],
+    ) -> HostResult<Self> {
         let memory = NonZeroUsize::new(memory_entries).map(|n| Mutex::new(LruCache::new(n)));
-        let disk = dir.map(|d| DiskCache::open(d, max_disk_bytes, guest_hash)).transpose()?;
-        Ok(BytecodeCache { memory, disk, hits: AtomicU64::new(0), misses: AtomicU64::new(0) })
+        let disk = dir
+            .map(|d| DiskCache::open(d, max_disk_bytes, guest_hash))
+            .transpose()?;
+        Ok(BytecodeCache {
+            memory,
+            disk,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
     }
 
     /// Looks `key` up in memory, then on disk (a disk hit is promoted into memory). Counts the
     /// lookup as a hit or a miss.
     pub fn get(&self, key: &str) -> Option<Arc<[u8]>> {
-        let found = self.memory.as_ref().and_then(|m| lock(m).get(key).cloned()).or_else(|| {
-            let bytes: Arc<[u8]> = self.disk.as_ref()?.read(key)?.into();
-            self.put_memory(key, &bytes);
-            Some(bytes)
-        });
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        let found = self
+            .memory
+            .as_ref()
+            .and_then(|m| lock(m).get(key).cloned())
+            .or_else(|| {
+                let bytes: Arc<[u8]> = self.disk.as_ref()?.read(key)?.into();
+                self.put_memory(key, &bytes);
+                Some(bytes)
+            });
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
@@ -92,9 +112,14 @@ impl BytecodeCache {
 
     /// Current counters.
     pub fn stats(&self) -> CacheStats {
-        let (disk_bytes, disk_entries) = self.disk.as_ref().map(DiskCache::totals).unwrap_or((0, 0));
+        let (disk_bytes, disk_entries) =
+            self.disk.as_ref().map(DiskCache::totals).unwrap_or((0, 0));
         CacheStats {
-            memory_entries: self.memory.as_ref().map(|m| lock(m).len() as u64).unwrap_or(0),
+            memory_entries: self
+                .memory
+                .as_ref()
+                .map(|m| lock(m).len() as u64)
+                .unwrap_or(0),
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             disk_bytes,
@@ -136,20 +161,35 @@ impl DiskIndex {
 
 impl DiskCache {
     fn open(dir: &Path, max_bytes: u64, guest_hash: [u8; 32]) -> HostResult<Self> {
-        fs::create_dir_all(dir)
-            .map_err(|e| HostError::invalid(format!("cannot create cache folder {}: {e}", dir.display())))?;
+        fs::create_dir_all(dir).map_err(|e| {
+            HostError::invalid(format!("cannot create cache folder {}: {e}", dir.display()))
+        })?;
         let mut index = DiskIndex::default();
-        let entries = fs::read_dir(dir)
-            .map_err(|e| HostError::invalid(format!("cannot read cache folder {}: {e}", dir.display())))?;
+        let entries = fs::read_dir(dir).map_err(|e| {
+            HostError::invalid(format!("cannot read cache folder {}: {e}", dir.display()))
+        })?;
         for entry in entries.flatten() {
             let path = entry.path();
-            let (Some(key), Ok(meta)) = (key_of(&path), entry.metadata()) else { continue };
+            let (Some(key), Ok(meta)) = (key_of(&path), entry.metadata()) else {
+                continue;
+            };
             if meta.is_file() {
                 index.total += meta.len();
-                index.files.insert(key, (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+                index.files.insert(
+                    key,
+                    (
+                        meta.len(),
+                        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    ),
+                );
             }
         }
-        let cache = DiskCache { dir: dir.to_owned(), max_bytes, guest_hash, index: Mutex::new(index) };
+        let cache = DiskCache {
+            dir: dir.to_owned(),
+            max_bytes,
+            guest_hash,
+            index: Mutex::new(index),
+        };
         cache.evict();
         Ok(cache)
     }
@@ -225,8 +265,11 @@ impl DiskCache {
         if idx.total <= self.max_bytes {
             return;
         }
-        let mut by_age: Vec<(SystemTime, String, u64)> =
-            idx.files.iter().map(|(k, (size, t))| (*t, k.clone(), *size)).collect();
+        let mut by_age: Vec<(SystemTime, String, u64)> = idx
+            .files
+            .iter()
+            .map(|(k, (size, t))| (*t, k.clone(), *size))
+            .collect();
         by_age.sort();
         for (_, key, size) in by_age {
             if idx.total <= self.max_bytes {

@@ -55,7 +55,8 @@ pub fn build_engine(s: &EngineSettings) -> HostResult<Engine> {
         .parallel_compilation(true)
         .cranelift_opt_level(OptLevel::Speed)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&cfg).map_err(|e| HostError::invalid(format!("cannot configure the wasm engine: {e}")))
+    Engine::new(&cfg)
+        .map_err(|e| HostError::invalid(format!("cannot configure the wasm engine: {e}")))
 }
 
 /// The loaded guest: compiled module, pre-linked instance template and identity.
@@ -72,9 +73,14 @@ pub struct LoadedGuest {
 /// present and compatible, else compiles and writes that file (best effort: a read-only folder
 /// only costs the compile at every start). Older `.cwasm` files of the same stem are removed.
 /// `memory_limit_bytes` must hold the guest's initial memory (else INVALID_INPUT).
-pub fn load_guest(engine: &Engine, path: &Path, memory_limit_bytes: u64) -> HostResult<LoadedGuest> {
-    let wasm = fs::read(path)
-        .map_err(|e| HostError::GuestLoad(format!("cannot read guest module {}: {e}", path.display())))?;
+pub fn load_guest(
+    engine: &Engine,
+    path: &Path,
+    memory_limit_bytes: u64,
+) -> HostResult<LoadedGuest> {
+    let wasm = fs::read(path).map_err(|e| {
+        HostError::GuestLoad(format!("cannot read guest module {}: {e}", path.display()))
+    })?;
     check_initial_memory(&wasm, memory_limit_bytes)?;
     let guest_hash: [u8; 32] = Sha256::digest(&wasm).into();
     let cwasm = cwasm_path(engine, path, &guest_hash);
@@ -94,7 +100,11 @@ pub fn load_guest(engine: &Engine, path: &Path, memory_limit_bytes: u64) -> Host
 }
 
 /// Loads a guest from bytes (wasm or WAT text is not accepted: binary only), with no `.cwasm`.
-pub fn load_guest_bytes(engine: &Engine, wasm: &[u8], memory_limit_bytes: u64) -> HostResult<LoadedGuest> {
+pub fn load_guest_bytes(
+    engine: &Engine,
+    wasm: &[u8],
+    memory_limit_bytes: u64,
+) -> HostResult<LoadedGuest> {
     check_initial_memory(wasm, memory_limit_bytes)?;
     let guest_hash: [u8; 32] = Sha256::digest(wasm).into();
     let module = compile(engine, wasm)?;
@@ -102,10 +112,16 @@ pub fn load_guest_bytes(engine: &Engine, wasm: &[u8], memory_limit_bytes: u64) -
 }
 
 fn compile(engine: &Engine, wasm: &[u8]) -> HostResult<Module> {
-    Module::from_binary(engine, wasm).map_err(|e| HostError::GuestLoad(format!("invalid guest module: {e:#}")))
+    Module::from_binary(engine, wasm)
+        .map_err(|e| HostError::GuestLoad(format!("invalid guest module: {e:#}")))
 }
 
-fn finish(engine: &Engine, module: Module, guest_hash: [u8; 32], from_cwasm: bool) -> HostResult<LoadedGuest> {
+fn finish(
+    engine: &Engine,
+    module: Module,
+    guest_hash: [u8; 32],
+    from_cwasm: bool,
+) -> HostResult<LoadedGuest> {
     host::check_imports(&module)?;
     check_exports(&module)?;
     let mut linker: Linker<HostState> = Linker::new(engine);
@@ -113,7 +129,11 @@ fn finish(engine: &Engine, module: Module, guest_hash: [u8; 32], from_cwasm: boo
     let pre = linker
         .instantiate_pre(&module)
         .map_err(|e| HostError::GuestLoad(format!("cannot link guest module: {e:#}")))?;
-    Ok(LoadedGuest { pre, guest_hash, from_cwasm })
+    Ok(LoadedGuest {
+        pre,
+        guest_hash,
+        from_cwasm,
+    })
 }
 
 /// The exports of the guest ABI (see ABI.md) and their signatures: (name, params, results).
@@ -133,7 +153,10 @@ fn check_exports(module: &Module) -> HostResult<()> {
             Some(ExternType::Func(ft)) => {
                 ft.params().len() == params
                     && ft.results().len() == results
-                    && ft.params().chain(ft.results()).all(|t| matches!(t, ValType::I32))
+                    && ft
+                        .params()
+                        .chain(ft.results())
+                        .all(|t| matches!(t, ValType::I32))
             }
             _ => false,
         };
@@ -145,7 +168,9 @@ fn check_exports(module: &Module) -> HostResult<()> {
     }
     match module.get_export("memory") {
         Some(ExternType::Memory(mt)) if !mt.is_64() && !mt.is_shared() => Ok(()),
-        _ => Err(HostError::GuestLoad("guest module lacks a 32-bit exported memory named 'memory'".into())),
+        _ => Err(HostError::GuestLoad(
+            "guest module lacks a 32-bit exported memory named 'memory'".into(),
+        )),
     }
 }
 
@@ -219,7 +244,11 @@ fn cwasm_path(engine: &Engine, wasm_path: &Path, guest_hash: &[u8; 32]) -> Optio
     let stem = wasm_path.file_stem()?.to_str()?;
     let mut h = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
-    Some(dir.join(format!("{stem}.{}-{:016x}.cwasm", hex(&guest_hash[..8]), h.finish())))
+    Some(dir.join(format!(
+        "{stem}.{}-{:016x}.cwasm",
+        hex(&guest_hash[..8]),
+        h.finish()
+    )))
 }
 
 fn deserialize(engine: &Engine, path: &Path) -> Option<Module> {
@@ -235,7 +264,9 @@ fn deserialize(engine: &Engine, path: &Path) -> Option<Module> {
 
 /// Writes the `.cwasm` atomically (temp file + rename) and removes stale siblings. Best effort.
 fn store_cwasm(module: &Module, path: &Path) {
-    let Ok(bytes) = module.serialize() else { return };
+    let Ok(bytes) = module.serialize() else {
+        return;
+    };
     let tmp = path.with_extension(format!("cwasm.tmp{}", std::process::id()));
     if fs::write(&tmp, &bytes).is_err() || fs::rename(&tmp, path).is_err() {
         let _ = fs::remove_file(&tmp);
@@ -245,9 +276,18 @@ fn store_cwasm(module: &Module, path: &Path) {
 }
 
 fn remove_stale_cwasm(current: &Path) {
-    let (Some(dir), Some(name)) = (current.parent(), current.file_name().and_then(|n| n.to_str())) else { return };
-    let Some(stem) = name.split('.').next() else { return };
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let (Some(dir), Some(name)) = (
+        current.parent(),
+        current.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return;
+    };
+    let Some(stem) = name.split('.').next() else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let file = entry.file_name();
         let Some(f) = file.to_str() else { continue };
@@ -294,7 +334,10 @@ pub struct TickGuard {
 impl EpochTicker {
     /// Starts the ticker thread for `engine`.
     pub fn start(engine: Engine) -> HostResult<Self> {
-        let shared = Arc::new(TickShared { state: Mutex::new(TickState::default()), wake: Condvar::new() });
+        let shared = Arc::new(TickShared {
+            state: Mutex::new(TickState::default()),
+            wake: Condvar::new(),
+        });
         let s = Arc::clone(&shared);
         thread::Builder::new()
             .name("wk-epoch".into())
@@ -307,7 +350,9 @@ impl EpochTicker {
     pub fn enter(&self) -> TickGuard {
         lock(&self.shared.state).active += 1;
         self.shared.wake.notify_all();
-        TickGuard { shared: Arc::clone(&self.shared) }
+        TickGuard {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Asks the thread to exit once no guest call runs.

@@ -48,7 +48,10 @@ pub struct GuestTrap {
 
 impl GuestTrap {
     fn new(kind: TrapKind, message: impl Into<String>) -> Self {
-        GuestTrap { kind, message: message.into() }
+        GuestTrap {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -101,13 +104,24 @@ pub struct InstanceLimits {
 
 impl GuestInstance {
     /// Instantiates the guest in a fresh store. A full pool is CAPACITY_EXCEEDED.
-    pub fn instantiate(engine: &Engine, pre: &InstancePre<HostState>, lim: InstanceLimits) -> HostResult<Self> {
-        let mut store = Store::new(engine, HostState::new(MemoryLimiter::new(lim.memory_bytes), lim.deadline));
+    pub fn instantiate(
+        engine: &Engine,
+        pre: &InstancePre<HostState>,
+        lim: InstanceLimits,
+    ) -> HostResult<Self> {
+        let mut store = Store::new(
+            engine,
+            HostState::new(MemoryLimiter::new(lim.memory_bytes), lim.deadline),
+        );
         store.limiter(|s| &mut s.limiter);
-        store.set_fuel(lim.fuel).map_err(|e| HostError::internal(format!("cannot set fuel: {e}")))?;
+        store
+            .set_fuel(lim.fuel)
+            .map_err(|e| HostError::internal(format!("cannot set fuel: {e}")))?;
         limits::arm_epoch_checks(&mut store);
         let instance = pre.instantiate(&mut store).map_err(|e| {
-            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some()
+            {
                 HostError::CapacityExceeded(format!("no free guest instance slot: {e}"))
             } else {
                 HostError::internal(format!("cannot instantiate the guest: {e:#}"))
@@ -168,7 +182,10 @@ impl GuestInstance {
         let data = self.exports.memory.data(&self.store);
         match data.get(ptr..ptr.saturating_add(len)) {
             Some(bytes) => Ok(bytes.to_vec()),
-            None => Err(GuestTrap::new(TrapKind::Trap, format!("guest output [{ptr}, +{len}) is outside its memory"))),
+            None => Err(GuestTrap::new(
+                TrapKind::Trap,
+                format!("guest output [{ptr}, +{len}) is outside its memory"),
+            )),
         }
     }
 
@@ -180,12 +197,20 @@ impl GuestInstance {
         let r = self.exports.alloc.call(&mut self.store, len.max(1));
         let ptr = self.check(r)?;
         if ptr == 0 {
-            return Err(GuestTrap::new(TrapKind::MemoryLimit, format!("guest could not allocate {len} input bytes")));
+            return Err(GuestTrap::new(
+                TrapKind::MemoryLimit,
+                format!("guest could not allocate {len} input bytes"),
+            ));
         }
         self.exports
             .memory
             .write(&mut self.store, ptr as u32 as usize, bytes)
-            .map_err(|_| GuestTrap::new(TrapKind::Trap, "wk_alloc returned an address outside guest memory"))?;
+            .map_err(|_| {
+                GuestTrap::new(
+                    TrapKind::Trap,
+                    "wk_alloc returned an address outside guest memory",
+                )
+            })?;
         Ok((ptr, len))
     }
 
@@ -201,7 +226,9 @@ impl GuestInstance {
     fn describe(&self, e: &wasmtime::Error, kind: TrapKind) -> String {
         let mut msg = match kind {
             TrapKind::Timeout => "execution exceeded its wall-clock timeout".to_owned(),
-            TrapKind::FuelExhausted => "execution exhausted its fuel (instruction) budget".to_owned(),
+            TrapKind::FuelExhausted => {
+                "execution exhausted its fuel (instruction) budget".to_owned()
+            }
             TrapKind::StackOverflow => "wasm call stack exhausted (recursion too deep)".to_owned(),
             TrapKind::MemoryLimit => format!("memory limit reached ({e})"),
             TrapKind::Shutdown => "runtime shut down".to_owned(),

@@ -129,21 +129,31 @@ impl Runtime {
     pub fn new(env: Env, options: RuntimeOptions) -> napi::Result<Self> {
         let opts = sandbox_options(options).map_err(|e| js_error(&env, e))?;
         let inner = Sandbox::new(opts).map_err(|e| js_error(&env, e))?;
-        Ok(Runtime { inner: Arc::new(inner) })
+        Ok(Runtime {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Compiles handler source to bytecode (through the cache).
     /// Rejects INVALID_INPUT (source > maxSourceBytes), COMPILATION_ERROR (message is JSON),
     /// SHUTDOWN, INTERNAL_ERROR.
     #[napi(ts_return_type = "Promise<CompiledHandler>")]
-    pub fn precompile<'env>(&self, env: &'env Env, source: String) -> napi::Result<PromiseRaw<'env, CompiledHandler>> {
+    pub fn precompile<'env>(
+        &self,
+        env: &'env Env,
+        source: String,
+    ) -> napi::Result<PromiseRaw<'env, CompiledHandler>> {
         let sandbox = Arc::clone(&self.inner);
-        run_blocking(env, move || sandbox.precompile(&source), |c: Compiled| CompiledHandler {
-            bytecode: Buffer::from(&c.bytecode[..]),
-            cache_key: c.cache_key,
-            compile_time_us: c.compile_time_us,
-            cache_hit: c.cache_hit,
-        })
+        run_blocking(
+            env,
+            move || sandbox.precompile(&source),
+            |c: Compiled| CompiledHandler {
+                bytecode: Buffer::from(&c.bytecode[..]),
+                cache_key: c.cache_key,
+                compile_time_us: c.compile_time_us,
+                cache_hit: c.cache_hit,
+            },
+        )
     }
 
     /// Runs bytecode with a context JSON (ABI.md) for at most `timeoutMs` ms.
@@ -158,7 +168,11 @@ impl Runtime {
     ) -> napi::Result<PromiseRaw<'env, RawResult>> {
         let sandbox = Arc::clone(&self.inner);
         let code: Vec<u8> = code.to_vec();
-        run_blocking(env, move || sandbox.execute(&code, &context_json, timeout_ms), raw_result)
+        run_blocking(
+            env,
+            move || sandbox.execute(&code, &context_json, timeout_ms),
+            raw_result,
+        )
     }
 
     /// Settles a suspended execution's pending calls and runs on. `resumeJson` is ABI.md's
@@ -174,7 +188,11 @@ impl Runtime {
         timeout_ms: u32,
     ) -> napi::Result<PromiseRaw<'env, RawResult>> {
         let sandbox = Arc::clone(&self.inner);
-        run_blocking(env, move || sandbox.resume(&execution_id, &resume_json, timeout_ms), raw_result)
+        run_blocking(
+            env,
+            move || sandbox.resume(&execution_id, &resume_json, timeout_ms),
+            raw_result,
+        )
     }
 
     /// Frees a suspended execution. False when the id is not suspended.
@@ -220,18 +238,28 @@ impl Runtime {
 }
 
 /// Runs `work` on Tokio's blocking pool; resolves with `map(value)` or rejects with a coded error.
-fn run_blocking<'env, T, V, W, M>(env: &'env Env, work: W, map: M) -> napi::Result<PromiseRaw<'env, V>>
+fn run_blocking<'env, T, V, W, M>(
+    env: &'env Env,
+    work: W,
+    map: M,
+) -> napi::Result<PromiseRaw<'env, V>>
 where
     T: Send + 'static,
     V: napi::bindgen_prelude::ToNapiValue + 'static,
     W: FnOnce() -> Result<T, HostError> + Send + 'static,
     M: FnOnce(T) -> V + 'static,
 {
-    env.spawn_future_with_callback(async move { Ok(spawn_blocking(work).await) }, move |env, joined| match joined {
-        Ok(Ok(value)) => Ok(map(value)),
-        Ok(Err(e)) => Err(js_error(env, e)),
-        Err(join) => Err(js_error(env, HostError::internal(format!("sandbox worker failed: {join}")))),
-    })
+    env.spawn_future_with_callback(
+        async move { Ok(spawn_blocking(work).await) },
+        move |env, joined| match joined {
+            Ok(Ok(value)) => Ok(map(value)),
+            Ok(Err(e)) => Err(js_error(env, e)),
+            Err(join) => Err(js_error(
+                env,
+                HostError::internal(format!("sandbox worker failed: {join}")),
+            )),
+        },
+    )
 }
 
 fn raw_result(o: RawOutcome) -> RawResult {
@@ -298,6 +326,8 @@ fn whole_number(v: f64, name: &str) -> Result<u64, HostError> {
     if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_992.0 {
         Ok(v as u64)
     } else {
-        Err(HostError::invalid(format!("{name} must be a non-negative integer, got {v}")))
+        Err(HostError::invalid(format!(
+            "{name} must be a non-negative integer, got {v}"
+        )))
     }
 }

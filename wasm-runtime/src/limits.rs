@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 
 use crate::host::HostState;
 
@@ -26,12 +26,21 @@ pub struct MemoryLimiter {
 impl MemoryLimiter {
     /// A limiter allowing at most `max_bytes` of linear memory.
     pub fn new(max_bytes: usize) -> Self {
-        MemoryLimiter { max_bytes, peak_bytes: 0, refused: false }
+        MemoryLimiter {
+            max_bytes,
+            peak_bytes: 0,
+            refused: false,
+        }
     }
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes || maximum.is_some_and(|m| desired > m) {
             self.refused = true;
             return Ok(false);
@@ -46,7 +55,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(())
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|m| desired <= m))
     }
 }
@@ -75,7 +89,10 @@ pub struct Deadline {
 impl Deadline {
     /// A deadline `timeout` from now.
     pub fn after(timeout: Duration, shutdown: Arc<AtomicBool>) -> Self {
-        Deadline { at: Instant::now() + timeout, shutdown }
+        Deadline {
+            at: Instant::now() + timeout,
+            shutdown,
+        }
     }
 }
 
@@ -109,9 +126,4 @@ pub const UNLIMITED_FUEL: u64 = u64::MAX;
 /// Fuel left in the store (0 if fuel is not enabled, which our engine never does).
 pub fn fuel_left(store: &Store<HostState>) -> u64 {
     store.get_fuel().unwrap_or(0)
-}
-
-/// True when `err` is the wasm trap raised by running out of fuel.
-pub fn is_out_of_fuel(err: &wasmtime::Error) -> bool {
-    matches!(err.downcast_ref::<Trap>(), Some(Trap::OutOfFuel))
 }

@@ -65,13 +65,19 @@ impl SandboxOptions {
 
     fn validate(&self) -> HostResult<()> {
         if self.max_instances == 0 || self.max_instances > 10_000 {
-            return Err(HostError::invalid("maxInstances must be between 1 and 10000"));
+            return Err(HostError::invalid(
+                "maxInstances must be between 1 and 10000",
+            ));
         }
         if self.memory_limit_bytes < 65_536 || self.memory_limit_bytes > 1 << 32 {
-            return Err(HostError::invalid("memoryLimitBytes must be between 64 KiB and 4 GiB"));
+            return Err(HostError::invalid(
+                "memoryLimitBytes must be between 64 KiB and 4 GiB",
+            ));
         }
         if self.max_wasm_stack_bytes < 64 << 10 || self.max_wasm_stack_bytes > 1 << 30 {
-            return Err(HostError::invalid("maxWasmStackBytes must be between 64 KiB and 1 GiB"));
+            return Err(HostError::invalid(
+                "maxWasmStackBytes must be between 64 KiB and 1 GiB",
+            ));
         }
         Ok(())
     }
@@ -223,28 +229,45 @@ impl Sandbox {
         }
         let cache_key = source_key(source.as_bytes());
         if let Some(bytecode) = self.cache.get(&cache_key) {
-            return Ok(Compiled { bytecode, cache_key, compile_time_us: 0.0, cache_hit: true });
+            return Ok(Compiled {
+                bytecode,
+                cache_key,
+                compile_time_us: 0.0,
+                cache_hit: true,
+            });
         }
         let started = Instant::now();
         let bytecode: Arc<[u8]> = self.compile_in_guest(source.as_bytes())?.into();
         let compile_time_us = started.elapsed().as_secs_f64() * 1e6;
         self.cache.put(&cache_key, &bytecode);
-        Ok(Compiled { bytecode, cache_key, compile_time_us, cache_hit: false })
+        Ok(Compiled {
+            bytecode,
+            cache_key,
+            compile_time_us,
+            cache_hit: false,
+        })
     }
 
     fn compile_in_guest(&self, source: &[u8]) -> HostResult<Vec<u8>> {
         let _slot = self.take_compile_slot()?;
-        let limits = InstanceLimits { memory_bytes: self.memory_bytes(), fuel: UNLIMITED_FUEL, deadline: self.deadline(COMPILE_TIMEOUT) };
+        let limits = InstanceLimits {
+            memory_bytes: self.memory_bytes(),
+            fuel: UNLIMITED_FUEL,
+            deadline: self.deadline(COMPILE_TIMEOUT),
+        };
         let mut inst = GuestInstance::instantiate(&self.engine, &self.guest.pre, limits)?;
         let result = {
             let _tick = self.ticker.enter();
-            inst.compile(source).and_then(|status| Ok((status, inst.output()?)))
+            inst.compile(source)
+                .and_then(|status| Ok((status, inst.output()?)))
         };
         match result {
             Ok((0, bytecode)) if !bytecode.is_empty() => Ok(bytecode),
             Ok((0, _)) => Err(HostError::internal("guest returned empty bytecode")),
             Ok((1, json)) => Err(HostError::Compilation(flat_compile_error(&json))),
-            Ok((status, _)) => Err(HostError::internal(format!("wk_compile returned unknown status {status}"))),
+            Ok((status, _)) => Err(HostError::internal(format!(
+                "wk_compile returned unknown status {status}"
+            ))),
             Err(t) if t.kind == TrapKind::Shutdown => Err(HostError::Shutdown),
             Err(t) => Err(HostError::Compilation(compile_trap_json(&t))),
         }
@@ -253,7 +276,12 @@ impl Sandbox {
     /// Runs bytecode with a context JSON for at most `timeout_ms` ms.
     /// Errors: INVALID_INPUT (empty bytecode, context not JSON, timeout 0), CAPACITY_EXCEEDED
     /// (maxInstances executions live), SHUTDOWN, INTERNAL_ERROR. Traps are outcomes, not errors.
-    pub fn execute(&self, bytecode: &[u8], context_json: &str, timeout_ms: u32) -> HostResult<RawOutcome> {
+    pub fn execute(
+        &self,
+        bytecode: &[u8],
+        context_json: &str,
+        timeout_ms: u32,
+    ) -> HostResult<RawOutcome> {
         self.check_open()?;
         if bytecode.is_empty() {
             return Err(HostError::invalid("bytecode is empty"));
@@ -262,8 +290,16 @@ impl Sandbox {
         let timeout = timeout(timeout_ms)?;
         let slot = self.take_execution_slot()?;
         let started = Instant::now();
-        let fuel = if self.opts.fuel_limit == 0 { UNLIMITED_FUEL } else { self.opts.fuel_limit };
-        let limits = InstanceLimits { memory_bytes: self.memory_bytes(), fuel, deadline: self.deadline(timeout) };
+        let fuel = if self.opts.fuel_limit == 0 {
+            UNLIMITED_FUEL
+        } else {
+            self.opts.fuel_limit
+        };
+        let limits = InstanceLimits {
+            memory_bytes: self.memory_bytes(),
+            fuel,
+            deadline: self.deadline(timeout),
+        };
         let mut inst = GuestInstance::instantiate(&self.engine, &self.guest.pre, limits)?;
         let call = {
             let _tick = self.ticker.enter();
@@ -277,14 +313,22 @@ impl Sandbox {
     /// `execution_id` (a new suspension gets a new id).
     /// Errors: INVALID_INPUT (input not of that shape, timeout 0; the execution stays
     /// suspended), UNKNOWN_EXECUTION, SHUTDOWN.
-    pub fn resume(&self, execution_id: &str, resume_json: &str, timeout_ms: u32) -> HostResult<RawOutcome> {
+    pub fn resume(
+        &self,
+        execution_id: &str,
+        resume_json: &str,
+        timeout_ms: u32,
+    ) -> HostResult<RawOutcome> {
         self.check_open()?;
         check_resume_json(resume_json)?;
         let timeout = timeout(timeout_ms)?;
         let entry = lock(&self.suspended)
             .remove(execution_id)
             .ok_or_else(|| HostError::UnknownExecution(execution_id.to_owned()))?;
-        let Suspended { mut instance, _slot: slot } = entry;
+        let Suspended {
+            mut instance,
+            _slot: slot,
+        } = entry;
         let started = Instant::now();
         let fuel_before = fuel_left(instance.store());
         instance.set_deadline(self.deadline(timeout));
@@ -350,7 +394,11 @@ impl Sandbox {
             Ok((0, bytes)) => {
                 out.output_json = String::from_utf8_lossy(&bytes).into_owned();
                 if out.memory_limit_hit && output_is_error(&out.output_json) {
-                    set_trap(&mut out, TrapKind::MemoryLimit, "linear memory growth past memoryLimitBytes was refused".into());
+                    set_trap(
+                        &mut out,
+                        TrapKind::MemoryLimit,
+                        "linear memory growth past memoryLimitBytes was refused".into(),
+                    );
                 }
             }
             Ok((1, bytes)) => {
@@ -361,8 +409,16 @@ impl Sandbox {
                 out.execution_id = Some(id);
                 return Ok(out);
             }
-            Ok((2, _)) => set_trap(&mut out, TrapKind::MemoryLimit, "the guest ran out of memory building its result".into()),
-            Ok((status, _)) => set_trap(&mut out, TrapKind::Trap, format!("guest returned unknown status {status}")),
+            Ok((2, _)) => set_trap(
+                &mut out,
+                TrapKind::MemoryLimit,
+                "the guest ran out of memory building its result".into(),
+            ),
+            Ok((status, _)) => set_trap(
+                &mut out,
+                TrapKind::Trap,
+                format!("guest returned unknown status {status}"),
+            ),
         }
         drop(inst);
         drop(slot);
@@ -377,19 +433,35 @@ impl Sandbox {
         if self.shutdown.load(Ordering::SeqCst) {
             return Err(HostError::Shutdown);
         }
-        map.insert(id.clone(), Suspended { instance, _slot: slot });
+        map.insert(
+            id.clone(),
+            Suspended {
+                instance,
+                _slot: slot,
+            },
+        );
         Ok(id)
     }
 
     fn check_open(&self) -> HostResult<()> {
-        if self.shutdown.load(Ordering::SeqCst) { Err(HostError::Shutdown) } else { Ok(()) }
+        if self.shutdown.load(Ordering::SeqCst) {
+            Err(HostError::Shutdown)
+        } else {
+            Ok(())
+        }
     }
 
     fn take_execution_slot(&self) -> HostResult<SlotGuard> {
         let max = self.opts.max_instances;
         self.live
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .map_err(|_| HostError::CapacityExceeded(format!("all {max} instances are live (running or suspended)")))?;
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map_err(|_| {
+                HostError::CapacityExceeded(format!(
+                    "all {max} instances are live (running or suspended)"
+                ))
+            })?;
         Ok(SlotGuard(Arc::clone(&self.live)))
     }
 
@@ -451,7 +523,10 @@ fn timeout(ms: u32) -> HostResult<Duration> {
 }
 
 /// Checks that `text` is a JSON object, without keeping the parse.
-fn check_json_object(text: &str, what: &str) -> HostResult<serde_json::Map<String, serde_json::Value>> {
+fn check_json_object(
+    text: &str,
+    what: &str,
+) -> HostResult<serde_json::Map<String, serde_json::Value>> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
         Ok(_) => Err(HostError::invalid(format!("{what} must be a JSON object"))),
@@ -466,7 +541,9 @@ fn check_resume_json(text: &str) -> HostResult<()> {
         return Err(HostError::invalid("resume input needs a \"results\" array"));
     }
     if map.get("state").is_some_and(|s| !s.is_object()) {
-        return Err(HostError::invalid("resume input \"state\" must be an object"));
+        return Err(HostError::invalid(
+            "resume input \"state\" must be an object",
+        ));
     }
     Ok(())
 }
@@ -477,7 +554,11 @@ fn output_is_error(json: &str) -> bool {
     struct Head {
         status: Option<String>,
     }
-    serde_json::from_str::<Head>(json).ok().and_then(|h| h.status).as_deref() == Some("error")
+    serde_json::from_str::<Head>(json)
+        .ok()
+        .and_then(|h| h.status)
+        .as_deref()
+        == Some("error")
 }
 
 /// The guest's compile error as a flat `{code,message,line?,column?,...}` object: the guest may
@@ -499,7 +580,10 @@ fn flat_compile_error(json: &[u8]) -> String {
 /// Error JSON for a compilation that trapped instead of returning.
 fn compile_trap_json(t: &GuestTrap) -> String {
     let message = match t.kind {
-        TrapKind::Timeout => format!("compilation took longer than {} ms", COMPILE_TIMEOUT.as_millis()),
+        TrapKind::Timeout => format!(
+            "compilation took longer than {} ms",
+            COMPILE_TIMEOUT.as_millis()
+        ),
         TrapKind::MemoryLimit => "compilation exceeded the memory limit".to_owned(),
         TrapKind::StackOverflow => "source nested too deeply to compile".to_owned(),
         _ => format!("compiler trapped: {}", t.message),
@@ -510,6 +594,7 @@ fn compile_trap_json(t: &GuestTrap) -> String {
 /// A fresh opaque id: `ex_` + 32 hex digits from the OS RNG.
 fn new_execution_id() -> HostResult<String> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| HostError::internal(format!("no randomness for an execution id: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| HostError::internal(format!("no randomness for an execution id: {e}")))?;
     Ok(format!("ex_{}", hex(&bytes)))
 }

@@ -28,7 +28,10 @@ fn qbc_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn source_key_is_sha256_hex() {
-    assert_eq!(source_key(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(
+        source_key(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
 }
 
 #[test]
@@ -66,12 +69,23 @@ fn disk_entries_survive_a_restart_for_the_same_guest_only() {
     assert_eq!(qbc_files(dir.path()), vec![format!("{key}.qbc")]);
 
     let same = BytecodeCache::new(4, Some(dir.path()), 1 << 20, GUEST_A).unwrap();
-    assert_eq!(same.stats().disk_bytes, HEADER + 8, "the index is rebuilt from the folder");
+    assert_eq!(
+        same.stats().disk_bytes,
+        HEADER + 8,
+        "the index is rebuilt from the folder"
+    );
     assert_eq!(same.get(&key).as_deref(), Some(&b"bytecode"[..]));
-    assert_eq!(same.stats().memory_entries, 1, "a disk hit is promoted to memory");
+    assert_eq!(
+        same.stats().memory_entries,
+        1,
+        "a disk hit is promoted to memory"
+    );
 
     let rebuilt_guest = BytecodeCache::new(4, Some(dir.path()), 1 << 20, GUEST_B).unwrap();
-    assert!(rebuilt_guest.get(&key).is_none(), "bytecode of another guest build is never used");
+    assert!(
+        rebuilt_guest.get(&key).is_none(),
+        "bytecode of another guest build is never used"
+    );
     rebuilt_guest.put(&key, &bytes("new"));
     let again = BytecodeCache::new(4, Some(dir.path()), 1 << 20, GUEST_B).unwrap();
     assert_eq!(again.get(&key).as_deref(), Some(&b"new"[..]));
@@ -81,7 +95,9 @@ fn disk_entries_survive_a_restart_for_the_same_guest_only() {
 fn damaged_files_are_misses() {
     let dir = tempfile::tempdir().unwrap();
     let key = source_key(b"y");
-    BytecodeCache::new(0, Some(dir.path()), 1 << 20, GUEST_A).unwrap().put(&key, &bytes("0123456789"));
+    BytecodeCache::new(0, Some(dir.path()), 1 << 20, GUEST_A)
+        .unwrap()
+        .put(&key, &bytes("0123456789"));
     let path = dir.path().join(format!("{key}.qbc"));
     let mut file = fs::read(&path).unwrap();
     let last = file.len() - 1;
@@ -99,7 +115,9 @@ fn disk_is_bounded_and_evicts_least_recently_used() {
     let dir = tempfile::tempdir().unwrap();
     let entry = HEADER + 100;
     let c = BytecodeCache::new(0, Some(dir.path()), 3 * entry, GUEST_A).unwrap();
-    let keys: Vec<String> = (0..5).map(|i| source_key(format!("src{i}").as_bytes())).collect();
+    let keys: Vec<String> = (0..5)
+        .map(|i| source_key(format!("src{i}").as_bytes()))
+        .collect();
     let body: Arc<[u8]> = Arc::from(vec![7u8; 100]);
     c.put(&keys[0], &body);
     c.put(&keys[1], &body);
@@ -109,7 +127,11 @@ fn disk_is_bounded_and_evicts_least_recently_used() {
     c.put(&keys[4], &body);
     let st = c.stats();
     assert_eq!((st.disk_entries, st.disk_bytes), (3, 3 * entry));
-    let mut expected = vec![format!("{}.qbc", keys[0]), format!("{}.qbc", keys[3]), format!("{}.qbc", keys[4])];
+    let mut expected = vec![
+        format!("{}.qbc", keys[0]),
+        format!("{}.qbc", keys[3]),
+        format!("{}.qbc", keys[4]),
+    ];
     expected.sort();
     assert_eq!(qbc_files(dir.path()), expected);
 }
@@ -119,7 +141,10 @@ fn entries_larger_than_the_bound_are_not_written_and_other_files_are_left_alone(
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("notes.txt"), "keep me").unwrap();
     let c = BytecodeCache::new(0, Some(dir.path()), 50, GUEST_A).unwrap();
-    c.put(&source_key(b"z"), &bytes("this is far too large for a 50 byte cache"));
+    c.put(
+        &source_key(b"z"),
+        &bytes("this is far too large for a 50 byte cache"),
+    );
     assert_eq!(c.stats().disk_entries, 0);
     assert!(qbc_files(dir.path()).is_empty());
     assert!(dir.path().join("notes.txt").exists());
@@ -130,7 +155,10 @@ fn an_oversized_folder_is_trimmed_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let c = BytecodeCache::new(0, Some(dir.path()), 1 << 20, GUEST_A).unwrap();
     for i in 0..4 {
-        c.put(&source_key(format!("s{i}").as_bytes()), &Arc::from(vec![0u8; 100]));
+        c.put(
+            &source_key(format!("s{i}").as_bytes()),
+            &Arc::from(vec![0u8; 100]),
+        );
     }
     drop(c);
     let small = BytecodeCache::new(0, Some(dir.path()), 2 * (HEADER + 100), GUEST_A).unwrap();

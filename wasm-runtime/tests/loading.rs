@@ -14,7 +14,10 @@ fn load(wasm: &[u8], opts: SandboxOptions) -> Result<Sandbox, wasm_runtime::erro
 #[test]
 fn unknown_imports_are_refused_by_name() {
     for (import, name) in [
-        (r#"(import "wasi_snapshot_preview1" "path_open" (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#, "wasi_snapshot_preview1::path_open"),
+        (
+            r#"(import "wasi_snapshot_preview1" "path_open" (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#,
+            "wasi_snapshot_preview1::path_open",
+        ),
         (r#"(import "env" "socket" (func))"#, "env::socket"),
     ] {
         let wasm = wat::parse_str(fixture_wat(import)).unwrap();
@@ -34,8 +37,13 @@ fn missing_abi_exports_are_refused() {
 
 #[test]
 fn invalid_modules_and_paths_are_load_errors() {
-    assert_eq!(load(b"not wasm", options()).err().unwrap().code(), "GUEST_LOAD_ERROR");
-    let err = Sandbox::new(SandboxOptions::new("/nonexistent/guest.wasm")).err().unwrap();
+    assert_eq!(
+        load(b"not wasm", options()).err().unwrap().code(),
+        "GUEST_LOAD_ERROR"
+    );
+    let err = Sandbox::new(SandboxOptions::new("/nonexistent/guest.wasm"))
+        .err()
+        .unwrap();
     assert_eq!(err.code(), "GUEST_LOAD_ERROR");
     assert!(err.to_string().contains("/nonexistent/guest.wasm"));
 }
@@ -50,7 +58,10 @@ fn options_are_checked() {
 
     let mut o = options();
     o.max_instances = 0;
-    assert_eq!(load(&fixture_wasm(), o).err().unwrap().code(), "INVALID_INPUT");
+    assert_eq!(
+        load(&fixture_wasm(), o).err().unwrap().code(),
+        "INVALID_INPUT"
+    );
 }
 
 #[test]
@@ -87,10 +98,16 @@ fn the_compiled_guest_is_cached_beside_it_and_reused() {
     assert!(Sandbox::new(o.clone()).unwrap().guest_from_cwasm());
 
     // A rebuilt guest gets its own .cwasm; the stale one is removed.
-    fs::write(&path, wat::parse_str(fixture_wat("")).map(|mut w| {
-        w.extend_from_slice(&[0, 5, 4, b'n', b'o', b't', b'e']); // custom section: new hash, same code
-        w
-    }).unwrap()).unwrap();
+    fs::write(
+        &path,
+        wat::parse_str(fixture_wat(""))
+            .map(|mut w| {
+                w.extend_from_slice(&[0, 5, 4, b'n', b'o', b't', b'e']); // custom section: new hash, same code
+                w
+            })
+            .unwrap(),
+    )
+    .unwrap();
     let rebuilt = Sandbox::new(o).unwrap();
     assert!(!rebuilt.guest_from_cwasm());
     let names: Vec<_> = fs::read_dir(dir.path())

@@ -34,7 +34,10 @@ fn precompile_returns_bytecode_keyed_by_sha256_and_caches_it() {
     assert_eq!(second.compile_time_us, 0.0);
     assert_eq!(&second.bytecode[..], b"E return 1");
     let st = sb.stats();
-    assert_eq!((st.cache.hits, st.cache.misses, st.cache.memory_entries), (1, 1, 1));
+    assert_eq!(
+        (st.cache.hits, st.cache.misses, st.cache.memory_entries),
+        (1, 1, 1)
+    );
 }
 
 #[test]
@@ -43,13 +46,20 @@ fn compile_error_carries_the_guest_json() {
     match sb.precompile("!oops") {
         Err(HostError::Compilation(json)) => {
             let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-            assert_eq!(v, serde_json::from_str::<serde_json::Value>(common::COMPILE_ERROR).unwrap());
+            assert_eq!(
+                v,
+                serde_json::from_str::<serde_json::Value>(common::COMPILE_ERROR).unwrap()
+            );
             assert_eq!(v["line"], 1);
             assert_eq!(v["column"], 2);
         }
         other => panic!("expected a compilation error, got {other:?}"),
     }
-    assert_eq!(sb.stats().cache.memory_entries, 0, "failed compilations are not cached");
+    assert_eq!(
+        sb.stats().cache.memory_entries,
+        0,
+        "failed compilations are not cached"
+    );
 }
 
 #[test]
@@ -57,7 +67,10 @@ fn a_wrapped_compile_error_is_flattened() {
     match sandbox().precompile("?oops") {
         Err(HostError::Compilation(json)) => {
             let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-            assert_eq!(v, serde_json::json!({"code":"COMPILATION_ERROR","message":"SyntaxError: bad","line":3,"column":4}));
+            assert_eq!(
+                v,
+                serde_json::json!({"code":"COMPILATION_ERROR","message":"SyntaxError: bad","line":3,"column":4})
+            );
         }
         other => panic!("expected a compilation error, got {other:?}"),
     }
@@ -88,10 +101,22 @@ fn execute_passes_context_and_returns_output() {
 #[test]
 fn bad_arguments_are_rejected_before_running() {
     let sb = sandbox();
-    assert_eq!(sb.execute(&code('E'), "{not json", 100).unwrap_err().code(), "INVALID_INPUT");
-    assert_eq!(sb.execute(&code('E'), "[1]", 100).unwrap_err().code(), "INVALID_INPUT");
-    assert_eq!(sb.execute(&code('E'), CTX, 0).unwrap_err().code(), "INVALID_INPUT");
-    assert_eq!(sb.execute(&[], CTX, 100).unwrap_err().code(), "INVALID_INPUT");
+    assert_eq!(
+        sb.execute(&code('E'), "{not json", 100).unwrap_err().code(),
+        "INVALID_INPUT"
+    );
+    assert_eq!(
+        sb.execute(&code('E'), "[1]", 100).unwrap_err().code(),
+        "INVALID_INPUT"
+    );
+    assert_eq!(
+        sb.execute(&code('E'), CTX, 0).unwrap_err().code(),
+        "INVALID_INPUT"
+    );
+    assert_eq!(
+        sb.execute(&[], CTX, 100).unwrap_err().code(),
+        "INVALID_INPUT"
+    );
     assert_eq!(sb.stats().live, 0);
 }
 
@@ -105,7 +130,11 @@ fn endless_loop_times_out() {
     assert!(started.elapsed() >= Duration::from_millis(100));
     assert!(out.duration_us >= 100_000.0);
     assert_eq!(sb.stats().live, 0, "the trapped instance is dropped");
-    assert_eq!(run(&sb, 'E').output_json, CTX, "the runtime keeps working after a trap");
+    assert_eq!(
+        run(&sb, 'E').output_json,
+        CTX,
+        "the runtime keeps working after a trap"
+    );
 }
 
 #[test]
@@ -114,8 +143,16 @@ fn refused_growth_then_guest_error_is_memory_limit() {
     let out = run(&sb, 'M');
     assert_eq!(out.trap, Some("MEMORY_LIMIT"));
     assert!(out.memory_limit_hit);
-    assert_eq!(out.output_json, common::OOM_ERROR, "the guest's own error JSON is kept");
-    assert_eq!(out.memory_peak_bytes, 1 << 20, "grew right up to the 1 MiB cap");
+    assert_eq!(
+        out.output_json,
+        common::OOM_ERROR,
+        "the guest's own error JSON is kept"
+    );
+    assert_eq!(
+        out.memory_peak_bytes,
+        1 << 20,
+        "grew right up to the 1 MiB cap"
+    );
 }
 
 #[test]
@@ -150,7 +187,11 @@ fn unbounded_recursion_is_stack_overflow() {
 fn fuel_is_counted_and_limited() {
     let unlimited = run(&sandbox(), 'B');
     assert_eq!(unlimited.trap, None);
-    assert!(unlimited.fuel_consumed > 1_000_000, "fuel {}", unlimited.fuel_consumed);
+    assert!(
+        unlimited.fuel_consumed > 1_000_000,
+        "fuel {}",
+        unlimited.fuel_consumed
+    );
 
     let mut o = options();
     o.fuel_limit = 100_000;
@@ -168,7 +209,10 @@ fn guest_abi_violations_and_exits_are_traps_with_messages() {
 
     let console = run(&sb, 'W');
     assert_eq!(console.trap, Some("TRAP"));
-    assert!(console.trap_message.unwrap().contains("boom from guest"), "stderr is quoted in the message");
+    assert!(
+        console.trap_message.unwrap().contains("boom from guest"),
+        "stderr is quoted in the message"
+    );
 
     let exit = run(&sb, 'P');
     assert_eq!(exit.trap, Some("TRAP"));
@@ -205,10 +249,23 @@ fn suspend_then_resume_once() {
 fn invalid_results_leave_the_execution_suspended() {
     let sb = sandbox();
     let id = run(&sb, 'S').execution_id.unwrap();
-    for bad in ["{}", "[", "[]", r#"{"results":{}}"#, r#"{"results":[],"state":[]}"#] {
-        assert_eq!(sb.resume(&id, bad, 1_000).unwrap_err().code(), "INVALID_INPUT", "{bad}");
+    for bad in [
+        "{}",
+        "[",
+        "[]",
+        r#"{"results":{}}"#,
+        r#"{"results":[],"state":[]}"#,
+    ] {
+        assert_eq!(
+            sb.resume(&id, bad, 1_000).unwrap_err().code(),
+            "INVALID_INPUT",
+            "{bad}"
+        );
     }
-    assert_eq!(sb.resume(&id, RESULTS, 0).unwrap_err().code(), "INVALID_INPUT");
+    assert_eq!(
+        sb.resume(&id, RESULTS, 0).unwrap_err().code(),
+        "INVALID_INPUT"
+    );
     assert_eq!(sb.stats().suspended, 1);
     assert_eq!(sb.resume(&id, RESULTS, 1_000).unwrap().output_json, RESULTS);
 }
@@ -221,8 +278,14 @@ fn each_suspension_gets_a_new_id() {
     assert!(second.suspended);
     let second_id = second.execution_id.unwrap();
     assert_ne!(first, second_id);
-    assert_eq!(sb.resume(&first, NO_RESULTS, 1_000).unwrap_err().code(), "UNKNOWN_EXECUTION");
-    assert_eq!(sb.resume(&second_id, RESULTS, 1_000).unwrap().output_json, RESULTS);
+    assert_eq!(
+        sb.resume(&first, NO_RESULTS, 1_000).unwrap_err().code(),
+        "UNKNOWN_EXECUTION"
+    );
+    assert_eq!(
+        sb.resume(&second_id, RESULTS, 1_000).unwrap().output_json,
+        RESULTS
+    );
 }
 
 #[test]
@@ -242,7 +305,10 @@ fn cancel_frees_a_suspended_execution() {
     assert!(!sb.cancel(&id));
     assert!(!sb.cancel("ex_nope"));
     assert_eq!(sb.stats().live, 0);
-    assert_eq!(sb.resume(&id, NO_RESULTS, 100).unwrap_err().code(), "UNKNOWN_EXECUTION");
+    assert_eq!(
+        sb.resume(&id, NO_RESULTS, 100).unwrap_err().code(),
+        "UNKNOWN_EXECUTION"
+    );
 }
 
 #[test]
@@ -251,8 +317,14 @@ fn max_instances_counts_suspended_executions() {
     o.max_instances = 1;
     let sb = sandbox_with(o);
     let id = run(&sb, 'S').execution_id.unwrap();
-    assert_eq!(sb.execute(&code('E'), CTX, 100).unwrap_err().code(), "CAPACITY_EXCEEDED");
-    assert!(sb.precompile("E compile still works").is_ok(), "compilations have their own slots");
+    assert_eq!(
+        sb.execute(&code('E'), CTX, 100).unwrap_err().code(),
+        "CAPACITY_EXCEEDED"
+    );
+    assert!(
+        sb.precompile("E compile still works").is_ok(),
+        "compilations have their own slots"
+    );
     sb.cancel(&id);
     assert_eq!(run(&sb, 'E').output_json, CTX);
 }
@@ -269,7 +341,11 @@ fn concurrent_executions_each_get_a_fresh_instance() {
                 let ctx = format!(r#"{{"i":{i}}}"#);
                 let out = sb.execute(&code('E'), &ctx, 2_000).unwrap();
                 assert_eq!(out.output_json, ctx);
-                assert_eq!(out.memory_peak_bytes, 2 * 65536, "no state from another execution");
+                assert_eq!(
+                    out.memory_peak_bytes,
+                    2 * 65536,
+                    "no state from another execution"
+                );
             })
         })
         .collect();
@@ -294,11 +370,20 @@ fn shutdown_drops_suspended_stops_running_and_refuses_new_calls() {
     sb.shutdown();
     let spun = spinner.join().unwrap();
     assert_eq!(spun.unwrap_err().code(), "SHUTDOWN");
-    assert!(started.elapsed() < Duration::from_secs(5), "the running guest stopped promptly");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the running guest stopped promptly"
+    );
     let st = sb.stats();
     assert_eq!((st.live, st.suspended), (0, 0));
-    assert_eq!(sb.resume(&id, NO_RESULTS, 100).unwrap_err().code(), "SHUTDOWN");
-    assert_eq!(sb.execute(&code('E'), CTX, 100).unwrap_err().code(), "SHUTDOWN");
+    assert_eq!(
+        sb.resume(&id, NO_RESULTS, 100).unwrap_err().code(),
+        "SHUTDOWN"
+    );
+    assert_eq!(
+        sb.execute(&code('E'), CTX, 100).unwrap_err().code(),
+        "SHUTDOWN"
+    );
     assert_eq!(sb.precompile("E").unwrap_err().code(), "SHUTDOWN");
     sb.shutdown();
 }

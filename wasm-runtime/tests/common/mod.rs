@@ -29,19 +29,30 @@ use std::path::PathBuf;
 
 use wasm_runtime::sandbox::{Sandbox, SandboxOptions};
 
-pub const COMPILE_ERROR: &str = r#"{"code":"COMPILATION_ERROR","message":"unexpected token","line":1,"column":2}"#;
+pub const COMPILE_ERROR: &str =
+    r#"{"code":"COMPILATION_ERROR","message":"unexpected token","line":1,"column":2}"#;
 /// What the real guest emits: the error wrapped in an `error` member.
 pub const WRAPPED_COMPILE_ERROR: &str =
     r#"{"error":{"code":"COMPILATION_ERROR","message":"SyntaxError: bad","line":3,"column":4}}"#;
-pub const OOM_ERROR: &str = r#"{"status":"error","error":{"code":"EXECUTION_ERROR","message":"out of memory"}}"#;
+pub const OOM_ERROR: &str =
+    r#"{"status":"error","error":{"code":"EXECUTION_ERROR","message":"out of memory"}}"#;
 pub const OK: &str = r#"{"status":"success","returnValue":1}"#;
-pub const BAD: &str = r#"{"status":"error","error":{"code":"EXECUTION_ERROR","message":"host call failed"}}"#;
+pub const BAD: &str =
+    r#"{"status":"error","error":{"code":"EXECUTION_ERROR","message":"host call failed"}}"#;
 pub const SUSPENDED: &str = r#"{"status":"suspended","pendingCalls":[{"callId":1,"extension":"http","method":"get","args":[]}]}"#;
 const STDERR_TEXT: &str = "boom from guest\n";
 
 /// Static strings laid out in the data segment: (offset, text).
 fn layout() -> Vec<(u32, &'static str)> {
-    vec![(16, COMPILE_ERROR), (256, OOM_ERROR), (512, OK), (640, BAD), (768, SUSPENDED), (1024, STDERR_TEXT), (1100, WRAPPED_COMPILE_ERROR)]
+    vec![
+        (16, COMPILE_ERROR),
+        (256, OOM_ERROR),
+        (512, OK),
+        (640, BAD),
+        (768, SUSPENDED),
+        (1024, STDERR_TEXT),
+        (1100, WRAPPED_COMPILE_ERROR),
+    ]
 }
 
 fn wat_string(s: &str) -> String {
@@ -51,8 +62,17 @@ fn wat_string(s: &str) -> String {
 /// WAT text of the fixture guest. `extra_import` is spliced into the imports (to test refusal).
 pub fn fixture_wat(extra_import: &str) -> String {
     let l = layout();
-    let data: String = l.iter().map(|(o, s)| format!("  (data (i32.const {o}) \"{}\")\n", wat_string(s))).collect();
-    let out = |i: usize| format!("(global.set $optr (i32.const {})) (global.set $olen (i32.const {}))", l[i].0, l[i].1.len());
+    let data: String = l
+        .iter()
+        .map(|(o, s)| format!("  (data (i32.const {o}) \"{}\")\n", wat_string(s)))
+        .collect();
+    let out = |i: usize| {
+        format!(
+            "(global.set $optr (i32.const {})) (global.set $olen (i32.const {}))",
+            l[i].0,
+            l[i].1.len()
+        )
+    };
     format!(
         r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
