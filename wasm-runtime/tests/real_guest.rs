@@ -1,0 +1,94 @@
+//! End to end against the real QuickJS guest (build/guest.wasm, built by guest/build.sh).
+//! Skipped, with a note on stderr, when the guest has not been built.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use wasm_runtime::error::HostError;
+use wasm_runtime::sandbox::{Sandbox, SandboxOptions};
+
+fn context() -> String {
+    json!({
+        "panelId": "p1", "handlerName": "h", "state": { "count": 1 }, "args": { "by": 2 }, "scope": {},
+        "capabilities": ["*"], "extensions": { "http": ["get"] },
+        "limits": { "maxHostCalls": 100, "maxStateMutations": 100, "maxEvents": 100, "maxLogs": 100 },
+        "seed": 7
+    })
+    .to_string()
+}
+
+#[test]
+fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("build/guest.wasm");
+    let Ok(wasm) = std::fs::read(&path) else {
+        eprintln!(
+            "skipped: {} not built (bash wasm-runtime/guest/build.sh)",
+            path.display()
+        );
+        return;
+    };
+    let mut opts = SandboxOptions::new(&path);
+    opts.max_instances = 4;
+    opts.memory_limit_bytes = 16 << 20;
+    let sb = Sandbox::from_wasm(&wasm, opts).expect("guest loads");
+
+    // Run: state write, event, return value.
+    let c = sb
+        .precompile(
+            "$state.count = $state.count + $args.by; $emit('changed', {}); return $state.count",
+        )
+        .unwrap();
+    let out = sb.execute(&c.bytecode, &context(), 2_000).unwrap();
+    assert_eq!(out.trap, None);
+    let v: Value = serde_json::from_str(&out.output_json).unwrap();
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["returnValue"], 3);
+    assert_eq!(
+        v["stateMutations"][0],
+        json!({ "key": "count", "value": 3, "operation": "set" })
+    );
+    assert!(out.fuel_consumed > 0 && out.memory_peak_bytes > 0);
+
+    // Compile error: flat JSON with the position in the handler's own source.
+    match sb.precompile("const a = 1\nconst b = ;") {
+        Err(HostError::Compilation(msg)) => {
+            let e: Value = serde_json::from_str(&msg).unwrap();
+            assert_eq!(
+                (e["code"].as_str(), e["line"].as_u64()),
+                (Some("COMPILATION_ERROR"), Some(2))
+            );
+        }
+        other => panic!("expected COMPILATION_ERROR, got {other:?}"),
+    }
+
+    // Suspend on an extension call, resume with its value and a fresh state.
+    let c = sb
+        .precompile("const r = await $ext.http.get('u'); return [r, $state.count]")
+        .unwrap();
+    let first = sb.execute(&c.bytecode, &context(), 2_000).unwrap();
+    assert!(first.suspended, "{first:?}");
+    let pending: Value = serde_json::from_str(&first.output_json).unwrap();
+    assert_eq!(pending["pendingCalls"][0]["method"], "get");
+    let resume = json!({ "results": [{ "callId": pending["pendingCalls"][0]["callId"], "ok": true, "value": 42 }], "state": { "count": 9 } });
+    let done = sb
+        .resume(
+            first.execution_id.as_deref().unwrap(),
+            &resume.to_string(),
+            2_000,
+        )
+        .unwrap();
+    let v: Value = serde_json::from_str(&done.output_json).unwrap();
+    assert_eq!(v["returnValue"], json!([42, 9]));
+
+    // Limits.
+    let c = sb.precompile("new Array(1e9).fill(1)").unwrap();
+    let oom = sb.execute(&c.bytecode, &context(), 10_000).unwrap();
+    assert_eq!(oom.trap, Some("MEMORY_LIMIT"));
+    assert!(oom.memory_limit_hit && oom.memory_peak_bytes <= 16 << 20);
+    let c = sb.precompile("while (true) {}").unwrap();
+    assert_eq!(
+        sb.execute(&c.bytecode, &context(), 100).unwrap().trap,
+        Some("TIMEOUT")
+    );
+    assert_eq!(sb.stats().live, 0);
+}
