@@ -2,7 +2,8 @@
 //! wasmtime, exposed to Node as the N-API class `Runtime` (see `build/binding.d.ts`).
 //!
 //! Modules: [`engine`] (engine, pool, guest loading, epoch ticker), [`host`] (imported functions),
-//! [`guest`] (ABI calls), [`limits`] (memory limiter, deadlines, fuel), [`cache`] (bytecode cache),
+//! [`guest`] (ABI calls), [`limits`] (memory limiter, deadlines, fuel), [`cache`] (bytecode cache), [`reaper`]
+//! (frees finished instances off the result path),
 //! [`sandbox`] (the runtime in plain Rust), [`error`] (error codes). This file is only the N-API
 //! surface: it converts values and runs every blocking call on Tokio's blocking pool, so Node's
 //! event loop (and libuv's small thread pool) never waits for a guest.
@@ -19,12 +20,13 @@ pub mod error;
 pub mod guest;
 pub mod host;
 pub mod limits;
+pub mod reaper;
 pub mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, PromiseRaw, spawn_blocking};
+use napi::bindgen_prelude::{Buffer, Object, spawn_blocking};
 use napi::{Env, JsError, Status, Unknown};
 use napi_derive::napi;
 
@@ -138,11 +140,7 @@ impl Runtime {
     /// Rejects INVALID_INPUT (source > maxSourceBytes), COMPILATION_ERROR (message is JSON),
     /// SHUTDOWN, INTERNAL_ERROR.
     #[napi(ts_return_type = "Promise<CompiledHandler>")]
-    pub fn precompile<'env>(
-        &self,
-        env: &'env Env,
-        source: String,
-    ) -> napi::Result<PromiseRaw<'env, CompiledHandler>> {
+    pub fn precompile<'env>(&self, env: &'env Env, source: String) -> napi::Result<Object<'env>> {
         let sandbox = Arc::clone(&self.inner);
         run_blocking(
             env,
@@ -165,7 +163,7 @@ impl Runtime {
         code: Buffer,
         context_json: String,
         timeout_ms: u32,
-    ) -> napi::Result<PromiseRaw<'env, RawResult>> {
+    ) -> napi::Result<Object<'env>> {
         let sandbox = Arc::clone(&self.inner);
         let code: Vec<u8> = code.to_vec();
         run_blocking(
@@ -186,7 +184,7 @@ impl Runtime {
         execution_id: String,
         resume_json: String,
         timeout_ms: u32,
-    ) -> napi::Result<PromiseRaw<'env, RawResult>> {
+    ) -> napi::Result<Object<'env>> {
         let sandbox = Arc::clone(&self.inner);
         run_blocking(
             env,
@@ -238,28 +236,24 @@ impl Runtime {
 }
 
 /// Runs `work` on Tokio's blocking pool; resolves with `map(value)` or rejects with a coded error.
-fn run_blocking<'env, T, V, W, M>(
-    env: &'env Env,
-    work: W,
-    map: M,
-) -> napi::Result<PromiseRaw<'env, V>>
+fn run_blocking<'env, T, V, W, M>(env: &'env Env, work: W, map: M) -> napi::Result<Object<'env>>
 where
     T: Send + 'static,
     V: napi::bindgen_prelude::ToNapiValue + 'static,
     W: FnOnce() -> Result<T, HostError> + Send + 'static,
-    M: FnOnce(T) -> V + 'static,
+    M: FnOnce(T) -> V + Send + 'static,
 {
-    env.spawn_future_with_callback(
-        async move { Ok(spawn_blocking(work).await) },
-        move |env, joined| match joined {
-            Ok(Ok(value)) => Ok(map(value)),
-            Ok(Err(e)) => Err(js_error(env, e)),
-            Err(join) => Err(js_error(
-                env,
-                HostError::internal(format!("sandbox worker failed: {join}")),
-            )),
-        },
-    )
+    // One hop out (to Tokio's blocking pool, which grows, so a guest spinning until its
+    // timeout never holds up another) and one hop back (the deferred's threadsafe function).
+    let (deferred, promise) = env.create_deferred()?;
+    spawn_blocking(move || {
+        let outcome = work();
+        deferred.resolve(move |env| match outcome {
+            Ok(value) => Ok(map(value)),
+            Err(e) => Err(js_error(&env, e)),
+        });
+    });
+    Ok(promise)
 }
 
 fn raw_result(o: RawOutcome) -> RawResult {

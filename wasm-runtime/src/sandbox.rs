@@ -15,6 +15,7 @@ use crate::engine::{self, EngineSettings, EpochTicker, LoadedGuest, hex, lock};
 use crate::error::{HostError, HostResult};
 use crate::guest::{GuestInstance, GuestTrap, InstanceLimits, TrapKind};
 use crate::limits::{Deadline, UNLIMITED_FUEL, fuel_left};
+use crate::reaper::{REAP_BACKLOG, Reaper};
 
 /// Pool slots reserved for `precompile` on top of `max_instances`; more concurrent compilations wait.
 pub const COMPILE_SLOTS: u32 = 4;
@@ -162,6 +163,7 @@ pub struct Sandbox {
     compiling: Mutex<u32>,
     compile_free: Condvar,
     shutdown: Arc<AtomicBool>,
+    reaper: Reaper,
 }
 
 impl Sandbox {
@@ -202,6 +204,7 @@ impl Sandbox {
             compiling: Mutex::new(0),
             compile_free: Condvar::new(),
             shutdown: Arc::new(AtomicBool::new(false)),
+            reaper: Reaper::start()?,
         })
     }
 
@@ -420,9 +423,9 @@ impl Sandbox {
                 format!("guest returned unknown status {status}"),
             ),
         }
-        drop(inst);
-        drop(slot);
         out.duration_us = started.elapsed().as_secs_f64() * 1e6;
+        self.reaper.reap(inst);
+        drop(slot);
         Ok(out)
     }
 
@@ -504,7 +507,7 @@ impl Drop for CompileSlot<'_> {
 
 fn engine_settings(o: &SandboxOptions) -> EngineSettings {
     EngineSettings {
-        pool_instances: o.max_instances + COMPILE_SLOTS,
+        pool_instances: o.max_instances + COMPILE_SLOTS + REAP_BACKLOG + 1,
         memory_limit_bytes: o.memory_limit_bytes,
         max_wasm_stack_bytes: o.max_wasm_stack_bytes,
     }
