@@ -13,6 +13,7 @@ import fp from 'fastify-plugin'
 import pkg from './package.json' with { type: 'json' }
 import { resolveConfig, type KernelConfig, type KernelOptions } from './config.js'
 import { errorHandler } from './plugins/errors.js'
+import connections from './plugins/connections.js'
 import metrics from './plugins/metrics.js'
 import auth from './plugins/auth.js'
 import extensions, { type Extension } from './plugins/extensions.js'
@@ -54,6 +55,7 @@ async function closeSockets(clients: Set<WebSocket>): Promise<void> {
 /** Shared infrastructure: errors, body limit, CORS, WebSocket, the OpenAPI generator. */
 async function registerInfra(fastify: FastifyInstance, config: KernelConfig): Promise<void> {
   await fastify.register(errorHandler)
+  await fastify.register(connections) // first preClose: quiet sockets go before anything else closes
   // per route, so the limit holds when the kernel is embedded in an app with another bodyLimit
   fastify.addHook('onRoute', (route) => {
     route.bodyLimit ??= config.bodyLimitBytes
@@ -162,12 +164,12 @@ function loggerOptions(logger: BuildAppOptions['logger'], level: string): Partia
  * @throws ConfigError (code INVALID_CONFIG) when an option is invalid.
  */
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const { logger, ...rest } = options
+  const { logger, extensions: extra, ...rest } = options
   const config = resolveConfig(rest as KernelOptions)
   // maxParamLength: worker ids are up to 120 chars (Fastify's default of 100 would answer 414)
   const app = Fastify({ ...loggerOptions(logger, config.logLevel), bodyLimit: config.bodyLimitBytes, routerOptions: { maxParamLength: 256 } })
   // decorators on the app itself (app.panels, app.extensions, app.jwt …); routes under the prefix
-  await app.register(kernelCore, { config, extensions: rest.extensions })
+  await app.register(kernelCore, { config, extensions: extra })
   await app.register(kernelRoutes, { config, prefix: config.prefix })
   return app
 }

@@ -92,7 +92,7 @@ t.test('single plugins registered by hand, with the app’s own extension used b
   })
   t.equal(created.status, 201, JSON.stringify(created.body))
   const run = await json(`${base}/embedded/panels/greet/trigger/greet`, 'POST', { args: { name: 'ada' } })
-  t.match(run.body, { status: 'success', returnValue: 'hello ada', segments: 2 })
+  t.match(run.body, { status: 'success', returnValue: 'hello ada', segments: 2 }, JSON.stringify(run.body))
   t.same((await json(`${base}/embedded/panels/greet/state`)).body.state, { last: 'hello ada' })
   t.same((await json(`${base}/hello`)).body, { from: 'host' })
 })
