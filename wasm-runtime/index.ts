@@ -37,6 +37,7 @@ export const RUNTIME_DEFAULTS = {
   maxQueue: 1024,
   memoryLimitBytes: 64 * 1024 * 1024,
   defaultTimeoutMs: 5000,
+  inlineSliceMs: 1,
   fuelLimit: 0,
   maxHostCalls: 1000,
   maxStateMutations: 1000,
@@ -51,6 +52,7 @@ export const RUNTIME_DEFAULTS = {
 interface RawRuntime {
   precompile(source: string): Promise<CompiledHandler>
   execute(code: Buffer, contextJson: string, timeoutMs: number): Promise<RawResult>
+  executeInline(code: Buffer, contextJson: string, timeoutMs: number, sliceMs: number): RawResult | null
   resume(executionId: string, resultsJson: string, timeoutMs: number): Promise<RawResult>
   cancel(executionId: string): boolean
   stats(): { live: number; suspended: number; cacheEntries: number; cacheHits: number; cacheMisses: number }
@@ -165,7 +167,10 @@ export class WasmRuntime {
     const compiled = typeof handler === 'string' ? await this.precompile(handler) : checkCompiled(handler)
     await this.slots.acquire()
     this.executions++
-    return this.settle(() => this.raw.execute(compiled.bytecode, contextJson, timeout), compiled.cacheHit || typeof handler !== 'string', timeout)
+    const run = async (): Promise<RawResult> =>
+      (this.config.inlineSliceMs > 0 && this.raw.executeInline(compiled.bytecode, contextJson, timeout, this.config.inlineSliceMs)) ||
+      this.raw.execute(compiled.bytecode, contextJson, timeout)
+    return this.settle(run, compiled.cacheHit || typeof handler !== 'string', timeout)
   }
 
   /**

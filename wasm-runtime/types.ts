@@ -40,6 +40,13 @@ export interface RuntimeConfig {
   memoryLimitBytes?: number
   /** Wall-clock budget of one execution when the call gives none, ms. Default 5000. */
   defaultTimeoutMs?: number
+  /**
+   * Running time an execution may first spend on the calling (JS) thread, ms; one that has not
+   * finished by then is run again from the start on a worker thread (a handler only records, so
+   * the abandoned attempt leaves nothing behind). Short handlers thus skip two thread hops while
+   * the event loop is never held longer than about this. 0 = always on a worker. Default 1.
+   */
+  inlineSliceMs?: number
   /** Fuel (≈ wasm instructions) per execution; 0 = unlimited. Default 0. */
   fuelLimit?: number
   /** `$ext`, `$emit`, `$view`, `$log` calls per execution. Default 1000. */

@@ -23,6 +23,13 @@ t.test('a spinning handler never blocks the event loop: a timer fires on time', 
   t.ok(firedAt < 500, `timer fired after ${firedAt.toFixed(0)} ms while the handler spun for 1000 ms`)
 })
 
+t.test('a handler that outlasts the inline slice is run again on a worker with its whole budget', async (t) => {
+  const r = await rt.execute(`let x = 0; const end = Date.now() + 30; while (Date.now() < end) x++; $emit('done', 1); return x > 0`, ctx(), 2000)
+  t.equal(r.status, 'success')
+  t.equal(r.returnValue, true)
+  t.same(r.events, [{ name: 'done', payload: 1 }], 'recorded once: the abandoned attempt left nothing')
+})
+
 t.test('allocating past the memory limit ends as MEMORY_LIMIT and the runtime lives on', async (t) => {
   const r = await rt.execute(`new Array(1e9).fill(1)`, ctx())
   t.equal(r.status, 'error')

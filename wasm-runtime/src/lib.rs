@@ -173,6 +173,26 @@ impl Runtime {
         )
     }
 
+    /// Runs bytecode on the calling (JS) thread for at most `sliceMs` ms of its `timeoutMs`.
+    /// Returns the result when the handler finished (or suspended, or failed) within the slice,
+    /// or null when the slice ran out first: that attempt left nothing behind (a handler only
+    /// records, it has no outside effects), so the caller runs it again with `execute`.
+    /// Throws what `execute` rejects with.
+    #[napi(ts_return_type = "RawResult | null")]
+    pub fn execute_inline(
+        &self,
+        env: Env,
+        code: Buffer,
+        context_json: String,
+        timeout_ms: u32,
+        slice_ms: u32,
+    ) -> napi::Result<Option<RawResult>> {
+        self.inner
+            .execute_slice(&code, &context_json, timeout_ms, slice_ms)
+            .map(|o| o.map(raw_result))
+            .map_err(|e| js_error(&env, e))
+    }
+
     /// Settles a suspended execution's pending calls and runs on. `resumeJson` is ABI.md's
     /// `{"results":[{callId,ok,value|error}...],"state"?:{...}}`.
     /// Consumes the id. Rejects INVALID_INPUT (the execution stays suspended), UNKNOWN_EXECUTION,

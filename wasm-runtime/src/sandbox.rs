@@ -311,6 +311,22 @@ impl Sandbox {
         self.finish_segment(inst, slot, call, started, fuel)
     }
 
+    /// [`Sandbox::execute`] limited to `slice_ms` of running time when that is shorter than
+    /// `timeout_ms`. `None` when the slice ran out before the handler finished: the instance is
+    /// gone and nothing was recorded anywhere, so running it again from the start is safe.
+    pub fn execute_slice(
+        &self,
+        bytecode: &[u8],
+        context_json: &str,
+        timeout_ms: u32,
+        slice_ms: u32,
+    ) -> HostResult<Option<RawOutcome>> {
+        let sliced = slice_ms > 0 && slice_ms < timeout_ms;
+        let out = self.execute(bytecode, context_json, if sliced { slice_ms } else { timeout_ms })?;
+        let expired = sliced && out.trap == Some(TrapKind::Timeout.as_str());
+        Ok((!expired).then_some(out))
+    }
+
     /// Settles the pending calls of a suspended execution with the resume JSON of ABI.md
     /// (`{"results":[...],"state"?:{...}}`) and runs on for at most `timeout_ms` ms. Consumes
     /// `execution_id` (a new suspension gets a new id).
