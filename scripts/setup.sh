@@ -6,9 +6,11 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ package.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install` (not `npm ci`): npm's lock omits some packages' optional platform builds,
+  # which `npm ci` then refuses; versions still come from package-lock.json.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 if ! python3 -c 'import websockets' 2>/dev/null; then
