@@ -1,33 +1,9 @@
-import { randomUUID } from 'node:crypto'
 import { KernelError } from '../errors.js'
-import type {
-  HostSummary,
-  InputRequest,
-  InputResult,
-  RuntimeCapabilities,
-  RuntimeSummary,
-  SpawnRequest,
-  SpawnResult,
-  StopMode,
-  StopResult,
-  TranscriptPage,
-  WorkerSummary,
-} from '../../schemas/workers.js'
+import type { InputRequest, InputResult, SpawnRequest, SpawnResult, StopMode, StopResult } from '../../schemas/workers.js'
 import type { ExitInfo, ProcessInfo, SpawnRequest as ProcessSpawnRequest } from '../../schemas/processes.js'
 import type { ProcessEvent } from '../processes/types.js'
-import { resolveIntent } from './embedded.js'
-import { opaqueId, safeHint } from './ids.js'
-import { Transcript } from './transcript.js'
-import {
-  diagnostic,
-  emptyPage,
-  inputOutcome,
-  now,
-  type CallContext,
-  type ListResult,
-  type WorkerEvent,
-  type WorkerRuntime,
-} from './runtime.js'
+import { diagnostic, inputOutcome, type CallContext } from './runtime.js'
+import { TrackedRuntime, rejectedSpawn, spawnOutcome, type TrackedWorker, type WorkerDetails } from './tracked.js'
 
 /** The part of the process bridge (`fastify.processes`, a ProcessManager) this adapter uses. */
 export interface ProcessBridge {
@@ -57,21 +33,12 @@ export interface ProcessRuntimeOptions {
   stopWaitMs?: number
 }
 
-type ProcessStatus = 'running' | 'exited' | 'stopped' | 'cancelled'
-
-interface ProcessWorker {
-  id: string
-  namespace: string
+interface ProcessWorker extends TrackedWorker {
+  status: 'running' | 'exited' | 'stopped' | 'cancelled'
   pid: number
-  role: string
-  profile: string
-  label: string
   kind: string
-  status: ProcessStatus
   exitCode: number | null
   stopMode?: StopMode
-  createdAt: string
-  transcript: Transcript
   partial: Map<string, string>
   detach?: () => void
   exited: Promise<void>
@@ -85,69 +52,27 @@ interface ProcessWorker {
  * `cancelled`); a process that ends by itself is `exited` with its exit code. Pids, commands and working
  * directories are never projected. Without the bridge the runtime is `unavailable`, with a diagnostic.
  */
-export class ProcessRuntime implements WorkerRuntime {
+export class ProcessRuntime extends TrackedRuntime<ProcessWorker> {
   readonly id = 'process'
-  private readonly hostId: string
-  private readonly workers = new Map<string, ProcessWorker>()
-  private readonly maxWorkers: number
   private readonly maxLine: number
-  private eventId = 0
 
   constructor(private readonly options: ProcessRuntimeOptions) {
-    this.hostId = opaqueId('process-', 'host', `process\0${options.workspaceRoot}`)
-    this.maxWorkers = options.maxWorkers ?? 32
-    this.maxLine = options.maxLineChars ?? 16_384
-  }
-
-  async summary(_ctx: CallContext, limit: number): Promise<RuntimeSummary> {
-    const up = this.options.bridge() !== undefined
-    return {
-      runtime_id: this.id,
+    super({
+      workspaceRoot: options.workspaceRoot,
       label: 'Process worker runtime',
       kind: 'process',
-      status: up ? 'available' : 'unavailable',
-      identity_authority: 'registry_projection',
-      host_ids: limit > 0 ? [this.hostId] : [],
-      capabilities: this.capabilities(up),
-      diagnostics: up ? [] : [bridgeMissing()],
-    }
-  }
-
-  async listHosts(_ctx: CallContext, limit: number): Promise<ListResult<HostSummary>> {
-    if (limit === 0) return { items: [], diagnostics: [] }
-    const up = this.options.bridge() !== undefined
-    const diagnostics = up ? [] : [bridgeMissing()]
-    const host: HostSummary = {
-      runtime_id: this.id,
-      host_id: this.hostId,
-      label: 'Process bridge host',
-      kind: 'process_host',
-      status: up ? 'available' : 'unavailable',
-      observed_at: now(),
-      capabilities: this.capabilities(up),
-      diagnostics,
-    }
-    return { items: [host], diagnostics }
-  }
-
-  async listWorkers(ctx: CallContext, limit: number): Promise<ListResult<WorkerSummary>> {
-    const items: WorkerSummary[] = []
-    for (const worker of this.workers.values()) {
-      if (items.length >= limit) break
-      if (worker.namespace === ctx.namespace) items.push(this.project(worker))
-    }
-    return { items, diagnostics: [] }
-  }
-
-  async getWorker(ctx: CallContext, workerId: string) {
-    const worker = this.find(ctx, workerId)
-    return { worker: worker && this.project(worker), diagnostics: [] }
+      hostLabel: 'Process bridge host',
+      hostKind: 'process_host',
+      maxWorkers: options.maxWorkers ?? 32,
+      transcriptMaxItems: options.transcriptMaxItems,
+    })
+    this.maxLine = options.maxLineChars ?? 16_384
   }
 
   /** @throws the bridge's KernelError for a bad launch (e.g. 400 CWD_OUTSIDE_WORKSPACE, 429 TOO_MANY_PROCESSES). */
   async spawn(ctx: CallContext, request: SpawnRequest): Promise<SpawnResult> {
     const bridge = this.options.bridge()
-    if (!bridge) return { state: 'unavailable', acceptance_evidence: [], diagnostics: [bridgeMissing()] }
+    if (!bridge) return spawnOutcome('unavailable', bridgeMissing())
     if (!request.process) {
       return rejectedSpawn('process_launch_missing', 'a process worker needs `process: { type, code?, args?, cwd? }`')
     }
@@ -164,31 +89,11 @@ export class ProcessRuntime implements WorkerRuntime {
     } catch (err) {
       const outcome = asOutcome(err)
       if (!outcome) throw err
-      return { state: outcome.state, acceptance_evidence: [], diagnostics: [outcome.diagnostic] }
+      return spawnOutcome(outcome.state, outcome.diagnostic)
     }
     const worker = this.track(ctx, request, info)
     worker.detach = bridge.attach(info.pid, (event) => this.onProcessEvent(worker, event), { namespace: ctx.namespace, replay: true })
-    return {
-      state: 'accepted',
-      worker: this.project(worker),
-      acceptance_evidence: [{ kind: 'process_started', detail: 'the process bridge started the process' }],
-      diagnostics: [],
-    }
-  }
-
-  async stop(ctx: CallContext, workerId: string, mode: StopMode): Promise<StopResult> {
-    const worker = this.find(ctx, workerId)!
-    if (worker.status !== 'running') {
-      const note = diagnostic('worker_already_stopped', 'info', `the worker is already ${worker.status}`, workerId)
-      return { state: 'accepted', worker: this.project(worker), diagnostics: [note] }
-    }
-    const bridge = this.options.bridge()
-    if (!bridge) return { state: 'unavailable', worker: this.project(worker), diagnostics: [bridgeMissing()] }
-    worker.stopMode = mode
-    await this.signal(bridge, worker, mode === 'force' ? 'SIGKILL' : 'SIGTERM')
-    const waited = await Promise.race([worker.exited.then(() => true), delay(this.options.stopWaitMs ?? 5000, false)])
-    const diagnostics = waited ? [] : [diagnostic('process_exit_pending', 'warning', 'the signal was sent; the process has not exited yet', workerId)]
-    return { state: 'accepted', worker: this.project(worker), diagnostics }
+    return this.spawned(worker, 'process_started', 'the process bridge started the process')
   }
 
   async input(ctx: CallContext, workerId: string, request: Required<InputRequest>): Promise<InputResult> {
@@ -197,10 +102,8 @@ export class ProcessRuntime implements WorkerRuntime {
       const why = 'process workers only take user input (written to stdin)'
       return inputOutcome('unsupported', this.id, workerId, diagnostic('process_system_input_unsupported', 'info', why, workerId))
     }
-    if (worker.status !== 'running') {
-      const why = `the worker is ${worker.status} and takes no input`
-      return inputOutcome('rejected', this.id, workerId, diagnostic('worker_not_running', 'warning', why, workerId))
-    }
+    const refused = this.notRunning(worker)
+    if (refused) return refused
     const bridge = this.options.bridge()
     if (!bridge) return inputOutcome('unavailable', this.id, workerId, bridgeMissing())
     try {
@@ -210,18 +113,7 @@ export class ProcessRuntime implements WorkerRuntime {
       if (!outcome) throw err
       return inputOutcome(outcome.state, this.id, workerId, outcome.diagnostic)
     }
-    const item = worker.transcript.append('user', request.content)
-    return { state: 'accepted', runtime_id: this.id, worker_id: workerId, transcript_sequence: item.sequence, event_id: item.event_id, diagnostics: [] }
-  }
-
-  async transcript(ctx: CallContext, workerId: string, start: number, limit: number): Promise<TranscriptPage> {
-    const worker = this.find(ctx, workerId)
-    if (!worker) return emptyPage('rejected', this.id, workerId, start, limit, diagnostic('worker_gone', 'warning', 'the worker is gone', workerId))
-    return { state: 'accepted', runtime_id: this.id, worker_id: workerId, ...worker.transcript.page(start, limit), diagnostics: [] }
-  }
-
-  subscribe(ctx: CallContext, workerId: string, listener: (event: WorkerEvent) => void): () => void {
-    return this.find(ctx, workerId)!.transcript.subscribe(listener)
+    return this.record(worker, 'user', request.content)
   }
 
   /** Kills every running worker's process and drops all listeners. */
@@ -237,23 +129,37 @@ export class ProcessRuntime implements WorkerRuntime {
     await Promise.all(kills)
   }
 
+  protected async halt(worker: ProcessWorker, mode: StopMode): Promise<StopResult> {
+    const bridge = this.options.bridge()
+    if (!bridge) return { state: 'unavailable', worker: this.project(worker), diagnostics: [bridgeMissing()] }
+    worker.stopMode = mode
+    await this.signal(bridge, worker, mode === 'force' ? 'SIGKILL' : 'SIGTERM')
+    const waited = await Promise.race([worker.exited.then(() => true), delay(this.options.stopWaitMs ?? 5000, false)])
+    const diagnostics = waited ? [] : [diagnostic('process_exit_pending', 'warning', 'the signal was sent; the process has not exited yet', worker.id)]
+    return { state: 'accepted', worker: this.project(worker), diagnostics }
+  }
+
+  protected details(worker: ProcessWorker): WorkerDetails {
+    return {
+      workspace: { visibility: 'current_workspace', identity: 'process_bridge_worker' },
+      exit_code: worker.exitCode,
+      implementation: { kind: 'process', display_hint: `${worker.kind} process` },
+    }
+  }
+
+  protected downReason() {
+    return this.options.bridge() ? undefined : bridgeMissing()
+  }
+
   private track(ctx: CallContext, request: SpawnRequest, info: ProcessInfo): ProcessWorker {
     this.evictFinished()
-    const { role, profile } = resolveIntent(request.intent)
     let markExited = () => {}
     const exited = new Promise<void>((resolve) => (markExited = resolve))
     const worker: ProcessWorker = {
-      id: opaqueId('proc-', role, randomUUID()),
-      namespace: ctx.namespace,
+      ...this.newWorker(ctx, request, 'proc-', `${info.type} worker`),
       pid: info.pid,
-      role,
-      profile,
       kind: info.type,
-      label: request.requested_worker_name ? safeHint(request.requested_worker_name) : `${role} ${info.type} worker`,
-      status: 'running',
       exitCode: null,
-      createdAt: now(),
-      transcript: new Transcript(this.options.transcriptMaxItems, () => ++this.eventId),
       partial: new Map(),
       exited,
       markExited,
@@ -318,44 +224,6 @@ export class ProcessRuntime implements WorkerRuntime {
       if (worker.status !== 'running') this.workers.delete(id), worker.transcript.clear()
     }
   }
-
-  private find(ctx: CallContext, workerId: string): ProcessWorker | undefined {
-    const worker = this.workers.get(workerId)
-    return worker && worker.namespace === ctx.namespace ? worker : undefined
-  }
-
-  private capabilities(up: boolean): RuntimeCapabilities {
-    return {
-      can_list_hosts: true,
-      can_list_workers: true,
-      can_get_worker: true,
-      can_spawn: up,
-      can_stop: up,
-      can_accept_input: up,
-      can_stream_events: true,
-      can_read_transcript: true,
-      max_workers: this.maxWorkers,
-    }
-  }
-
-  private project(worker: ProcessWorker): WorkerSummary {
-    const live = worker.status === 'running' && this.options.bridge() !== undefined
-    return {
-      runtime_id: this.id,
-      worker_id: worker.id,
-      host_id: this.hostId,
-      label: worker.label,
-      role: worker.role,
-      profile: worker.profile,
-      workspace: { visibility: 'current_workspace', identity: 'process_bridge_worker' },
-      status: worker.status,
-      exit_code: worker.exitCode,
-      created_at: worker.createdAt,
-      implementation: { kind: 'process', display_hint: `${worker.kind} process` },
-      capabilities: { can_accept_input: live, can_stop: live, can_stream_events: true, can_read_transcript: true },
-      diagnostics: [],
-    }
-  }
 }
 
 /**
@@ -372,10 +240,6 @@ function asOutcome(err: unknown, workerId?: string) {
 
 function bridgeMissing() {
   return diagnostic('process_bridge_unavailable', 'warning', 'the process bridge plugin is not registered, so process workers cannot run')
-}
-
-function rejectedSpawn(code: string, message: string): SpawnResult {
-  return { state: 'rejected', acceptance_evidence: [], diagnostics: [diagnostic(code, 'warning', message)] }
 }
 
 function delay<T>(ms: number, value: T): Promise<T> {
