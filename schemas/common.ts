@@ -1,4 +1,12 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type SchemaOptions, type Static, type TLiteral, type TUnion } from '@sinclair/typebox'
+
+/**
+ * A union of string literals, e.g. `Literals(['a', 'b'])` is `Type.Union([Type.Literal('a'), Type.Literal('b')])`:
+ * the same schema (`anyOf` of `{ type: 'string', const }`), typed `'a' | 'b'`.
+ */
+export function Literals<const T extends string[]>(values: T, options?: SchemaOptions): TUnion<{ [K in keyof T]: TLiteral<T[K]> }> {
+  return Type.Union(values.map((value) => Type.Literal(value)), options) as TUnion<{ [K in keyof T]: TLiteral<T[K]> }>
+}
 
 /**
  * Body of every HTTP error reply: `{ statusCode, code, error, message }`.

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { Literals } from './common.js'
 
 /*
  * REST payloads of the panels API. Only top-level payloads carry an `$id`: ajv refuses a
@@ -59,12 +60,7 @@ export type PanelDefinition = Static<typeof PanelDefinition>
 export type ToolDefinition = Static<typeof ToolDefinitionFields>
 
 /** `ready` = idle, `running` = a handler segment is executing, `suspended` = every live run awaits an extension call, `closing` = being deleted. */
-export const PanelStatusString = Type.Union([
-  Type.Literal('ready'),
-  Type.Literal('running'),
-  Type.Literal('suspended'),
-  Type.Literal('closing'),
-])
+export const PanelStatusString = Literals(['ready', 'running', 'suspended', 'closing'])
 export type PanelStatus = Static<typeof PanelStatusString>
 
 const ToolInfo = Type.Object({

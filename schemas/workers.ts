@@ -1,4 +1,5 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TProperties, type TSchema } from '@sinclair/typebox'
+import { Literals } from './common.js'
 import { ProcessType } from './processes.js'
 
 /**
@@ -53,41 +54,39 @@ export const RuntimeCapabilities = Type.Object(
 export type RuntimeCapabilities = Static<typeof RuntimeCapabilities>
 
 /** Availability of a runtime or host. */
-export const AvailabilityStatus = Type.Union(
-  [Type.Literal('available'), Type.Literal('degraded'), Type.Literal('unavailable')],
-  { $id: 'WorkerAvailabilityStatus' },
-)
+export const AvailabilityStatus = Literals(['available', 'degraded', 'unavailable'], { $id: 'WorkerAvailabilityStatus' })
 export type AvailabilityStatus = Static<typeof AvailabilityStatus>
 
+/**
+ * A runtime or host summary: `runtime_id`, then `head`, its availability, `tail`, its capabilities and
+ * diagnostics (in this order, which is the order of the documented properties).
+ */
+const availabilitySummary = <H extends TProperties, T extends TProperties>(head: H, tail: T, $id: string) =>
+  Type.Object(
+    {
+      runtime_id: Type.String(),
+      ...head,
+      status: ref(AvailabilityStatus),
+      ...tail,
+      capabilities: ref(RuntimeCapabilities),
+      diagnostics: Diagnostics,
+    },
+    { $id },
+  )
+
 /** One registered runtime (adapter). */
-export const RuntimeSummary = Type.Object(
-  {
-    runtime_id: Type.String(),
-    label: Type.String(),
-    kind: Type.String({ description: 'embedded | process | local | an embedding app’s own kind' }),
-    status: ref(AvailabilityStatus),
-    identity_authority: Type.Literal('registry_projection'),
-    host_ids: Type.Array(Type.String()),
-    capabilities: ref(RuntimeCapabilities),
-    diagnostics: Diagnostics,
-  },
-  { $id: 'WorkerRuntimeSummary' },
+export const RuntimeSummary = availabilitySummary(
+  { label: Type.String(), kind: Type.String({ description: 'embedded | process | local | an embedding app’s own kind' }) },
+  { identity_authority: Type.Literal('registry_projection'), host_ids: Type.Array(Type.String()) },
+  'WorkerRuntimeSummary',
 )
 export type RuntimeSummary = Static<typeof RuntimeSummary>
 
 /** One host of a runtime (where its workers live). */
-export const HostSummary = Type.Object(
-  {
-    runtime_id: Type.String(),
-    host_id: Type.String(),
-    label: Type.String(),
-    kind: Type.String(),
-    status: ref(AvailabilityStatus),
-    observed_at: Type.String({ format: 'date-time' }),
-    capabilities: ref(RuntimeCapabilities),
-    diagnostics: Diagnostics,
-  },
-  { $id: 'WorkerHostSummary' },
+export const HostSummary = availabilitySummary(
+  { host_id: Type.String(), label: Type.String(), kind: Type.String() },
+  { observed_at: Type.String({ format: 'date-time' }) },
+  'WorkerHostSummary',
 )
 export type HostSummary = Static<typeof HostSummary>
 
@@ -124,37 +123,23 @@ export const WorkerSummary = Type.Object(
 )
 export type WorkerSummary = Static<typeof WorkerSummary>
 
-/** `{ items, diagnostics }` list replies. */
-export const RuntimeList = Type.Object(
-  { items: Type.Array(ref(RuntimeSummary)), diagnostics: Diagnostics },
-  { $id: 'WorkerRuntimeList' },
-)
+/** A `{ items, diagnostics }` list reply of `item`s (each a `$ref`). */
+const listOf = <T extends TSchema>(item: T, $id: string) =>
+  Type.Object({ items: Type.Array(ref(item)), diagnostics: Diagnostics }, { $id })
+
+export const RuntimeList = listOf(RuntimeSummary, 'WorkerRuntimeList')
 export type RuntimeList = Static<typeof RuntimeList>
-export const HostList = Type.Object(
-  { items: Type.Array(ref(HostSummary)), diagnostics: Diagnostics },
-  { $id: 'WorkerHostList' },
-)
+export const HostList = listOf(HostSummary, 'WorkerHostList')
 export type HostList = Static<typeof HostList>
-export const WorkerList = Type.Object(
-  { items: Type.Array(ref(WorkerSummary)), diagnostics: Diagnostics },
-  { $id: 'WorkerList' },
-)
+export const WorkerList = listOf(WorkerSummary, 'WorkerList')
 export type WorkerList = Static<typeof WorkerList>
 
 /** Outcome of an operation: `accepted` (done), `rejected` (refused, nothing changed), `unsupported` (runtime cannot), `unavailable` (runtime down). */
-export const OperationState = Type.Union(
-  [Type.Literal('accepted'), Type.Literal('rejected'), Type.Literal('unsupported'), Type.Literal('unavailable')],
-  { $id: 'WorkerOperationState' },
-)
+export const OperationState = Literals(['accepted', 'rejected', 'unsupported', 'unavailable'], { $id: 'WorkerOperationState' })
 export type OperationState = Static<typeof OperationState>
 
 /** Ticket roles a `ticket_role` spawn intent may name. */
-export const TicketRole = Type.Union([
-  Type.Literal('intake'),
-  Type.Literal('orchestrator'),
-  Type.Literal('coder'),
-  Type.Literal('reviewer'),
-])
+export const TicketRole = Literals(['intake', 'orchestrator', 'coder', 'reviewer'])
 export type TicketRole = Static<typeof TicketRole>
 
 /**
