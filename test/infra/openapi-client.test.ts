@@ -6,22 +6,13 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import openapiTS, { astToString } from 'openapi-typescript'
-import { buildApp } from '../../app.js'
+import { counterPanel, incTool, startKernel } from '../panels/helpers.js'
 
 const run = promisify(execFile)
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
-const counter = {
-  kind: 'counter',
-  initialState: { count: 0 },
-  tools: [
-    {
-      name: 'inc',
-      args: { type: 'object', properties: { by: { type: 'integer' } }, additionalProperties: false },
-      handler: "$state.count = $state.count + ($args.by ?? 1); $emit('changed', { count: $state.count }); return $state.count",
-    },
-  ],
-}
+/** The counter panel with only its `inc` tool. */
+const counter = counterPanel('generated', { tools: [incTool()] })
 
 /** A client module using only the types openapi-typescript generated from the live document. */
 const CLIENT = `
@@ -30,7 +21,7 @@ import type { paths } from './schema.js'
 
 export async function scenario(baseUrl: string) {
   const client = createClient<paths>({ baseUrl })
-  const created = await client.POST('/panels', { body: ${JSON.stringify({ id: 'generated', ...counter })} })
+  const created = await client.POST('/panels', { body: ${JSON.stringify(counter)} })
   if (!created.data) throw new Error('create failed: ' + JSON.stringify(created.error))
   const id: string = created.data.id
   const ran = await client.POST('/panels/{id}/trigger/{tool}', { params: { path: { id, tool: 'inc' } }, body: { args: { by: 2 } } })
@@ -50,9 +41,7 @@ export async function scenario(baseUrl: string) {
 `
 
 t.test('a TypeScript client generated from the live /openapi.json creates a panel and triggers a tool', async (t) => {
-  const app = await buildApp({ logLevel: 'silent' })
-  t.teardown(() => app.close())
-  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const { base } = await startKernel(t)
   const spec = await (await fetch(`${base}/openapi.json`)).json()
   for (const p of ['/panels', '/panels/{id}', '/panels/{id}/state', '/panels/{id}/trigger/{tool}', '/health', '/metrics']) {
     t.ok(spec.paths[p], `the document lists ${p}`)

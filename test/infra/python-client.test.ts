@@ -3,32 +3,18 @@ import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { buildApp } from '../../app.js'
+import { counterPanel, incTool, startKernel } from '../panels/helpers.js'
 
 // needs Python 3 with the `websockets` library: python3 -m pip install 'websockets>=13'
 const run = promisify(execFile)
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
-const counter = {
-  kind: 'counter',
-  initialState: { count: 0 },
-  tools: [
-    {
-      name: 'inc',
-      args: { type: 'object', properties: { by: { type: 'integer' } }, additionalProperties: false },
-      handler: "$state.count = $state.count + ($args.by ?? 1); $emit('changed', { count: $state.count }); return $state.count",
-    },
-  ],
-}
-
 t.test('a Python client (websockets library) speaks the panel WebSocket protocol', async (t) => {
-  const app = await buildApp({ logLevel: 'silent' })
-  t.teardown(() => app.close())
-  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const { base } = await startKernel(t)
   const created = await (await fetch(`${base}/panels`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ id: 'py', ...counter }),
+    body: JSON.stringify(counterPanel('py', { tools: [incTool()] })),
   })).json()
 
   const { stdout } = await run('python3', [join(ROOT, 'test/infra/panel_ws_client.py'), created.wsUrl], { timeout: 20_000 })

@@ -43,18 +43,26 @@ export async function api(
   return { status: res.status, body: text ? JSON.parse(text) : undefined }
 }
 
-/** A counter panel with a few tools used across the tests. */
+/**
+ * The counter's `inc` tool: adds `args.by` (default 1) to `count`, emits `changed`, returns the count.
+ * A fresh object each call, since tests may edit it.
+ */
+export function incTool(): PanelDefinition['tools'][number] {
+  return {
+    name: 'inc',
+    args: { type: 'object', properties: { by: { type: 'integer' } }, additionalProperties: false },
+    handler: "$state.count = $state.count + ($args.by ?? 1); $emit('changed', { count: $state.count }); return $state.count",
+  }
+}
+
+/** A counter panel with a few tools used across the tests (`extra` replaces fields, e.g. `{ tools: [incTool()] }`). */
 export function counterPanel(id = 'counter', extra: Partial<PanelDefinition> = {}): PanelDefinition {
   return {
     id,
     kind: 'counter',
     initialState: { count: 0 },
     tools: [
-      {
-        name: 'inc',
-        args: { type: 'object', properties: { by: { type: 'integer' } }, additionalProperties: false },
-        handler: "$state.count = $state.count + ($args.by ?? 1); $emit('changed', { count: $state.count }); return $state.count",
-      },
+      incTool(),
       { name: 'boom', handler: 'const x = 1\nthrow new Error("kaboom")' },
       { name: 'setKey', handler: '$state[$args.key] = $args.value; return true' },
     ],
