@@ -289,7 +289,7 @@ impl Sandbox {
         if bytecode.is_empty() {
             return Err(HostError::invalid("bytecode is empty"));
         }
-        check_json_object(context_json, "context")?;
+        check_context_json(context_json)?;
         let timeout = timeout(timeout_ms)?;
         let slot = self.take_execution_slot()?;
         let started = Instant::now();
@@ -551,6 +551,16 @@ fn check_json_object(
         Ok(_) => Err(HostError::invalid(format!("{what} must be a JSON object"))),
         Err(e) => Err(HostError::invalid(format!("{what} is not valid JSON: {e}"))),
     }
+}
+
+/// Checks that the context is one JSON object, without building it (a panel's state may be large).
+fn check_context_json(text: &str) -> HostResult<()> {
+    if !text.trim_start().starts_with('{') {
+        return Err(HostError::invalid("context must be a JSON object"));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|e| HostError::invalid(format!("context is not valid JSON: {e}")))
 }
 
 /// Checks the resume input of ABI.md: `{ "results": [...], "state"?: {...} }`.
