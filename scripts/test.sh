@@ -9,4 +9,13 @@ echo "test: cargo tests (wasm-runtime host)"
 # same --target as `napi build`, so the tests reuse the addon build's compiled dependencies
 cargo test --release --locked --manifest-path wasm-runtime/Cargo.toml --target "$(rustc -vV | sed -n 's/^host: //p')"
 echo "test: tap"
-npx tap "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+npx tap "$@" | tee "$log" || status=$?
+# tap's summary is `# { total: N, pass: P, fail: F, ... }`; restate it as a plain closing line
+node -e '
+const m = /# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?/.exec(require("fs").readFileSync(process.argv[1], "utf8"))
+if (m) console.log(`tap: ${m[2]} passed, ${m[3] ?? 0} failed`)
+' "$log"
+exit "$status"
