@@ -115,6 +115,14 @@ static bool arg_key(JSValueConst v, str *k) {
   return k->s != NULL;
 }
 
+/* Reads the first two arguments as strings; on failure nothing is left to free. */
+static bool arg_keys2(JSValueConst *argv, str *a, str *b) {
+  if (!arg_key(argv[0], a)) return false;
+  if (arg_key(argv[1], b)) return true;
+  JS_FreeCString(ctx, a->s);
+  return false;
+}
+
 static void remember_snapshot(JSValueConst key, JSValueConst value) {
   if (!JS_IsObject(value)) return;
   JSValue json = to_json(value, "state value");
@@ -269,11 +277,7 @@ static JSValue js_emit(JSContext *c, JSValueConst this_val, int argc, JSValueCon
 
 static JSValue js_view(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
   str type, id;
-  if (!arg_key(argv[0], &type)) return JS_EXCEPTION;
-  if (!arg_key(argv[1], &id)) {
-    JS_FreeCString(c, type.s);
-    return JS_EXCEPTION;
-  }
+  if (!arg_keys2(argv, &type, &id)) return JS_EXCEPTION;
   JSValue r = JS_UNDEFINED;
   if (!caps_allow("view:update:", id.s, id.n)) {
     r = throw_coded("PERMISSION_DENIED", "view:update:%.*s is not granted", id.s, id.n);
@@ -363,11 +367,7 @@ static bool grow_pending(uint32_t id) {
 
 static JSValue js_ext_call(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
   str ext, method;
-  if (!arg_key(argv[0], &ext)) return JS_EXCEPTION;
-  if (!arg_key(argv[1], &method)) {
-    JS_FreeCString(c, ext.s);
-    return JS_EXCEPTION;
-  }
+  if (!arg_keys2(argv, &ext, &method)) return JS_EXCEPTION;
   JSValue r = JS_UNDEFINED;
   JSValue json = JS_UNDEFINED;
   if (!caps_allow("ext:", ext.s, ext.n)) {

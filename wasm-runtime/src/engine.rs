@@ -357,8 +357,13 @@ impl EpochTicker {
 
     /// Marks a guest call as running until the guard drops.
     pub fn enter(&self) -> TickGuard {
-        lock(&self.shared.state).active += 1;
-        self.shared.wake.notify_all();
+        let mut st = lock(&self.shared.state);
+        st.active += 1;
+        // only an idle ticker waits on the condvar; a busy one is sleeping its 1 ms tick
+        if st.active == 1 {
+            self.shared.wake.notify_all();
+        }
+        drop(st);
         TickGuard {
             shared: Arc::clone(&self.shared),
         }
@@ -381,8 +386,6 @@ impl Drop for TickGuard {
     fn drop(&mut self) {
         let mut st = lock(&self.shared.state);
         st.active = st.active.saturating_sub(1);
-        drop(st);
-        self.shared.wake.notify_all();
     }
 }
 
