@@ -2,7 +2,8 @@
  * The embeddable kernel: `buildApp(options)` for a ready-made Fastify app, or `kernelPlugin` to
  * register every kernel plugin and route into your own app (under a `prefix`).
  */
-import { resolve } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import cors from '@fastify/cors'
 import websocket from '@fastify/websocket'
@@ -10,7 +11,6 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { WebSocket } from 'ws'
 import fp from 'fastify-plugin'
-import pkg from './package.json' with { type: 'json' }
 import { resolveConfig, type KernelConfig, type KernelOptions } from './config.js'
 import { errorHandler } from './plugins/errors.js'
 import connections from './plugins/connections.js'
@@ -25,10 +25,30 @@ import workers from './plugins/workers.js'
 import workersRoutes from './routes/workers.js'
 import processes from './plugins/processes.js'
 import processesRoutes from './routes/processes.js'
+import { packageRoot } from './wasm-runtime/addon.js'
+import { nameRouteSchema, refineDocument } from './schemas/openapi.js'
+import { ClientMessage, ServerMessage } from './schemas/ws.js'
+import { ProcessClientMessage, ProcessServerMessage } from './schemas/processes.js'
+
+/** This package's name, version and description (package.json sits above dist/ when installed). */
+const pkg = JSON.parse(readFileSync(join(packageRoot(import.meta.url), 'package.json'), 'utf8')) as { version: string; description: string }
 
 export { resolveConfig, loadConfig, ConfigError, type KernelConfig, type KernelOptions } from './config.js'
 export { KernelError } from './plugins/errors.js'
 export { ExtensionError, type Extension, type ExtensionCallContext } from './plugins/extensions.js'
+// the public types of every decorator; importing their modules also brings each plugin's
+// `declare module 'fastify'` augmentation to consumers of this entry point (app.d.ts)
+export type { AuthPluginOptions } from './plugins/auth.js'
+export type { MetricsPluginOptions } from './plugins/metrics.js'
+export type { ExtensionManager, ExtensionsPluginOptions } from './plugins/extensions.js'
+export type { Executor, ExecutorPluginOptions, RunOptions, RunResult } from './plugins/executor.js'
+export type { PanelManager, PanelsPluginOptions } from './plugins/panels.js'
+export type { ProcessManager } from './plugins/processes.js'
+export type { WorkerRegistry, WorkerRuntime, WorkersOptions } from './plugins/workers.js'
+export type { ErrorReply, HealthReply } from './schemas/common.js'
+export type {
+  CreatePanelReply, PanelDefinition, PanelDescription, PanelStateReply, PanelStatus, PanelSummary, RunOutcome, ToolDefinition, ToolInfo, TriggerReply,
+} from './schemas/panels.js'
 
 /** Options of `kernelPlugin`: any subset of KernelConfig, plus extensions to register at startup. */
 export type KernelPluginOptions = KernelOptions & { extensions?: Extension[] }
@@ -37,6 +57,9 @@ export type KernelPluginOptions = KernelOptions & { extensions?: Extension[] }
 export type BuildAppOptions = KernelPluginOptions & {
   logger?: boolean | FastifyServerOptions['logger'] | FastifyBaseLogger
 }
+
+/** The WebSocket message unions, published as components (the routes name them with `wsRoute`). */
+const WS_MESSAGES = { WsClientMessage: ClientMessage, WsServerMessage: ServerMessage, ProcessClientMessage, ProcessServerMessage }
 
 /** Grace for WebSocket clients to answer our close frame at shutdown before they are cut, ms. */
 const WS_CLOSE_GRACE_MS = 1000
@@ -81,6 +104,9 @@ async function registerInfra(fastify: FastifyInstance, config: KernelConfig): Pr
     },
     // name shared schemas by their $id so generated clients get readable types
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    // operationIds, named components, enums, WebSocket messages: the rules in schemas/openapi.ts
+    transform: ({ schema, url, route }) => ({ schema: nameRouteSchema(schema as Record<string, unknown>, String(route.method), url), url }),
+    transformObject: (doc) => ('openapiObject' in doc ? refineDocument(doc.openapiObject as Record<string, unknown>, WS_MESSAGES) : doc.swaggerObject),
   })
 }
 
@@ -122,12 +148,16 @@ export const kernelCore = fp(
  * panels, processes and workers APIs. Needs `kernelCore` registered in the same or a parent context.
  */
 export async function kernelRoutes(fastify: FastifyInstance, { config }: KernelCoreOptions): Promise<void> {
-  fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
+  // `servers`: where this document was fetched from (its paths already carry the prefix)
+  fastify.get('/openapi.json', { schema: { hide: true } }, async (request) => ({
+    ...fastify.swagger(),
+    servers: [{ url: `${request.protocol}://${request.host}`, description: 'the kernel that served this document' }],
+  }))
   await fastify.register(swaggerUi, { routePrefix: '/docs' })
   fastify.get(
     '/metrics',
     {
-      schema: { tags: ['kernel'], summary: 'Prometheus metrics (text exposition format)', response: { 200: { type: 'string' } } },
+      schema: { tags: ['kernel'], summary: 'Prometheus metrics (text exposition format)', operationId: 'getMetrics', response: { 200: { type: 'string' } } },
       config: { disableMetrics: true },
     },
     async (_request, reply) => reply.type(fastify.promRegistry.contentType).send(await fastify.promRegistry.metrics()),

@@ -7,6 +7,8 @@ import { KernelError } from '../plugins/errors.js'
 import type { PanelManager } from '../plugins/panels.js'
 import type { Session } from '../plugins/panels/sessions.js'
 import { encode } from '../plugins/panels/sessions.js'
+import { errorReplies } from '../schemas/common.js'
+import { wsRoute } from '../schemas/openapi.js'
 import { PanelParams } from '../schemas/panels.js'
 import { ClientMessages, WsCloseCode, type ClientMessage, type ClientMessageType } from '../schemas/ws.js'
 
@@ -98,7 +100,15 @@ export default async function panelsWsRoutes(fastify: FastifyInstance): Promise<
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   app.get('/panels/:id/ws', {
     websocket: true,
-    schema: { params: PanelParams, querystring: Type.Object({ token: Type.Optional(Type.String()) }) },
+    schema: {
+      tags: ['panels'],
+      summary: 'The panel WebSocket: CONNECTED, then PATCH / EVENT / PROGRESS / RESULT; send TRIGGER, SUBSCRIBE, UNSUBSCRIBE, PING',
+      operationId: 'connectPanel',
+      params: PanelParams,
+      querystring: Type.Object({ token: Type.Optional(Type.String({ description: 'bearer token for the upgrade when auth is on' })) }),
+      response: errorReplies(401, 404),
+      ...wsRoute('WsClientMessage', 'WsServerMessage'),
+    },
     // refuse the upgrade with a plain 404 when the panel does not exist (for this namespace)
     preValidation: async (request) => {
       fastify.panels.get(namespaceOf(request), request.params.id)

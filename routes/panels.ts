@@ -41,6 +41,7 @@ export default async function panelsRoutes(fastify: FastifyInstance): Promise<vo
     schema: {
       tags,
       summary: 'Create a panel: compile its handlers, infer missing capabilities, run mount',
+      operationId: 'createPanel',
       body: PanelDefinition,
       response: { 201: CreatePanelReply, ...errorReplies(400, 401, 409, 429, 503) },
     },
@@ -51,26 +52,28 @@ export default async function panelsRoutes(fastify: FastifyInstance): Promise<vo
   })
 
   app.get('/panels', {
-    schema: { tags, summary: "List the caller's panels", response: { 200: PanelList, ...errorReplies(401) } },
+    schema: { tags, summary: "List the caller's panels", operationId: 'listPanels', response: { 200: PanelList, ...errorReplies(401) } },
   }, async (request) => ({ panels: panels().list(namespaceOf(request)) }))
 
   app.get('/panels/:id', {
     schema: {
       tags,
       summary: 'Describe a panel, with each tool’s (inferred) capabilities',
+      operationId: 'getPanel',
       params: PanelParams,
       response: { 200: PanelDescription, ...errorReplies(401, 404) },
     },
   }, async (request) => panels().get(namespaceOf(request), request.params.id))
 
   app.get('/panels/:id/state', {
-    schema: { tags, summary: 'A panel’s committed state and version', params: PanelParams, response: { 200: PanelStateReply, ...errorReplies(401, 404) } },
+    schema: { tags, summary: 'A panel’s committed state and version', operationId: 'getPanelState', params: PanelParams, response: { 200: PanelStateReply, ...errorReplies(401, 404) } },
   }, async (request) => panels().getState(namespaceOf(request), request.params.id))
 
   app.delete('/panels/:id', {
     schema: {
       tags,
       summary: 'Delete a panel: cancel its runs, run unmount, close its sockets (4004)',
+      operationId: 'deletePanel',
       params: PanelParams,
       response: { 200: DeletePanelReply, ...errorReplies(401, 404) },
     },
@@ -81,6 +84,7 @@ export default async function panelsRoutes(fastify: FastifyInstance): Promise<vo
     schema: {
       tags,
       summary: 'Run a tool; 200 with status "error" when the handler itself failed',
+      operationId: 'triggerTool',
       params: ToolParams,
       body: TriggerBody,
       response: { 200: TriggerReply, ...errorReplies(400, 401, 404, 503) },

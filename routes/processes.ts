@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fast
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { KernelError } from '../plugins/errors.js'
 import { errorReplies } from '../schemas/common.js'
+import { wsRoute } from '../schemas/openapi.js'
 import {
   InputReply,
   InputRequest,
@@ -58,7 +59,7 @@ export default async function processesRoutes(fastify: FastifyInstance): Promise
     attachValidation: true,
     schema: {
       tags,
-      summary: 'Spawn a process (node, python, shell in a PTY, workerd)',
+      summary: 'Spawn a process (node, python, shell in a PTY, workerd)', operationId: 'spawnProcess',
       description: 'cwd and script stay inside the workspace root; env keys outside the allow-list are dropped; args are never shell-interpolated. workerd replies once its loopback port accepts connections.',
       body: SpawnRequest,
       response: { 201: ProcessInfo, ...errorReplies(400, 401, 429, 500, 503) },
@@ -69,13 +70,13 @@ export default async function processesRoutes(fastify: FastifyInstance): Promise
   })
 
   app.get('/processes', {
-    schema: { tags, summary: "List the caller's processes (running and recently exited)", response: { 200: ProcessList, ...errorReplies(401) } },
+    schema: { tags, summary: "List the caller's processes (running and recently exited)", operationId: 'listProcesses', response: { 200: ProcessList, ...errorReplies(401) } },
   }, async (request) => ({ processes: pm().list(scope(request)) }))
 
   app.get('/processes/:pid', {
     schema: {
       tags,
-      summary: 'Status of a process: exit code/signal, start time, cpu/memory, attached clients',
+      summary: 'Status of a process: exit code/signal, start time, cpu/memory, attached clients', operationId: 'getProcess',
       params: PidParams,
       response: { 200: ProcessInfo, ...errorReplies(401, 404) },
     },
@@ -85,7 +86,7 @@ export default async function processesRoutes(fastify: FastifyInstance): Promise
     attachValidation: true,
     schema: {
       tags,
-      summary: 'Write to stdin (eof: true closes it afterwards)',
+      summary: 'Write to stdin (eof: true closes it afterwards)', operationId: 'writeProcessInput',
       params: PidParams,
       body: InputRequest,
       response: { 200: InputReply, ...errorReplies(400, 401, 404, 409, 413) },
@@ -101,7 +102,7 @@ export default async function processesRoutes(fastify: FastifyInstance): Promise
     attachValidation: true,
     schema: {
       tags,
-      summary: 'Resize the terminal of a shell process',
+      summary: 'Resize the terminal of a shell process', operationId: 'resizeProcess',
       params: PidParams,
       body: ResizeRequest,
       response: { 200: ProcessInfo, ...errorReplies(400, 401, 404, 409) },
@@ -115,7 +116,7 @@ export default async function processesRoutes(fastify: FastifyInstance): Promise
     attachValidation: true,
     schema: {
       tags,
-      summary: "Send a signal (a shell's goes to the terminal's foreground job, like Ctrl-C)",
+      summary: "Send a signal (a shell's goes to the terminal's foreground job, like Ctrl-C)", operationId: 'signalProcess',
       params: PidParams,
       body: SignalRequest,
       response: { 200: ProcessInfo, ...errorReplies(400, 401, 404, 409) },
@@ -128,7 +129,7 @@ export default async function processesRoutes(fastify: FastifyInstance): Promise
   app.delete('/processes/:pid', {
     schema: {
       tags,
-      summary: 'Kill (SIGTERM, SIGKILL after the grace period), reap and forget a process; replies its final status',
+      summary: 'Kill (SIGTERM, SIGKILL after the grace period), reap and forget a process; replies its final status', operationId: 'killProcess',
       params: PidParams,
       response: { 200: ProcessInfo, ...errorReplies(401, 404) },
     },
@@ -138,10 +139,12 @@ export default async function processesRoutes(fastify: FastifyInstance): Promise
     websocket: true,
     schema: {
       tags,
-      summary: 'Attach over WebSocket: buffered output first, then live output; send STDIN, RESIZE, SIGNAL, DETACH',
+      summary: 'Attach over WebSocket: buffered output first, then live output; send STDIN, RESIZE, SIGNAL, DETACH', operationId: 'connectProcess',
       description: 'Client messages: ProcessClientMessage; server messages: ProcessServerMessage (schemas/processes.ts). Binary frames from the client are written to stdin as is; with ?binary=true OUTPUT arrives as binary frames.',
       params: PidParams,
       querystring: WsQuery,
+      response: errorReplies(401, 404),
+      ...wsRoute('ProcessClientMessage', 'ProcessServerMessage'),
     },
     // Reject before the upgrade so an unknown pid is a plain HTTP 404.
     preHandler: async (request) => {

@@ -7,6 +7,7 @@ import { KernelError } from '../plugins/errors.js'
 import type { CallContext, WorkerEvent } from '../plugins/workers/runtime.js'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { ErrorReply, errorReplies } from '../schemas/common.js'
+import { wsRoute } from '../schemas/openapi.js'
 import {
   EventsQuery,
   HostList,
@@ -67,34 +68,34 @@ async function workersRoutes(fastify: FastifyInstance): Promise<void> {
   const workers = fastify.workers
 
   app.get('/runtimes', {
-    schema: { tags, summary: 'List worker runtimes', querystring: ListQuery, response: { 200: RuntimeList, ...errorReplies(400, 401) } },
+    schema: { tags, summary: 'List worker runtimes', operationId: 'listRuntimes', querystring: ListQuery, response: { 200: RuntimeList, ...errorReplies(400, 401) } },
   }, async (req) => workers.listRuntimes(ctxOf(req), req.query.limit))
 
   app.get('/runtimes/:runtimeId', {
-    schema: { tags, summary: 'Describe one runtime', params: RuntimeParams, response: { 200: RuntimeSummary, ...errorReplies(400, 401, 404) } },
+    schema: { tags, summary: 'Describe one runtime', operationId: 'getRuntime', params: RuntimeParams, response: { 200: RuntimeSummary, ...errorReplies(400, 401, 404) } },
   }, async (req) => workers.getRuntime(ctxOf(req), req.params.runtimeId))
 
   app.get('/runtimes/:runtimeId/hosts', {
-    schema: { tags, summary: 'List a runtime’s hosts', params: RuntimeParams, querystring: ListQuery, response: { 200: HostList, ...errorReplies(400, 401, 404) } },
+    schema: { tags, summary: 'List a runtime’s hosts', operationId: 'listHosts', params: RuntimeParams, querystring: ListQuery, response: { 200: HostList, ...errorReplies(400, 401, 404) } },
   }, async (req) => workers.listHosts(ctxOf(req), req.params.runtimeId, req.query.limit))
 
   app.get('/runtimes/:runtimeId/workers', {
-    schema: { tags, summary: 'List a runtime’s workers', params: RuntimeParams, querystring: ListQuery, response: { 200: WorkerList, ...errorReplies(400, 401, 404) } },
+    schema: { tags, summary: 'List a runtime’s workers', operationId: 'listWorkers', params: RuntimeParams, querystring: ListQuery, response: { 200: WorkerList, ...errorReplies(400, 401, 404) } },
   }, async (req) => workers.listWorkers(ctxOf(req), req.params.runtimeId, req.query.limit))
 
   app.get('/runtimes/:runtimeId/workers/:workerId', {
-    schema: { tags, summary: 'Describe one worker', params: WorkerParams, response: { 200: WorkerSummary, ...errorReplies(400, 401, 404) } },
+    schema: { tags, summary: 'Describe one worker', operationId: 'getWorker', params: WorkerParams, response: { 200: WorkerSummary, ...errorReplies(400, 401, 404) } },
   }, async (req) => workers.getWorker(ctxOf(req), req.params.runtimeId, req.params.workerId))
 
   app.post('/runtimes/:runtimeId/workers', {
-    schema: { tags, summary: 'Spawn a worker from a typed intent', params: RuntimeParams, body: SpawnRequest, response: outcomes(SpawnResult, 201, 400, 401, 404, 429) },
+    schema: { tags, summary: 'Spawn a worker from a typed intent', operationId: 'spawnWorker', params: RuntimeParams, body: SpawnRequest, response: outcomes(SpawnResult, 201, 400, 401, 404, 429) },
   }, async (req, reply) => {
     const result = await workers.spawn(ctxOf(req), req.params.runtimeId, req.body)
     return reply.code(statusFor(result.state, 201)).send(result)
   })
 
   app.post('/runtimes/:runtimeId/workers/:workerId/stop', {
-    schema: { tags, summary: 'Stop a worker (graceful | force)', params: WorkerParams, body: StopRequest, response: outcomes(StopResult, 200, 400, 401, 404) },
+    schema: { tags, summary: 'Stop a worker (graceful | force)', operationId: 'stopWorker', params: WorkerParams, body: StopRequest, response: outcomes(StopResult, 200, 400, 401, 404) },
     // The body is optional (graceful by default).
     preValidation: async (req) => {
       req.body ??= {}
@@ -106,14 +107,14 @@ async function workersRoutes(fastify: FastifyInstance): Promise<void> {
   })
 
   app.post('/runtimes/:runtimeId/workers/:workerId/input', {
-    schema: { tags, summary: 'Send user or system input to a worker', params: WorkerParams, body: InputRequest, response: outcomes(InputResult, 200, 400, 401, 404, 413) },
+    schema: { tags, summary: 'Send user or system input to a worker', operationId: 'sendWorkerInput', params: WorkerParams, body: InputRequest, response: outcomes(InputResult, 200, 400, 401, 404, 413) },
   }, async (req, reply) => {
     const result = await workers.input(ctxOf(req), req.params.runtimeId, req.params.workerId, req.body)
     return reply.code(statusFor(result.state, 200)).send(result)
   })
 
   app.get('/runtimes/:runtimeId/workers/:workerId/transcript', {
-    schema: { tags, summary: 'Read a page of a worker’s transcript', params: WorkerParams, querystring: TranscriptQuery, response: outcomes(TranscriptPage, 200, 400, 401, 404) },
+    schema: { tags, summary: 'Read a page of a worker’s transcript', operationId: 'getWorkerTranscript', params: WorkerParams, querystring: TranscriptQuery, response: outcomes(TranscriptPage, 200, 400, 401, 404) },
   }, async (req, reply) => {
     const { runtimeId, workerId } = req.params
     const page = await workers.transcript(ctxOf(req), runtimeId, workerId, req.query.start, req.query.limit)
@@ -125,10 +126,11 @@ async function workersRoutes(fastify: FastifyInstance): Promise<void> {
     url: '/runtimes/:runtimeId/workers/:workerId/events',
     schema: {
       tags,
-      summary: 'WebSocket: CONNECTED, then ITEM per new transcript item and STATUS per status change (WorkerEventMessage)',
+      summary: 'WebSocket: CONNECTED, then ITEM per new transcript item and STATUS per status change (WorkerEventMessage)', operationId: 'connectWorkerEvents',
       params: WorkerParams,
       querystring: EventsQuery,
       response: errorReplies(400, 401, 404, 426),
+      ...wsRoute(null, 'WorkerEventMessage'),
     },
     // Resolve before the upgrade, so a bad or unknown id is a plain HTTP error.
     preHandler: async (req) => {

@@ -60,7 +60,7 @@ export type PanelDefinition = Static<typeof PanelDefinition>
 export type ToolDefinition = Static<typeof ToolDefinitionFields>
 
 /** `ready` = idle, `running` = a handler segment is executing, `suspended` = every live run awaits an extension call, `closing` = being deleted. */
-export const PanelStatusString = Literals(['ready', 'running', 'suspended', 'closing'])
+export const PanelStatusString = Literals(['ready', 'running', 'suspended', 'closing'], { title: 'PanelStatus' })
 export type PanelStatus = Static<typeof PanelStatusString>
 
 const ToolInfo = Type.Object({
@@ -71,7 +71,7 @@ const ToolInfo = Type.Object({
   /** true when `capabilities` were inferred from the source rather than declared */
   capabilitiesInferred: Type.Boolean(),
   timeoutMs: Type.Optional(Type.Integer()),
-})
+}, { title: 'ToolInfo' })
 export type ToolInfo = Static<typeof ToolInfo>
 
 const SummaryFields = {
@@ -90,17 +90,22 @@ const SummaryFields = {
 }
 
 /** An entry of `GET /panels`. */
-const PanelSummaryFields = Type.Object({ ...SummaryFields, tools: Type.Array(Type.String()) })
+const PanelSummaryFields = Type.Object({ ...SummaryFields, tools: Type.Array(Type.String()) }, { title: 'PanelSummary' })
 export type PanelSummary = Static<typeof PanelSummaryFields>
 
 /** Reply of `GET /panels`. */
 export const PanelList = Type.Object({ panels: Type.Array(PanelSummaryFields) }, { $id: 'PanelList' })
 export type PanelList = Static<typeof PanelList>
 
-const LifecycleInfo = Type.Object({
-  mount: Type.Optional(Type.Object({ capabilities: Type.Array(Type.String()), capabilitiesInferred: Type.Boolean() })),
-  unmount: Type.Optional(Type.Object({ capabilities: Type.Array(Type.String()), capabilitiesInferred: Type.Boolean() })),
-})
+/** Capabilities of a lifecycle handler; `capabilitiesInferred` as for a tool. */
+const HandlerCapabilities = Type.Object(
+  { capabilities: Type.Array(Type.String()), capabilitiesInferred: Type.Boolean() },
+  { title: 'HandlerCapabilities' },
+)
+const LifecycleInfo = Type.Object(
+  { mount: Type.Optional(HandlerCapabilities), unmount: Type.Optional(HandlerCapabilities) },
+  { title: 'LifecycleInfo' },
+)
 
 const DescriptionFields = {
   ...SummaryFields,
@@ -110,7 +115,7 @@ const DescriptionFields = {
 }
 
 /** Reply of `GET /panels/:id`: the panel description, including each tool's (inferred) capabilities. */
-export const PanelDescription = Type.Object(DescriptionFields, { $id: 'PanelDescription' })
+export const PanelDescription = Type.Object(DescriptionFields, { $id: 'PanelDescription', title: 'Panel' })
 export type PanelDescription = Static<typeof PanelDescription>
 
 /** Reply of `POST /panels` (201): the description plus the WebSocket URL (it includes any route prefix). */
@@ -148,7 +153,10 @@ export const RunErrorFields = Type.Object({
   message: Type.String(),
   line: Type.Optional(Type.Integer()),
   column: Type.Optional(Type.Integer()),
-})
+}, { title: 'RunError' })
+
+/** An event a handler emitted with `$emit(name, payload)`. */
+export const PanelEvent = Type.Object({ name: Type.String(), payload: Type.Optional(Type.Unknown()) }, { title: 'PanelEvent' })
 
 const RunOutcomeFields = {
   status: Type.Union([Type.Literal('success'), Type.Literal('error')]),
@@ -156,11 +164,12 @@ const RunOutcomeFields = {
   error: Type.Optional(RunErrorFields),
   /** panel version after the run's last commit */
   version: Type.Integer(),
-  events: Type.Array(Type.Object({ name: Type.String(), payload: Type.Optional(Type.Unknown()) })),
+  events: Type.Array(PanelEvent),
   viewCommands: Type.Array(
-    Type.Object({ type: Type.String(), viewId: Type.Optional(Type.String()), payload: Type.Optional(Type.Unknown()) }),
+    Type.Object({ type: Type.String(), viewId: Type.Optional(Type.String()), payload: Type.Optional(Type.Unknown()) }, { title: 'ViewCommand' }),
   ),
-  logs: Type.Array(Type.Object({ level: Type.String(), message: Type.String(), timestamp: Type.Number() })),
+  /** `timestamp` in ms since the epoch */
+  logs: Type.Array(Type.Object({ level: Type.String(), message: Type.String(), timestamp: Type.Number() }, { title: 'LogEntry' })),
   /** run segments (1 + number of suspensions) */
   segments: Type.Integer(),
   /** wall time of the whole run including extension calls, ms */
@@ -168,10 +177,10 @@ const RunOutcomeFields = {
 }
 
 /** Reply of `POST /panels/:id/trigger/:tool` (200 even when the handler failed: see `status`). Also the `result` of a WS RESULT. */
-export const TriggerReply = Type.Object(RunOutcomeFields, { $id: 'TriggerReply' })
+export const TriggerReply = Type.Object(RunOutcomeFields, { $id: 'TriggerReply', title: 'RunOutcome' })
 export type TriggerReply = Static<typeof TriggerReply>
 /** Same shape as TriggerReply, without an `$id`, for embedding in other schemas. */
-export const RunOutcome = Type.Object(RunOutcomeFields)
+export const RunOutcome = Type.Object(RunOutcomeFields, { title: 'RunOutcome' })
 export type RunOutcome = Static<typeof RunOutcome>
 
 export const PanelParams = Type.Object({ id: Type.String() })

@@ -132,10 +132,10 @@ const Id = Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Numbe
 
 /** Messages a WebSocket client sends on /processes/:pid/ws. */
 export const ProcessClientMessage = Type.Union([
-  Type.Object({ type: Type.Literal('STDIN'), id: Id, data: Type.String(), encoding: Type.Optional(Type.Union([Type.Literal('utf8'), Type.Literal('base64')])), eof: Type.Optional(Type.Boolean()) }),
-  Type.Object({ type: Type.Literal('RESIZE'), id: Id, cols: Dimension('columns'), rows: Dimension('rows') }),
-  Type.Object({ type: Type.Literal('SIGNAL'), id: Id, signal: ProcessSignal }),
-  Type.Object({ type: Type.Literal('DETACH'), id: Id }),
+  Type.Object({ type: Type.Literal('STDIN'), id: Id, data: Type.String(), encoding: Type.Optional(Type.Union([Type.Literal('utf8'), Type.Literal('base64')])), eof: Type.Optional(Type.Boolean()) }, { title: 'StdinMessage' }),
+  Type.Object({ type: Type.Literal('RESIZE'), id: Id, cols: Dimension('columns'), rows: Dimension('rows') }, { title: 'ResizeMessage' }),
+  Type.Object({ type: Type.Literal('SIGNAL'), id: Id, signal: ProcessSignal }, { title: 'SignalMessage' }),
+  Type.Object({ type: Type.Literal('DETACH'), id: Id }, { title: 'DetachMessage' }),
 ])
 export type ProcessClientMessage = Static<typeof ProcessClientMessage>
 
@@ -153,10 +153,10 @@ export type OutputChunk = Static<typeof OutputChunk>
  * EXIT once (then the socket closes with 1000), ERROR with a stable code.
  */
 export const ProcessServerMessage = Type.Union([
-  Type.Object({ type: Type.Literal('ATTACHED'), process: ProcessInfo, droppedBytes: Type.Integer() }),
-  Type.Object({ type: Type.Literal('OUTPUT'), stream: OutputChunk.properties.stream, data: Type.String(), seq: Type.Integer(), replay: Type.Optional(Type.Boolean()) }),
-  Type.Object({ type: Type.Literal('ACK'), id: Id }),
-  Type.Object({ type: Type.Literal('EXIT'), exit: ExitInfo }),
-  Type.Object({ type: Type.Literal('ERROR'), id: Id, code: Type.String(), message: Type.String() }),
+  Type.Object({ type: Type.Literal('ATTACHED'), process: ProcessInfo, droppedBytes: Type.Integer() }, { title: 'AttachedMessage' }),
+  Type.Object({ type: Type.Literal('OUTPUT'), stream: OutputChunk.properties.stream, data: Type.String(), seq: Type.Integer(), replay: Type.Optional(Type.Boolean()) }, { title: 'OutputMessage' }),
+  Type.Object({ type: Type.Literal('ACK'), id: Id }, { title: 'AckMessage' }),
+  Type.Object({ type: Type.Literal('EXIT'), exit: ExitInfo }, { title: 'ExitMessage' }),
+  Type.Object({ type: Type.Literal('ERROR'), id: Id, code: Type.String(), message: Type.String() }, { title: 'ProcessErrorMessage' }),
 ])
 export type ProcessServerMessage = Static<typeof ProcessServerMessage>

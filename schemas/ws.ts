@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { RunOutcome } from './panels.js'
+import { PanelEvent, RunOutcome } from './panels.js'
 
 /*
  * WebSocket protocol of `GET /panels/:id/ws` (JSON text frames, one message per frame).
@@ -17,18 +17,18 @@ export const TriggerMessage = Type.Object({
   tool: Type.String({ minLength: 1, maxLength: 64 }),
   args: Type.Optional(Type.Unknown()),
   requestId: Type.Optional(RequestId),
-})
+}, { title: 'TriggerMessage' })
 export const SubscribeMessage = Type.Object({
   type: Type.Literal('SUBSCRIBE'),
   topics: Type.Array(Topic, { minItems: 1, maxItems: 64 }),
   requestId: Type.Optional(RequestId),
-})
+}, { title: 'SubscribeMessage' })
 export const UnsubscribeMessage = Type.Object({
   type: Type.Literal('UNSUBSCRIBE'),
   topics: Type.Array(Topic, { minItems: 1, maxItems: 64 }),
   requestId: Type.Optional(RequestId),
-})
-export const PingMessage = Type.Object({ type: Type.Literal('PING'), requestId: Type.Optional(RequestId) })
+}, { title: 'UnsubscribeMessage' })
+export const PingMessage = Type.Object({ type: Type.Literal('PING'), requestId: Type.Optional(RequestId) }, { title: 'PingMessage' })
 
 /** Every message a client may send, keyed by `type`. */
 export const ClientMessages = {
@@ -45,7 +45,7 @@ const Mutation = Type.Object({
   key: Type.String(),
   value: Type.Optional(Type.Unknown()),
   operation: Type.Union([Type.Literal('set'), Type.Literal('delete')]),
-})
+}, { title: 'Mutation' })
 
 /** First message on a socket. `tools` are the panel's tool names. */
 export const ConnectedMessage = Type.Object({
@@ -54,20 +54,20 @@ export const ConnectedMessage = Type.Object({
   state: Type.Record(Type.String(), Type.Unknown()),
   version: Type.Integer(),
   tools: Type.Array(Type.String()),
-})
+}, { title: 'ConnectedMessage' })
 /** Reply to the TRIGGER with the same requestId, after every PATCH/EVENT the run produced. */
 export const ResultMessage = Type.Object({
   type: Type.Literal('RESULT'),
   requestId: Type.Optional(RequestId),
   result: RunOutcome,
-})
+}, { title: 'ResultMessage' })
 /** One committed step of state mutations; `version` is the panel version after it. */
-export const PatchMessage = Type.Object({ type: Type.Literal('PATCH'), mutations: Type.Array(Mutation), version: Type.Integer() })
+export const PatchMessage = Type.Object({ type: Type.Literal('PATCH'), mutations: Type.Array(Mutation), version: Type.Integer() }, { title: 'PatchMessage' })
 /** An event emitted by a handler with `$emit(name, payload)`. */
 export const EventMessage = Type.Object({
   type: Type.Literal('EVENT'),
-  event: Type.Object({ name: Type.String(), payload: Type.Optional(Type.Unknown()) }),
-})
+  event: PanelEvent,
+}, { title: 'EventMessage' })
 /** Sent to the caller of a TRIGGER while its run waits on extension calls (`suspended`) and when it goes on (`resumed`). */
 export const ProgressMessage = Type.Object({
   type: Type.Literal('PROGRESS'),
@@ -75,8 +75,8 @@ export const ProgressMessage = Type.Object({
   tool: Type.String(),
   phase: Type.Union([Type.Literal('suspended'), Type.Literal('resumed')]),
   pendingCalls: Type.Array(Type.Object({ extension: Type.String(), method: Type.String() })),
-})
-export const PongMessage = Type.Object({ type: Type.Literal('PONG'), requestId: Type.Optional(RequestId) })
+}, { title: 'ProgressMessage' })
+export const PongMessage = Type.Object({ type: Type.Literal('PONG'), requestId: Type.Optional(RequestId) }, { title: 'PongMessage' })
 /**
  * A typed error: PARSE_ERROR, UNKNOWN_MESSAGE, INVALID_MESSAGE, INVALID_ARGS, PANEL_NOT_FOUND,
  * TOOL_NOT_FOUND, or a handler's own error code (EXECUTION_ERROR, TIMEOUT, PERMISSION_DENIED, …)
@@ -88,7 +88,7 @@ export const ErrorMessage = Type.Object({
   message: Type.String(),
   requestId: Type.Optional(RequestId),
   details: Type.Optional(Type.Unknown()),
-})
+}, { title: 'ErrorMessage' })
 
 export const ServerMessage = Type.Union(
   [ConnectedMessage, ResultMessage, PatchMessage, EventMessage, ProgressMessage, PongMessage, ErrorMessage],

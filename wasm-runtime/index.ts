@@ -1,18 +1,16 @@
 /**
  * The wasm-runtime: runs panel handlers inside QuickJS compiled to WebAssembly, in wasmtime,
- * through the native addon built from this folder (`bash wasm-runtime/build.sh`).
+ * through the native addon built from this folder (`bash wasm-runtime/build.sh`; addon.ts finds it).
  *
  * This wrapper owns what is policy rather than mechanism: argument checks, admission
  * (`maxInstances` live instances, a bounded wait queue), suspension timeouts, mapping traps to
  * execution error codes, and metrics. The addon owns the engine, instances, limits and cache.
  * Behaviour follows ../shared/DESIGN.md ("The sandbox"); the guest contract is ABI.md.
  */
-import { createRequire } from 'node:module'
 import { randomInt } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { RuntimeError, Slots } from './admission.js'
+import { GUEST_PATH, loadAddon } from './addon.js'
 import type {
   CallResult,
   CompiledHandler,
@@ -26,10 +24,6 @@ import type {
 
 export * from './types.js'
 export { RuntimeError } from './admission.js'
-
-const here = fileURLToPath(new URL('.', import.meta.url))
-const ADDON_PATH = `${here}build/wasm_runtime.node`
-const GUEST_PATH = `${here}build/guest.wasm`
 
 /** Defaults of every RuntimeConfig field (sizes in bytes, times in ms). */
 export const RUNTIME_DEFAULTS = {
@@ -73,13 +67,6 @@ interface GuestOutput extends Omit<ExecutionResult, 'metrics' | 'executionId'> {
   hostCalls: number
 }
 
-function loadAddon(): new (options: object) => RawRuntime {
-  if (!existsSync(ADDON_PATH) || !existsSync(GUEST_PATH)) {
-    throw new RuntimeError('INTERNAL_ERROR', `wasm-runtime is not built (${ADDON_PATH}): run \`npm run build:runtime\``)
-  }
-  return createRequire(import.meta.url)(ADDON_PATH).Runtime
-}
-
 const TRAP_CODES: Record<string, ExecutionErrorCode> = {
   TIMEOUT: 'TIMEOUT',
   MEMORY_LIMIT: 'MEMORY_LIMIT',
@@ -89,7 +76,7 @@ const TRAP_CODES: Record<string, ExecutionErrorCode> = {
 
 /**
  * A sandbox runtime. One per app is typical; every method is safe to call concurrently.
- * Construction throws `RuntimeError` INTERNAL_ERROR when the addon is not built, or the addon's
+ * Construction throws `RuntimeError` INTERNAL_ERROR when the addon or guest is missing (addon.ts), or the addon's
  * INVALID_INPUT / GUEST_LOAD_ERROR for bad options or a broken guest.
  */
 export class WasmRuntime {
@@ -123,7 +110,7 @@ export class WasmRuntime {
 
   constructor(config: RuntimeConfig = {}) {
     this.config = { ...RUNTIME_DEFAULTS, ...stripUndefined(config) }
-    const Runtime = loadAddon()
+    const { Runtime } = loadAddon<{ Runtime: new (options: object) => RawRuntime }>()
     this.raw = new Runtime({
       guestPath: GUEST_PATH,
       maxInstances: this.config.maxInstances,
