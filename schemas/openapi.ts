@@ -52,14 +52,16 @@ function titled(schema: unknown): Json {
 }
 
 /**
- * What @fastify/swagger does to route schemas, for schemas that bypass it (`extra`): `const` →
- * a one-value `enum`, TypeBox's `Record<string, T>` (`patternProperties` `^(.*)$`) → `additionalProperties`.
+ * One spelling for every schema, whether @fastify/swagger converted it or not (`extra`): a
+ * one-value `enum` (swagger's spelling of `const`) → `const`, so clients get a literal type
+ * rather than an enum class per message `type`; TypeBox's `Record<string, T>`
+ * (`patternProperties` `^(.*)$`) → `additionalProperties`, as swagger does.
  */
 function asOpenapi(schema: Json): Json {
   const out = { ...schema }
-  if ('const' in out && !('enum' in out)) {
-    out.enum = [out.const]
-    delete out.const
+  if (Array.isArray(out.enum) && out.enum.length === 1 && !('const' in out)) {
+    out.const = out.enum[0]
+    delete out.enum
   }
   const pattern = out.patternProperties
   if (isObject(pattern) && Object.keys(pattern).length === 1 && '^(.*)$' in pattern && !('additionalProperties' in out)) {

@@ -33,7 +33,7 @@ const ToolDefinitionFields = Type.Object(
     /** Wall-clock budget of each run segment, ms. */
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 300_000 })),
   },
-  { additionalProperties: false },
+  { title: 'ToolDefinition', additionalProperties: false },
 )
 
 /** Body of `POST /panels`. */

@@ -93,7 +93,7 @@ export const ProcessInfo = Type.Object(
 )
 export type ProcessInfo = Static<typeof ProcessInfo>
 
-export const ProcessList = Type.Object({ processes: Type.Array(ProcessInfo) })
+export const ProcessList = Type.Object({ processes: Type.Array(ProcessInfo) }, { title: 'ProcessList' })
 export type ProcessList = Static<typeof ProcessList>
 
 export const PidParams = Type.Object({ pid: Type.Integer({ minimum: 1 }) })
@@ -106,15 +106,15 @@ export const InputRequest = Type.Object(
     encoding: Type.Optional(Type.Union([Type.Literal('utf8'), Type.Literal('base64')])),
     eof: Type.Optional(Type.Boolean()),
   },
-  { additionalProperties: false },
+  { title: 'ProcessInputRequest', additionalProperties: false },
 )
 export type InputRequest = Static<typeof InputRequest>
-export const InputReply = Type.Object({ pid: Type.Integer(), bytes: Type.Integer() })
+export const InputReply = Type.Object({ pid: Type.Integer(), bytes: Type.Integer() }, { title: 'ProcessInputReply' })
 
-export const ResizeRequest = Type.Object({ cols: Dimension('columns'), rows: Dimension('rows') }, { additionalProperties: false })
+export const ResizeRequest = Type.Object({ cols: Dimension('columns'), rows: Dimension('rows') }, { title: 'ResizeRequest', additionalProperties: false })
 export type ResizeRequest = Static<typeof ResizeRequest>
 
-export const SignalRequest = Type.Object({ signal: ProcessSignal }, { additionalProperties: false })
+export const SignalRequest = Type.Object({ signal: ProcessSignal }, { title: 'SignalRequest', additionalProperties: false })
 export type SignalRequest = Static<typeof SignalRequest>
 
 export const WsQuery = Type.Object({

@@ -290,14 +290,14 @@ export const WorkerEventMessage = Type.Union(
       worker_id: Type.String(),
       status: Type.String(),
       total_items: Type.Integer(),
-    }),
-    Type.Object({ type: Type.Literal('ITEM'), item: ref(TranscriptItem) }),
+    }, { title: 'WorkerConnectedMessage' }),
+    Type.Object({ type: Type.Literal('ITEM'), item: ref(TranscriptItem) }, { title: 'WorkerItemMessage' }),
     Type.Object({
       type: Type.Literal('STATUS'),
       status: Type.String(),
       exit_code: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
-    }),
-    Type.Object({ type: Type.Literal('ERROR'), code: Type.String(), message: Type.String() }),
+    }, { title: 'WorkerStatusMessage' }),
+    Type.Object({ type: Type.Literal('ERROR'), code: Type.String(), message: Type.String() }, { title: 'WorkerErrorMessage' }),
   ],
   { $id: 'WorkerEventMessage' },
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a fresh machine of this kind, and skips what is
-# already there: Debian packages for the guest build, npm packages, the Python client library
-# used by the tests, then builds the sandbox (guest + addon). Safe to run again.
+# already there: Debian packages for the guest build, npm packages, the Python libraries used by
+# the tests (websockets; openapi-python-client in .venv), then builds the sandbox (guest + addon). Safe to run again.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -16,6 +16,17 @@ fi
 if ! python3 -c 'import websockets' 2>/dev/null; then
   echo "setup: installing the Python websockets library"
   python3 -m pip install --quiet --disable-pip-version-check 'websockets>=13'
+fi
+
+# openapi-python-client generates the Python client the tests drive (test/infra/generated-clients.test.ts)
+venv="$root/.venv"
+if [ ! -x "$venv/bin/openapi-python-client" ]; then
+  echo "setup: installing openapi-python-client into $venv"
+  if ! python3 -c 'import ensurepip' 2>/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  fi
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'openapi-python-client>=0.29,<0.30'
 fi
 
 bash wasm-runtime/build.sh

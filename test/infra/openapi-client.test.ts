@@ -17,7 +17,7 @@ const counter = counterPanel('generated', { tools: [incTool()] })
 /** A client module using only the types openapi-typescript generated from the live document. */
 const CLIENT = `
 import createClient from 'openapi-fetch'
-import type { paths } from './schema.js'
+import type { components, paths } from './schema.js'
 
 export async function scenario(baseUrl: string) {
   const client = createClient<paths>({ baseUrl })
@@ -28,6 +28,10 @@ export async function scenario(baseUrl: string) {
   const state = await client.GET('/panels/{id}/state', { params: { path: { id } } })
   const bad = await client.POST('/panels/{id}/trigger/{tool}', { params: { path: { id, tool: 'inc' } }, body: { args: { by: 'two' } } })
   const missing = await client.GET('/panels/{id}', { params: { path: { id: 'nope' } } })
+  // named components: the 404 is the shared ErrorReply, a trigger's reply the RunOutcome
+  const error: components['schemas']['ErrorReply'] | undefined = missing.error
+  const outcome: components['schemas']['RunOutcome'] | undefined = ran.data
+  const status: components['schemas']['PanelStatus'] = created.data.status
   return {
     wsUrl: created.data.wsUrl,
     returnValue: ran.data?.returnValue,
@@ -35,7 +39,9 @@ export async function scenario(baseUrl: string) {
     version: state.data?.version,
     count: state.data?.state.count,
     badStatus: bad.response.status,
-    missing: missing.error,
+    missing: error,
+    outcomeVersion: outcome?.version,
+    panelStatus: status,
   }
 }
 `
@@ -69,4 +75,5 @@ t.test('a TypeScript client generated from the live /openapi.json creates a pane
   t.same([out.status, out.returnValue, out.count, out.version], ['success', 2, 2, 1])
   t.equal(out.badStatus, 400, 'schema-invalid args are refused')
   t.match(out.missing, { statusCode: 404, code: 'PANEL_NOT_FOUND' })
+  t.same([out.outcomeVersion, out.panelStatus], [1, 'ready'])
 })
