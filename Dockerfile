@@ -1,7 +1,9 @@
-# workspace-kernel: multi-stage image.
-#   build:   compiles the sandbox (QuickJS guest → wasm32-wasi, wasmtime addon via napi-rs) with the
-#            project's own script (npm run build:runtime), then drops dev dependencies.
-#   runtime: Node 20 slim, sources run through tsx, as the non-root `node` user.
+# workspace-kernel: multi-stage image, built from the same package layout users install.
+#   build:   compiles the sandbox (QuickJS guest → wasm32-wasi, wasmtime addon via napi-rs) and
+#            packs the two npm tarballs (scripts/pack.sh: the platform package with the addon, and
+#            the main package, whose prepack compiles dist/).
+#   runtime: Node 20 slim; installs only those tarballs (no Rust, no TypeScript loader) and runs
+#            the package's bin, as the non-root `node` user.
 # docker build -t workspace-kernel . && docker run --rm -p 3000:3000 workspace-kernel
 
 FROM node:20-bookworm AS build
@@ -16,7 +18,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY . .
-RUN npm run build:runtime && npm prune --omit=dev
+RUN bash scripts/pack.sh /pkg
 
 FROM node:20-bookworm-slim AS runtime
 # python3 for the process bridge's `python` processes (bash comes with the base image)
@@ -24,15 +26,10 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY --from=build /app/package.json ./
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/bin ./bin
-COPY --from=build /app/app.ts /app/server.ts /app/config.ts ./
-COPY --from=build /app/plugins ./plugins
-COPY --from=build /app/routes ./routes
-COPY --from=build /app/schemas ./schemas
-COPY --from=build /app/wasm-runtime/*.ts ./wasm-runtime/
-COPY --from=build /app/wasm-runtime/build/guest.wasm /app/wasm-runtime/build/wasm_runtime.node ./wasm-runtime/build/
+COPY --from=build /pkg/ /tmp/pkg/
+RUN echo '{"name":"workspace-kernel-image","private":true}' > package.json \
+ && npm install --omit=dev --no-audit --no-fund /tmp/pkg/*.tgz \
+ && rm -rf /tmp/pkg ~/.npm
 # code stays root-owned (read-only for the server); the server runs unprivileged, its only
 # writable place is the workspace folder
 RUN mkdir /workspace && chown node:node /workspace
@@ -41,4 +38,4 @@ ENV NODE_ENV=production WK_NODE_ENV=production WK_HOST=0.0.0.0 WK_PORT=3000 WK_W
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=3s \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.WK_PORT||3000)+(process.env.WK_PREFIX||'')+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "bin/workspace-kernel.js"]
+CMD ["node", "node_modules/workspace-kernel/bin/workspace-kernel.js"]
