@@ -56,11 +56,20 @@ function isMissing(err: unknown, name: string): boolean {
   return e?.code === 'MODULE_NOT_FOUND' && String(e.message).includes(name)
 }
 
+/** The platform package must be the main package's own version: the addon and the wrapper change together. */
+function checkVersion(require: NodeJS.Require, name: string): void {
+  const own = (require(join(root, 'package.json')) as { version: string }).version
+  const theirs = (require(`${name}/package.json`) as { version: string }).version
+  if (theirs !== own) {
+    throw new RuntimeError('INTERNAL_ERROR', `wasm-runtime: ${name}@${theirs} does not match workspace-kernel@${own}: install ${name}@${own}`)
+  }
+}
+
 /**
  * Loads the addon: the platform package first, else a clone's local build.
- * @throws RuntimeError INTERNAL_ERROR when guest.wasm is missing, or when neither addon exists
- *   (the message names the platform and its package); a platform package that exists but fails to
- *   load (e.g. an older glibc) rethrows the loader's own error.
+ * @throws RuntimeError INTERNAL_ERROR when guest.wasm is missing, when neither addon exists (the
+ *   message names the platform and its package), or when the platform package has another version;
+ *   a platform package that exists but fails to load (e.g. an older glibc) rethrows the loader's error.
  */
 export function loadAddon<T>(): T {
   const target = platformTarget()
@@ -70,7 +79,9 @@ export function loadAddon<T>(): T {
   }
   const require = createRequire(import.meta.url)
   try {
-    return require(name) as T
+    const addon = require(name) as T
+    checkVersion(require, name)
+    return addon
   } catch (err) {
     if (!isMissing(err, name)) throw err
   }

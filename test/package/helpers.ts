@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -45,7 +45,7 @@ export async function installedApp(t: Teardown): Promise<{ dir: string; tarballs
   const { stdout } = await run('bash', [join(ROOT, 'scripts/pack.sh'), dir], { cwd: ROOT, env: appEnv(), maxBuffer: 1 << 24 })
   const tarballs = stdout.trim().split('\n')
   const app = join(dir, 'app')
-  await run('mkdir', [app])
+  await mkdir(app)
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'my-app', private: true, type: 'module' }))
   const started = Date.now()
   await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...tarballs, 'fastify'], {

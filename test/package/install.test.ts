@@ -1,7 +1,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { rename, writeFile } from 'node:fs/promises'
+import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { api, counterPanel, incTool } from '../panels/helpers.js'
@@ -108,6 +108,16 @@ t.test('without the platform package the sandbox fails with one message naming t
   const script = "import('workspace-kernel/wasm-runtime').then((m) => new m.WasmRuntime()).catch((e) => console.log(e.code, e.message))"
   const { stdout } = await run(process.execPath, ['-e', script], { cwd: dir, env: appEnv() })
   t.match(stdout, /^INTERNAL_ERROR wasm-runtime: no sandbox addon for linux-x64-gnu: install workspace-kernel-linux-x64-gnu /)
+})
+
+t.test('a platform package of another version is refused by name and version', async (t) => {
+  const manifest = join(dir, 'node_modules/workspace-kernel-linux-x64-gnu/package.json')
+  const original = await readFile(manifest, 'utf8')
+  t.teardown(() => writeFile(manifest, original))
+  await writeFile(manifest, JSON.stringify({ ...JSON.parse(original), version: '0.0.9' }))
+  const script = "import('workspace-kernel/wasm-runtime').then((m) => new m.WasmRuntime()).catch((e) => console.log(e.code, e.message))"
+  const { stdout } = await run(process.execPath, ['-e', script], { cwd: dir, env: appEnv() })
+  t.match(stdout, /^INTERNAL_ERROR wasm-runtime: workspace-kernel-linux-x64-gnu@0\.0\.9 does not match workspace-kernel@0\.1\.0/)
 })
 
 /** Uses the package root's types, a plugin, a schema and the runtime; must fail where a type is wrong. */
