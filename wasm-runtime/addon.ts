@@ -17,6 +17,7 @@ export const GUEST_PATH = `${here}build/guest.wasm`
 export interface NativePanelState {
   /** `values[i]`: JSON text `keys[i]` is set to, or null to delete it. Throws INVALID_INPUT. */
   apply(keys: string[], values: (string | null)[]): void
+  clear(): void
   get(key: string): string | null
   keys(): string[]
   toJsonText(): string

@@ -202,6 +202,7 @@ export class WasmRuntime {
     clearTimeout(suspension.timer)
     this.suspensions.delete(executionId)
     this.raw.cancel(executionId)
+    suspension.owned?.clear()
     this.slots.release()
     return true
   }
@@ -241,6 +242,7 @@ export class WasmRuntime {
     try {
       raw = await run()
     } catch (err) {
+      owned?.clear()
       this.slots.release()
       throw fromAddonError(err)
     }
@@ -253,6 +255,7 @@ export class WasmRuntime {
       owned?.apply(result.stateMutations)
       this.suspensions.set(id, { timer, timeoutMs, owned })
     } else {
+      owned?.clear()
       this.slots.release()
     }
     return result

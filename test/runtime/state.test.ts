@@ -174,6 +174,8 @@ t.test('PanelState: apply is atomic and checked; get, keys, size and byteSize re
     t.throws(() => state.apply([{ key: 'x', value: 1, operation: 'set' }, ...(bad as never[])]), { code: 'INVALID_INPUT' })
   }
   t.same(state.keys(), ['b', 'a'], 'a refused batch applies nothing')
+  state.clear()
+  t.same([state.size, state.byteSize, state.toObject()], [0, 0, {}])
 })
 
 t.test('guests run on workerThreads threads, reported in stats', async (t) => {

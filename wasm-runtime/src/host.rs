@@ -106,7 +106,8 @@ const PROVIDED: &[&str] = &[
 /// Refuses a guest that imports anything but the functions of [`PROVIDED`] and [`STATE_FUNCS`].
 pub fn check_imports(module: &Module) -> HostResult<()> {
     let known = |m: &str, n: &str| {
-        (m == WASI_MODULE && PROVIDED.contains(&n)) || (m == STATE_MODULE && STATE_FUNCS.contains(&n))
+        (m == WASI_MODULE && PROVIDED.contains(&n))
+            || (m == STATE_MODULE && STATE_FUNCS.contains(&n))
     };
     let unknown: Vec<String> = module
         .imports()
@@ -187,9 +188,11 @@ fn state_keys(mut caller: Caller<'_, HostState>, buf: i32, cap: i32) -> wasmtime
     let mem = memory(&mut caller).ok_or_else(|| wasmtime::Error::msg("guest has no memory"))?;
     let (data, st) = mem.data_and_store_mut(&mut caller);
     let snapshot = &st.snapshot;
-    let json = st
-        .keys_json
-        .get_or_insert_with(|| snapshot.as_ref().map_or_else(|| "[]".to_owned(), |s| s.keys_json()));
+    let json = st.keys_json.get_or_insert_with(|| {
+        snapshot
+            .as_ref()
+            .map_or_else(|| "[]".to_owned(), |s| s.keys_json())
+    });
     copy_out(data, json.as_bytes(), buf, cap)
 }
 
@@ -201,7 +204,8 @@ fn guest_slice(data: &[u8], ptr: i32, len: i32) -> wasmtime::Result<&[u8]> {
 
 /// Copies `bytes` to `buf` when they fit in `cap`; returns their length either way.
 fn copy_out(data: &mut [u8], bytes: &[u8], buf: i32, cap: i32) -> wasmtime::Result<i32> {
-    let len = i32::try_from(bytes.len()).map_err(|_| wasmtime::Error::msg("state value larger than 2 GiB"))?;
+    let len = i32::try_from(bytes.len())
+        .map_err(|_| wasmtime::Error::msg("state value larger than 2 GiB"))?;
     if len <= cap {
         let start = buf as u32 as usize;
         data.get_mut(start..start + bytes.len())

@@ -153,13 +153,27 @@ impl PanelState {
     /// or null to delete it. Throws INVALID_INPUT (lengths differ, a value is not one JSON text)
     /// and then applies nothing.
     #[napi]
-    pub fn apply(&self, env: Env, keys: Vec<String>, values: Vec<Option<String>>) -> napi::Result<()> {
+    pub fn apply(
+        &self,
+        env: Env,
+        keys: Vec<String>,
+        values: Vec<Option<String>>,
+    ) -> napi::Result<()> {
         if keys.len() != values.len() {
-            return Err(js_error(&env, HostError::invalid("keys and values must have the same length")));
+            return Err(js_error(
+                &env,
+                HostError::invalid("keys and values must have the same length"),
+            ));
         }
         self.inner
             .apply(keys.into_iter().zip(values).collect())
             .map_err(|e| js_error(&env, e))
+    }
+
+    /// Drops every key at once (running segments keep reading the version they started with).
+    #[napi]
+    pub fn clear(&self) {
+        self.inner.clear();
     }
 
     /// The committed JSON text of `key`, or null.
@@ -171,7 +185,12 @@ impl PanelState {
     /// The committed keys, in insertion order.
     #[napi]
     pub fn keys(&self) -> Vec<String> {
-        self.inner.snapshot().keys().into_iter().map(|k| k.to_string()).collect()
+        self.inner
+            .snapshot()
+            .keys()
+            .into_iter()
+            .map(|k| k.to_string())
+            .collect()
     }
 
     /// The whole state as one JSON object text.
@@ -352,7 +371,12 @@ impl Runtime {
 impl Runtime {
     /// Runs `work` on a worker thread; resolves with `map(value)` or rejects with a coded error
     /// (INTERNAL_ERROR when `work` panicked).
-    fn run_blocking<'env, T, V, W, M>(&self, env: &'env Env, work: W, map: M) -> napi::Result<Object<'env>>
+    fn run_blocking<'env, T, V, W, M>(
+        &self,
+        env: &'env Env,
+        work: W,
+        map: M,
+    ) -> napi::Result<Object<'env>>
     where
         T: Send + 'static,
         V: napi::bindgen_prelude::ToNapiValue + 'static,

@@ -50,7 +50,9 @@ impl WorkerPool {
     /// Starts `threads` (1..=256) worker threads. INVALID_INPUT outside that range.
     pub fn new(threads: u32) -> HostResult<Self> {
         if !(1..=256).contains(&threads) {
-            return Err(HostError::invalid("workerThreads must be between 1 and 256"));
+            return Err(HostError::invalid(
+                "workerThreads must be between 1 and 256",
+            ));
         }
         let shared = Arc::new(Shared {
             state: Mutex::new(Queue::default()),
@@ -139,6 +141,9 @@ mod tests {
 
     #[test]
     fn zero_threads_is_refused() {
-        assert_eq!(WorkerPool::new(0).err().map(|e| e.code()), Some("INVALID_INPUT"));
+        assert_eq!(
+            WorkerPool::new(0).err().map(|e| e.code()),
+            Some("INVALID_INPUT")
+        );
     }
 }

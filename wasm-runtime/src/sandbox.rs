@@ -259,8 +259,12 @@ impl Sandbox {
             fuel: UNLIMITED_FUEL,
             deadline: self.deadline(COMPILE_TIMEOUT),
         };
-        let mut inst =
-            GuestInstance::instantiate(&self.engine, &self.guest.pre, limits, SharedState::default())?;
+        let mut inst = GuestInstance::instantiate(
+            &self.engine,
+            &self.guest.pre,
+            limits,
+            SharedState::default(),
+        )?;
         let result = {
             let _tick = self.ticker.enter();
             inst.compile(source)
@@ -569,7 +573,9 @@ fn check_resume_json(text: &str) -> HostResult<()> {
     }
     serde_json::from_str::<Resume>(text)
         .map(|_| ())
-        .map_err(|e| HostError::invalid(format!("resume input must be {{\"results\": [...]}}: {e}")))
+        .map_err(|e| {
+            HostError::invalid(format!("resume input must be {{\"results\": [...]}}: {e}"))
+        })
 }
 
 /// True when the guest output is an object with `"status": "error"`.

@@ -38,7 +38,8 @@ impl StateMap {
 
     /// Keys in insertion order (each JS engine then puts integer-like keys first on its own).
     pub fn keys(&self) -> Vec<&Arc<str>> {
-        let mut keyed: Vec<(&Arc<str>, u64)> = self.entries.iter().map(|(k, e)| (k, e.rank)).collect();
+        let mut keyed: Vec<(&Arc<str>, u64)> =
+            self.entries.iter().map(|(k, e)| (k, e.rank)).collect();
         keyed.sort_unstable_by_key(|&(_, rank)| rank);
         keyed.into_iter().map(|(k, _)| k).collect()
     }
@@ -113,6 +114,11 @@ impl SharedState {
         Arc::clone(&lock(&self.0))
     }
 
+    /// Drops every key (snapshots already taken keep theirs).
+    pub fn clear(&self) {
+        *lock(&self.0) = Arc::default();
+    }
+
     /// Applies a batch atomically, in order. Every value must be one JSON text; otherwise
     /// INVALID_INPUT and nothing is applied.
     pub fn apply(&self, batch: Vec<Mutation>) -> HostResult<()> {
@@ -121,7 +127,9 @@ impl SharedState {
             let json = match value {
                 Some(text) => {
                     serde_json::from_str::<IgnoredAny>(&text).map_err(|e| {
-                        HostError::invalid(format!("the value of state key {key:?} is not one JSON text: {e}"))
+                        HostError::invalid(format!(
+                            "the value of state key {key:?} is not one JSON text: {e}"
+                        ))
                     })?;
                     Some(Arc::<str>::from(text))
                 }
@@ -154,7 +162,12 @@ mod tests {
         let s = SharedState::default();
         s.apply(vec![set("a", "1"), set("b", "[2]")]).unwrap();
         let before = s.snapshot();
-        s.apply(vec![set("a", "3"), ("b".to_owned(), None), set("c", "\"x\"")]).unwrap();
+        s.apply(vec![
+            set("a", "3"),
+            ("b".to_owned(), None),
+            set("c", "\"x\""),
+        ])
+        .unwrap();
         assert_eq!(before.get("a").map(|j| &**j), Some("1"));
         assert_eq!(before.to_json(), r#"{"a":1,"b":[2]}"#);
         let now = s.snapshot();
@@ -165,9 +178,16 @@ mod tests {
     #[test]
     fn keys_keep_insertion_order_and_a_deleted_key_comes_back_last() {
         let s = SharedState::default();
-        s.apply(vec![set("z", "1"), set("a", "1"), set("m", "1"), set("z", "2")]).unwrap();
+        s.apply(vec![
+            set("z", "1"),
+            set("a", "1"),
+            set("m", "1"),
+            set("z", "2"),
+        ])
+        .unwrap();
         assert_eq!(s.snapshot().keys_json(), r#"["z","a","m"]"#);
-        s.apply(vec![("z".to_owned(), None), set("z", "3")]).unwrap();
+        s.apply(vec![("z".to_owned(), None), set("z", "3")])
+            .unwrap();
         assert_eq!(s.snapshot().keys_json(), r#"["a","m","z"]"#);
     }
 

@@ -33,7 +33,11 @@ fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
     opts.memory_limit_bytes = 16 << 20;
     let sb = Sandbox::from_wasm(&wasm, opts).expect("guest loads");
     let state = SharedState::default();
-    let set = |k: &str, v: &str| state.apply(vec![(k.to_owned(), Some(v.to_owned()))]).unwrap();
+    let set = |k: &str, v: &str| {
+        state
+            .apply(vec![(k.to_owned(), Some(v.to_owned()))])
+            .unwrap()
+    };
     set("count", "1");
     set("big", &format!("\"{}\"", "x".repeat(1 << 20)));
 
@@ -58,7 +62,12 @@ fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
     let c = sb
         .precompile("return [Object.keys($state), 'big' in $state, 'nope' in $state]")
         .unwrap();
-    let v: Value = serde_json::from_str(&sb.execute(&c.bytecode, &context(), &state, 2_000).unwrap().output_json).unwrap();
+    let v: Value = serde_json::from_str(
+        &sb.execute(&c.bytecode, &context(), &state, 2_000)
+            .unwrap()
+            .output_json,
+    )
+    .unwrap();
     assert_eq!(v["returnValue"], json!([["count", "big"], true, false]));
 
     // Compile error: flat JSON with the position in the handler's own source.
@@ -100,7 +109,9 @@ fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
     assert!(oom.memory_limit_hit && oom.memory_peak_bytes <= 16 << 20);
     let c = sb.precompile("while (true) {}").unwrap();
     assert_eq!(
-        sb.execute(&c.bytecode, &context(), &state, 100).unwrap().trap,
+        sb.execute(&c.bytecode, &context(), &state, 100)
+            .unwrap()
+            .trap,
         Some("TIMEOUT")
     );
     assert_eq!(sb.stats().live, 0);
