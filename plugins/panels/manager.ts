@@ -302,6 +302,7 @@ export class PanelManager {
     }
     this.sessions.closeAll(WsCloseCode.PANEL_DELETED, 'PANEL_DELETED', p.key)
     p.removed = true
+    p.committed.clear() // the sandbox's copy lives outside V8's heap: free it now, not at the next GC
     this.panels.delete(p.key)
     return { id, deleted: true, unmount }
   }
