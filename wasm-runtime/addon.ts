@@ -1,6 +1,10 @@
 /**
- * Where the sandbox's two built files come from, resolved from this package's own location (never
- * the working directory), the way napi-rs projects ship native code:
+ * Loads the native addon (`bash wasm-runtime/build.sh` builds it): the classes `Runtime` (engine,
+ * instances, worker threads) and `PanelState` (a panel's committed state); their generated
+ * typings are build/binding.d.ts, the shapes used here are declared below.
+ *
+ * Where its two files come from, resolved from this package's own location (never the working
+ * directory), the way napi-rs projects ship native code:
  *
  * - guest.wasm (platform independent) ships in the main package: `<package>/wasm-runtime/build/guest.wasm`.
  * - the wasmtime addon (`.node`, one per platform) ships in a platform package
@@ -71,7 +75,7 @@ function checkVersion(require: NodeJS.Require, name: string): void {
  *   message names the platform and its package), or when the platform package has another version;
  *   a platform package that exists but fails to load (e.g. an older glibc) rethrows the loader's error.
  */
-export function loadAddon<T>(): T {
+function loadAddon<T>(): T {
   const target = platformTarget()
   const name = platformPackage(target)
   if (!existsSync(GUEST_PATH)) {
@@ -91,4 +95,62 @@ export function loadAddon<T>(): T {
     `wasm-runtime: no sandbox addon for ${target}: install ${name} (an optional dependency of workspace-kernel; ` +
       `npm skips it with --omit=optional or on another platform), or build it in a clone with npm run build:runtime`,
   )
+}
+
+/** The addon's `PanelState`: key → JSON text. */
+export interface NativePanelState {
+  /** `values[i]`: JSON text `keys[i]` is set to, or null to delete it. Throws INVALID_INPUT. */
+  apply(keys: string[], values: (string | null)[]): void
+  clear(): void
+  get(key: string): string | null
+  keys(): string[]
+  toJsonText(): string
+  readonly size: number
+  readonly byteSize: number
+}
+
+/** One segment's outcome as the addon reports it. */
+export interface RawResult {
+  outputJson: string
+  suspended: boolean
+  executionId?: string
+  trap?: string
+  trapMessage?: string
+  durationUs: number
+  fuelConsumed: number
+  memoryPeakBytes: number
+  memoryLimitHit: boolean
+}
+
+/** The addon's `Runtime`. */
+export interface NativeRuntime {
+  precompile(source: string): Promise<{ bytecode: Buffer; cacheKey: string; compileTimeUs: number; cacheHit: boolean }>
+  execute(code: Buffer, contextJson: string, state: NativePanelState, timeoutMs: number): Promise<RawResult>
+  executeInline(code: Buffer, contextJson: string, state: NativePanelState, timeoutMs: number, sliceMs: number): RawResult | null
+  resume(executionId: string, resumeJson: string, timeoutMs: number): Promise<RawResult>
+  cancel(executionId: string): boolean
+  stats(): {
+    live: number
+    suspended: number
+    cacheEntries: number
+    cacheHits: number
+    cacheMisses: number
+    threads: number
+    runningJobs: number
+    queuedJobs: number
+  }
+  shutdown(): void
+}
+
+interface Addon {
+  Runtime: new (options: object) => NativeRuntime
+  PanelState: new () => NativePanelState
+}
+
+let loaded: Addon | undefined
+
+/** The addon, loaded once (see `loadAddon` for where from and the errors it throws). */
+export function addon(): Addon {
+  loaded ??= loadAddon<Addon>()
+  return loaded
 }
