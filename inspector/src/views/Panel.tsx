@@ -38,6 +38,7 @@ function Tool({ tool, onRun }: { tool: ToolInfo; onRun: (args: unknown) => void 
         formData={data}
         idPrefix={`tool-${tool.name}`}
         showErrorList={false}
+        noHtml5Validate
         uiSchema={{ 'ui:submitButtonOptions': { submitText: `Run ${tool.name}` } }}
         onChange={(e) => setData(e.formData)}
         onSubmit={(e) => onRun(e.formData)}

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks'
 import type { CreatePanelReply, PanelList } from '../../../schemas/panels.js'
+import { parseTree, printParseErrorCode, type ParseError } from 'jsonc-parser'
 import { ApiError, api, seg } from '../api.js'
 import { Card, ErrorBox, usePoll } from './common.js'
 import { SourceView, rememberSources } from './Source.js'
@@ -10,15 +11,20 @@ function lineColumn(text: string, pos: number): { line: number; column: number }
   return { line: before.length, column: before[before.length - 1].length + 1 }
 }
 
-/** Parse a pasted definition; a JSON syntax error becomes an ApiError with its line/column. */
+/**
+ * Parse a pasted definition (strict JSON); a syntax error becomes an ApiError INVALID_JSON with
+ * its line/column, located by jsonc-parser (the browser's JSON.parse does not always say where).
+ */
 function parseDefinition(text: string): Record<string, unknown> {
   try {
     return JSON.parse(text) as Record<string, unknown>
   } catch (err) {
-    const msg = (err as Error).message
-    const pos = /position (\d+)/.exec(msg)
-    const where = pos ? lineColumn(text, Number(pos[1])) : undefined
-    throw new ApiError(0, 'INVALID_JSON', where ? `${msg} (line ${where.line}, column ${where.column})` : msg, where)
+    const errors: ParseError[] = []
+    parseTree(text, errors, { allowTrailingComma: false, disallowComments: true })
+    const first = errors[0]
+    if (!first) throw new ApiError(0, 'INVALID_JSON', (err as Error).message)
+    const where = lineColumn(text, first.offset)
+    throw new ApiError(0, 'INVALID_JSON', `${printParseErrorCode(first.error)} at line ${where.line}, column ${where.column}`, where)
   }
 }
 
