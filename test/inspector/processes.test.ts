@@ -26,7 +26,7 @@ async function until(check: () => Promise<boolean>): Promise<void> {
 }
 
 t.test('processes: spawn bash from the page, type into its xterm.js terminal, late attach, resize, exit', async (t) => {
-  const { base } = await startKernel(t, { authEnabled: false })
+  const { base } = await startKernel(t, { authEnabled: false, prefix: '/kernel' }) // the page finds the API beside itself
   const browser = await launch(t)
   const page = await openPage(browser, `${base}/inspector/#/processes`)
   await page.getByLabel('Type').selectOption('shell')

@@ -35,13 +35,15 @@ function Spark({ label, values, unit = '' }: { label: string; values: (number | 
   const offset = POINTS - values.length
   const pts = values.map((v, i) => (v === null ? null : `${((i + offset) * step).toFixed(1)},${(h - 2 - (v / max) * (h - 4)).toFixed(1)}`))
   const last = nums.length ? nums[nums.length - 1] : null
+  const end = [...pts].reverse().find((p) => p !== null)?.split(',')
   return (
     <figure class="spark" data-testid={`chart-${label}`}>
       <figcaption>
-        {label} <strong>{last === null ? '–' : `${Number.isInteger(last) ? last : last.toFixed(2)}${unit}`}</strong>
+        {label} <strong>{last === null ? '–' : `${Number.isInteger(last) && !unit ? last : last.toFixed(2)}${unit}`}</strong>
       </figcaption>
       <svg viewBox={`0 0 ${w} ${h}`} width={w} height={h} role="img" aria-label={`${label} over the last ${values.length} samples, max ${max.toFixed(2)}${unit}`}>
         <polyline points={pts.filter(Boolean).join(' ')} fill="none" stroke="currentColor" stroke-width="1.5" />
+        {end && <circle cx={end[0]} cy={end[1]} r="2.5" fill="currentColor" />}
       </svg>
     </figure>
   )

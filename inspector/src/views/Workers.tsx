@@ -36,6 +36,9 @@ function RuntimeCard({ runtime, onPick }: { runtime: Runtime; onPick: (w: Worker
       setSpawnError(err)
     }
   }
+  // hosts and worker lists repeat the runtime's own findings; show each once
+  const seen = new Set(runtime.diagnostics.map((d) => `${d.code} ${d.message}`))
+  const fresh = (list: Static<typeof WorkerDiagnostic>[]) => list.filter((d) => !seen.has(`${d.code} ${d.message}`))
   const caps = Object.entries(runtime.capabilities).filter(([, v]) => v === true).map(([k]) => k.replace(/^can_/, ''))
   return (
     <Card
@@ -49,7 +52,7 @@ function RuntimeCard({ runtime, onPick }: { runtime: Runtime; onPick: (w: Worker
       <h3>Hosts</h3>
       <ul>
         {hosts.value?.items.map((h) => (
-          <li>{h.label} <span class={`badge ${h.status}`}>{h.status}</span> <Diagnostics list={h.diagnostics} /></li>
+          <li>{h.label} <span class={`badge ${h.status}`}>{h.status}</span> <Diagnostics list={fresh(h.diagnostics)} /></li>
         ))}
       </ul>
       <div class="card-head">
@@ -65,7 +68,7 @@ function RuntimeCard({ runtime, onPick }: { runtime: Runtime; onPick: (w: Worker
           </li>
         ))}
       </ul>
-      <Diagnostics list={workers.value?.diagnostics ?? []} />
+      <Diagnostics list={fresh(workers.value?.diagnostics ?? [])} />
     </Card>
   )
 }
@@ -130,6 +133,13 @@ function WorkerDetail({ worker }: { worker: Worker }) {
   )
 }
 
+/** The registry's own findings: those its runtimes do not already show. */
+function registryOnly(list: Static<typeof RuntimeList> | undefined): Static<typeof WorkerDiagnostic>[] {
+  if (!list) return []
+  const shown = new Set(list.items.flatMap((r) => r.diagnostics.map((d) => `${d.code} ${d.message}`)))
+  return list.diagnostics.filter((d) => !shown.has(`${d.code} ${d.message}`))
+}
+
 /** #/workers: runtimes → hosts → workers, and one worker's transcript. */
 export function WorkersView() {
   const runtimes = usePoll(() => api<Static<typeof RuntimeList>>('GET', '/runtimes'), 5000)
@@ -138,7 +148,7 @@ export function WorkersView() {
     <div class="grid two">
       <div>
         <ErrorBox error={runtimes.error} />
-        <Diagnostics list={runtimes.value?.diagnostics ?? []} />
+        <Diagnostics list={registryOnly(runtimes.value)} />
         {runtimes.value?.items.map((r) => <RuntimeCard runtime={r} onPick={setPicked} />)}
       </div>
       <div>{picked ? <WorkerDetail key={picked.worker_id} worker={picked} /> : <Card title="Worker"><p class="muted">Pick a worker to read its transcript.</p></Card>}</div>
