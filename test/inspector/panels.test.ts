@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { todoPanel } from '../../examples/panels.js'
-import { startKernel } from '../panels/helpers.js'
+import { api, startKernel } from '../panels/helpers.js'
 import { launch, openPage, shot } from './helpers.js'
 
 /** Line (1-based) of the first line of `source` containing `needle`. */
@@ -104,4 +104,19 @@ t.test('panels: compile errors of an uploaded definition point at their line and
   await page.getByRole('button', { name: 'Delete panel keep' }).click()
   await page.getByText('No panels in this namespace yet.').waitFor()
   t.pass('deleted')
+})
+
+t.test('panels: a dropped socket reconnects (with ?since=) and catches up on what it missed', async (t) => {
+  const { app, base } = await startKernel(t, { authEnabled: false })
+  t.equal((await api(base, 'POST', '/panels', todoPanel('todos'))).status, 201)
+  const browser = await launch(t)
+  const page = await openPage(browser, `${base}/inspector/#/panels/todos`)
+  await page.getByTestId('version').filter({ hasText: '0' }).waitFor()
+  const urls: string[] = []
+  page.on('websocket', (ws) => urls.push(ws.url()))
+  for (const ws of app.websocketServer.clients) ws.terminate()
+  t.equal((await api(base, 'POST', '/panels/todos/trigger/add', { args: { text: 'while away' } })).body.version, 1)
+  await page.getByTestId('version').filter({ hasText: '1' }).waitFor()
+  t.match(await stateRow(page, 'todos').textContent(), 'while away', 'the change made while disconnected is shown')
+  t.match(urls[0], /\/panels\/todos\/ws\?since=0$/, 'reconnected asking for what came after version 0')
 })

@@ -93,18 +93,37 @@ export function PanelView({ id }: { id: string }) {
       <ErrorBox error={error} />
       {s.notice && <p class="notice" role="status">{s.notice}</p>}
       <div class="grid panel">
-        <Card
-          title="State"
-          actions={
-            <span class="meta" role="status" aria-live="polite">
-              <span class={`dot ${s.link}`} aria-hidden="true" /> {s.link}
-              {s.resumed && ' (resumed)'} · version <strong data-testid="version">{s.version < 0 ? '–' : s.version}</strong>
-            </span>
-          }
-        >
-          <JsonTree value={s.state} changed={(k) => s.isChanged(k)} />
-        </Card>
-        <Card title="Tools">
+        <div>
+          <Card
+            title="State"
+            id="panel-state"
+            actions={
+              <span class="meta" role="status" aria-live="polite">
+                <span class={`dot ${s.link}`} aria-hidden="true" /> {s.link}
+                {s.resumed && ' (resumed)'} · version <strong data-testid="version">{s.version < 0 ? '–' : s.version}</strong>
+              </span>
+            }
+          >
+            <JsonTree value={s.state} changed={(k) => s.isChanged(k)} />
+          </Card>
+          <Card title="Runs" id="panel-runs">
+            {s.runs.length === 0 ? <p class="muted">Run a tool to see its RESULT, ERROR or PROGRESS here.</p> : (
+              <ol class="log" aria-live="polite" data-testid="runs">
+                {s.runs.map((r) => <RunRow run={r} panelId={id} />)}
+              </ol>
+            )}
+          </Card>
+          <Card title="Events" id="panel-events">
+            {s.events.length === 0 ? <p class="muted">No events yet (they appear as handlers call $emit).</p> : (
+              <ol class="log" aria-live="polite" data-testid="events">
+                {s.events.map((e) => (
+                  <li><time class="muted">{clock(e.at)}</time> <strong>{e.name}</strong> <code>{JSON.stringify(e.payload)}</code></li>
+                ))}
+              </ol>
+            )}
+          </Card>
+        </div>
+        <Card title="Tools" id="panel-tools">
           {panel ? (
             <>
               <p class="muted">{panel.kind}{panel.title ? ` · ${panel.title}` : ''} · namespace {panel.namespace}</p>
@@ -119,22 +138,6 @@ export function PanelView({ id }: { id: string }) {
             </>
           ) : (
             !error && <p class="muted">Loading…</p>
-          )}
-        </Card>
-        <Card title="Runs">
-          {s.runs.length === 0 ? <p class="muted">Run a tool to see its RESULT, ERROR or PROGRESS here.</p> : (
-            <ol class="log" aria-live="polite" data-testid="runs">
-              {s.runs.map((r) => <RunRow run={r} panelId={id} />)}
-            </ol>
-          )}
-        </Card>
-        <Card title="Events">
-          {s.events.length === 0 ? <p class="muted">No events yet (they appear as handlers call $emit).</p> : (
-            <ol class="log" aria-live="polite" data-testid="events">
-              {s.events.map((e) => (
-                <li><time class="muted">{clock(e.at)}</time> <strong>{e.name}</strong> <code>{JSON.stringify(e.payload)}</code></li>
-              ))}
-            </ol>
           )}
         </Card>
       </div>
