@@ -60,7 +60,17 @@ function App() {
   }
   return (
     <>
-      <a class="skip" href="#main">Skip to content</a>
+      {/* not href="#main": the hash is the route */}
+      <a
+        class="skip"
+        href={location.hash || '#/panels'}
+        onClick={(e) => {
+          e.preventDefault()
+          document.getElementById('main')?.focus()
+        }}
+      >
+        Skip to content
+      </a>
       <header class="top">
         <h1>workspace-kernel <span>inspector</span></h1>
         <nav aria-label="Sections">

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Page } from 'playwright-core'
 import { todoPanel } from '../../examples/panels.js'
 import { api, startKernel } from '../panels/helpers.js'
-import { launch, openPage, shot } from './helpers.js'
+import { launch, openPage, shot, unlabelled } from './helpers.js'
 
 /** Line (1-based) of the first line of `source` containing `needle`. */
 const lineOf = (source: string, needle: string) => source.split('\n').findIndex((l) => l.includes(needle)) + 1
@@ -51,6 +51,7 @@ t.test('panels: create the todo example from the page, drive it through generate
   t.match(await stateRow(other, 'todos').textContent(), 'write the kernel', 'the other context saw the PATCH live')
   t.match(await other.getByTestId('events').textContent(), 'todo:added', 'and the EVENT')
   await shot(page, 'panel')
+  t.same(await unlabelled(page), [], 'every control of the panel view is labelled')
 
   // the generated form validates inline; nothing is sent
   await run(page, 'add', { text: '' })
@@ -76,6 +77,12 @@ t.test('panels: compile errors of an uploaded definition point at their line and
   const { base } = await startKernel(t, { authEnabled: false })
   const browser = await launch(t)
   const page = await openPage(browser, `${base}/inspector/`)
+  await page.getByText('No panels in this namespace yet.').waitFor()
+  await page.keyboard.press('Tab')
+  t.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content', 'the first Tab stop skips to the content')
+  await page.keyboard.press('Enter')
+  t.equal(await page.evaluate(() => document.activeElement?.id), 'main', 'which focuses the main region')
+  t.match(page.url(), /\/inspector\/$/, 'and stays on the view')
   const broken = {
     id: 'broken',
     kind: 'demo',

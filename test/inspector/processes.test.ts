@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { api, startKernel } from '../panels/helpers.js'
-import { launch, openPage, shot } from './helpers.js'
+import { launch, openPage, shot, unlabelled } from './helpers.js'
 
 /** The terminal's screen lines (xterm.js DOM renderer), trailing blanks trimmed. */
 async function screen(page: Page): Promise<string[]> {
@@ -48,6 +48,7 @@ t.test('processes: spawn bash from the page, type into its xterm.js terminal, la
   const [rows, cols] = size.split(' ').map(Number)
   t.not(cols, 100, `the PTY has the terminal's width (${rows}×${cols}), not the spawn's 100 columns`)
   await shot(page, 'terminal')
+  t.same(await unlabelled(page), [], 'every control of the terminal view is labelled (xterm.js labels its input)')
 
   // late attach: a second page gets the output so far replayed
   const late = await openPage(browser, `${base}/inspector/#/processes/${pid}`)
