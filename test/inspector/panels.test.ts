@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { todoPanel } from '../../examples/panels.js'
+import { forecastPanel, todoPanel } from '../../examples/panels.js'
+import { startServer, until } from '../infra/helpers.js'
 import { api, startKernel } from '../panels/helpers.js'
 import { launch, openPage, shot, unlabelled } from './helpers.js'
 
@@ -126,4 +127,25 @@ t.test('panels: a dropped socket reconnects (with ?since=) and catches up on wha
   await page.getByTestId('version').filter({ hasText: '1' }).waitFor()
   t.match(await stateRow(page, 'todos').textContent(), 'while away', 'the change made while disconnected is shown')
   t.match(urls[0], /\/panels\/todos\/ws\?since=0$/, 'reconnected asking for what came after version 0')
+})
+
+t.test('panels: a run waiting on $ext.http shows PROGRESS (suspended on which call), the loading state, then its RESULT', async (t) => {
+  const service = await startServer(t, () => {}) // holds every request until the test answers it
+  const { base } = await startKernel(t, { authEnabled: false, http: { allowedDomains: ['127.0.0.1'] } })
+  t.equal((await api(base, 'POST', '/panels', forecastPanel(`${service.url}/forecast`))).status, 201)
+  const browser = await launch(t)
+  const page = await openPage(browser, `${base}/inspector/#/panels/forecast`)
+  await page.getByTestId('version').filter({ hasText: '0' }).waitFor()
+  await run(page, 'load', { city: 'Lisbon' })
+  const suspended = page.getByTestId('runs').locator('li[data-status="suspended"]')
+  await suspended.waitFor()
+  t.match(await suspended.textContent(), 'suspended on $ext.http.get()', 'PROGRESS: the pending call')
+  t.match(await stateRow(page, 'loading').textContent(), 'loading: true', 'the state committed before the call is live')
+  await until(() => service.open.length === 1)
+  service.open[0].writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ city: 'Lisbon', tempC: 21 }))
+  const done = page.getByTestId('runs').locator('li[data-status="success"]')
+  await done.waitFor()
+  t.match(await done.textContent(), 'returned {"city":"Lisbon","tempC":21}', 'RESULT after resuming')
+  t.match(await stateRow(page, 'loading').textContent(), 'loading: false')
+  t.match(await page.getByTestId('events').textContent(), 'forecast:loaded')
 })
