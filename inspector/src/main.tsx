@@ -9,10 +9,13 @@ import { TokenScreen } from './views/TokenScreen.js'
 import { PanelsView } from './views/Panels.js'
 import { PanelView } from './views/Panel.js'
 import { ProcessesView } from './views/Processes.js'
-import { ProcessView } from './views/Process.js'
+import { Suspense, lazy } from 'preact/compat'
 import { WorkersView } from './views/Workers.js'
 import { HealthView } from './views/Health.js'
 import './style.css'
+
+// xterm.js is the largest piece: fetched (from the kernel, like every asset) when a terminal opens
+const ProcessView = lazy(() => import('./views/Process.js').then((m) => ({ default: m.ProcessView })))
 
 const SECTIONS = [
   ['panels', 'Panels'],
@@ -35,7 +38,13 @@ function useHash(): string[] {
 function Route({ parts }: { parts: string[] }) {
   const [section, id] = parts
   if (section === 'panels' && id) return <PanelView id={id} />
-  if (section === 'processes' && id) return <ProcessView pid={Number(id)} />
+  if (section === 'processes' && id) {
+    return (
+      <Suspense fallback={<p class="muted">Loading the terminal…</p>}>
+        <ProcessView pid={Number(id)} />
+      </Suspense>
+    )
+  }
   if (section === 'processes') return <ProcessesView />
   if (section === 'workers') return <WorkersView />
   if (section === 'health') return <HealthView />
