@@ -3,7 +3,7 @@ import Form from '@rjsf/core'
 import validator from '@rjsf/validator-ajv8'
 import type { RJSFSchema } from '@rjsf/utils'
 import type { PanelDescription } from '../../../schemas/panels.js'
-import { api, seg } from '../api.js'
+import { ApiError, api, seg } from '../api.js'
 import { PanelSocket, type Run } from '../panel-socket.js'
 import { Card, ErrorBox, clock, usePoll } from './common.js'
 import { JsonTree } from './JsonTree.js'
@@ -87,6 +87,9 @@ function usePanelSocket(id: string): PanelSocket {
 export function PanelView({ id }: { id: string }) {
   const { value: panel, error } = usePoll(() => api<PanelDescription>('GET', `/panels/${seg(id)}`), 0, [id])
   const s = usePanelSocket(id)
+  useEffect(() => {
+    if (error instanceof ApiError && error.status === 404) s.close() // no such panel here: stop reconnecting
+  }, [error])
   return (
     <>
       <p class="crumbs"><a href="#/panels">Panels</a> / <strong>{id}</strong></p>
