@@ -53,6 +53,7 @@ t.test('panels: create the todo example from the page, drive it through generate
   t.match(await other.getByTestId('events').textContent(), 'todo:added', 'and the EVENT')
   await shot(page, 'panel')
   t.same(await unlabelled(page), [], 'every control of the panel view is labelled')
+  t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 1280), 'fits 1280 px without scrolling sideways')
 
   // the generated form validates inline; nothing is sent
   await run(page, 'add', { text: '' })
@@ -71,7 +72,10 @@ t.test('panels: create the todo example from the page, drive it through generate
 
   await page.setViewportSize({ width: 420, height: 800 })
   await shot(page, 'panel-narrow')
-  t.ok((await page.locator('[data-testid=state-tree]').boundingBox())!.width <= 420, 'narrow window: one column')
+  const stateBox = (await page.locator('#panel-state').boundingBox())!
+  const toolsBox = (await page.locator('#panel-tools').boundingBox())!
+  t.ok(toolsBox.y >= stateBox.y + stateBox.height, 'narrow window: one column, the tools under the state')
+  t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 420), 'and nothing wider than the window')
 })
 
 t.test('panels: compile errors of an uploaded definition point at their line and column; list and delete', async (t) => {
