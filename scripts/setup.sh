@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a fresh machine of this kind, and skips what is
 # already there: Debian packages for the guest build, npm packages, the Python libraries used by
-# the tests (websockets; openapi-python-client in .venv), then builds the sandbox (guest + addon). Safe to run again.
+# the tests (websockets; openapi-python-client in .venv), Chromium for the inspector's browser
+# tests, then builds the sandbox (guest + addon) and the inspector page. Safe to run again.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -18,7 +19,7 @@ if ! python3 -c 'import websockets' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'websockets>=13'
 fi
 
-# openapi-python-client generates the Python client the tests drive (test/infra/generated-clients.test.ts)
+# openapi-python-client generates the Python client the tests drive (test/infra/python-generated-client.test.ts)
 venv="$root/.venv"
 if [ ! -x "$venv/bin/openapi-python-client" ]; then
   echo "setup: installing openapi-python-client into $venv"
@@ -29,4 +30,10 @@ if [ ! -x "$venv/bin/openapi-python-client" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'openapi-python-client>=0.29,<0.30'
 fi
 
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing Debian's chromium (the inspector's browser tests drive it with playwright-core)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 bash wasm-runtime/build.sh
+bash inspector/build.sh
