@@ -19,6 +19,7 @@ t.test('the tarballs ship compiled code, types and guest.wasm; the addon is in t
   const [platform, main] = await Promise.all(tarballs.map(list))
   t.ok(main.includes('package/dist/app.js') && main.includes('package/dist/app.d.ts'), 'dist with declarations')
   t.ok(main.includes('package/wasm-runtime/build/guest.wasm'), 'guest.wasm')
+  t.ok(main.includes('package/dist/inspector/dist/index.html'), 'the built inspector page')
   t.same(main.filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts')), [], 'no TypeScript sources')
   t.same(main.filter((f) => /\/(test|bench|examples|node_modules)\/|\.node$/.test(f)), [], 'no tests, benches, examples or addon')
   t.same(platform.sort(), ['package/README.md', 'package/package.json', 'package/wasm_runtime.linux-x64-gnu.node'])
@@ -35,6 +36,9 @@ t.test("the README's embedding snippet runs under /kernel beside the app's own r
 
   t.same((await api(base, 'GET', '/')).body, { hello: 'my app' }, "the app's own route")
   t.match((await api(base, 'GET', '/kernel/health')).body, { status: 'ok', version: '0.1.0' })
+  const page = await fetch(`${base}/kernel/inspector/`)
+  t.equal(page.status, 200, 'the inspector page ships built')
+  t.match(await page.text(), /<html/i)
   const created = await api(base, 'POST', '/kernel/panels', counterPanel('counter', { tools: [incTool()] }))
   t.equal(created.status, 201, JSON.stringify(created.body))
   const rest = await api(base, 'POST', '/kernel/panels/counter/trigger/inc', { args: { by: 2 } })
