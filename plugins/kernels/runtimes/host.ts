@@ -31,13 +31,16 @@ export type CellOutcome =
   | { status: 'ok'; result?: DisplayBundle }
   | { status: 'error'; ename: string; evalue: string; traceback: string[] }
 
+/** An is_complete_reply's content. */
+export type IsComplete = { status: 'complete' | 'incomplete' | 'invalid' | 'unknown'; indent?: string }
+
 /** One language's runtime behind the protocol. */
 export interface Executor {
   /** Resolves when code can run; shell requests wait for it (kernel_info_reply then means "ready"). */
   ready: Promise<void>
   kernelInfo(): { implementation: string; implementation_version: string; banner: string; language_info: Record<string, unknown> }
   execute(code: string, io: CellIO, options: { silent: boolean; executionCount: number }): Promise<CellOutcome>
-  isComplete(code: string): { status: 'complete' | 'incomplete' | 'invalid' | 'unknown'; indent?: string }
+  isComplete(code: string): IsComplete | Promise<IsComplete>
   complete(code: string, cursorPos: number): Promise<{ matches: string[]; cursor_start: number; cursor_end: number }>
   inspect(code: string, cursorPos: number, detailLevel: number): Promise<Record<string, unknown> | undefined>
 }
@@ -149,7 +152,7 @@ export class KernelHost {
       case 'execute_request':
         return this.execute(req)
       case 'is_complete_request':
-        return this.executor.isComplete(String(c.code ?? ''))
+        return await this.executor.isComplete(String(c.code ?? ''))
       case 'complete_request': {
         const code = String(c.code ?? '')
         return { status: 'ok', metadata: {}, ...(await this.executor.complete(code, Number(c.cursor_pos ?? code.length))) }
