@@ -76,7 +76,8 @@ export class KernelHost {
   /** Shell requests received so far, and the last one a failed cell aborts (stop_on_error). */
   private received = 0
   private abortThrough = 0
-  private readonly pendingInput = new Map<string, (value: string) => void>()
+  /** The cell waiting for an input_reply (one cell runs at a time; clients send input_reply without a parent, as ipykernel accepts). */
+  private pendingInput: ((value: string) => void) | undefined
 
   constructor(private readonly info: ConnectionInfo, private readonly executor: Executor) {
     this.wire = new Wire(info.key, info.signature_scheme)
@@ -215,16 +216,15 @@ export class KernelHost {
     if (!allowed) return Promise.reject(Object.assign(new Error('input was requested, but this frontend does not support input requests'), { name: 'StdinNotImplementedError' }))
     const msg = createMessage('input_request', { prompt, password }, { session: this.session, parent: req.message })
     return new Promise((resolve) => {
-      this.pendingInput.set(req.message.header.msg_id, resolve)
+      this.pendingInput = resolve
       this.post('stdin', this.wire.encode(msg, req.identities))
     })
   }
 
   private onInputReply(message: JupyterMessage): void {
-    const parentId = (message.parent_header as { msg_id?: string }).msg_id ?? ''
-    const resolve = this.pendingInput.get(parentId)
+    const resolve = this.pendingInput
     if (message.header.msg_type !== 'input_reply' || !resolve) return
-    this.pendingInput.delete(parentId)
+    this.pendingInput = undefined
     resolve(String((message.content as { value?: unknown }).value ?? ''))
   }
 }

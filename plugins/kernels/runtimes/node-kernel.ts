@@ -67,6 +67,11 @@ export class NodeExecutor implements Executor {
     process.on('SIGINT', () => this.cancel?.()) // breakOnSigint handles sync code; this ends pending awaits
     process.on('uncaughtException', (err) => this.report(err))
     process.on('unhandledRejection', (err) => this.report(err))
+    // Node prints an ExperimentalWarning for USE_MAIN_CONTEXT_DEFAULT_LOADER on the first import(); keep the rest.
+    process.removeAllListeners('warning')
+    process.on('warning', (w) => {
+      if (w.name !== 'ExperimentalWarning') process.stderr.write(`${w.name}: ${w.message}\n`)
+    })
   }
 
   /** Errors thrown outside a cell (timers, abandoned promises) go to the latest cell's stderr, as in Node's REPL. */
