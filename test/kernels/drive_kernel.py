@@ -79,7 +79,10 @@ def run(kc, step):
     if op == "shutdown":
         msg = kc.session.msg("shutdown_request", {"restart": False})
         kc.control_channel.send(msg)
-        return kc.control_channel.get_msg(timeout=TIMEOUT)["content"]
+        while True:
+            reply = kc.control_channel.get_msg(timeout=TIMEOUT)
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                return reply["content"]
     raise ValueError(f"unknown op {op}")
 
 

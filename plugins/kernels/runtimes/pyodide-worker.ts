@@ -92,12 +92,12 @@ builtins.input = input
 `
 
 /** Blocks this thread until the main thread answers the input_request (stdin SAB protocol above). */
-function readLine(prompt: string, password: boolean): string | null {
+function readLine(prompt: string, password: boolean): string | undefined {
   Atomics.store(stdinState, 0, 0)
   port.postMessage({ input: { prompt, password } })
   Atomics.wait(stdinState, 0, 0)
   const state = Atomics.load(stdinState, 0)
-  if (state === 2) return null // the frontend does not take input (allow_stdin false)
+  if (state === 2) return undefined // (None in Python) the frontend takes no input (allow_stdin false)
   return new TextDecoder().decode(stdinBytes.slice(0, stdinState[1]))
 }
 
