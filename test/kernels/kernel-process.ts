@@ -4,7 +4,7 @@
  * installed by scripts/setup.sh) driving it through drive_kernel.py.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -111,4 +111,32 @@ export async function drive(kernel: KernelProcess, steps: Step[]): Promise<any[]
   const code = await new Promise<number | null>((res) => child.on('exit', res))
   if (code !== 0) throw new Error(`drive_kernel.py exited ${code}: ${err}\nkernel stderr: ${kernel.stderr()}`)
   return JSON.parse(out)
+}
+
+/**
+ * Run jupyter_kernel_test classes of kernel_conformance.py (KernelManager starts each kernel from the
+ * kernelspecs written to a temporary JUPYTER_PATH, exactly as Jupyter does). Resolves with
+ * `{test id: 'ok' | 'skip: …' | 'fail: …'}`.
+ */
+export async function conformance(classes: string[]): Promise<Record<string, string>> {
+  const dir = mkdtempSync(join(tmpdir(), 'wk-jupyter-'))
+  try {
+    for (const name of ['javascript', 'typescript', 'pyodide'] as const) {
+      const spec = { argv: kernelArgv(name), display_name: name, language: name === 'pyodide' ? 'python' : name, interrupt_mode: 'signal' }
+      mkdirSync(join(dir, 'kernels', name), { recursive: true })
+      writeFileSync(join(dir, 'kernels', name, 'kernel.json'), JSON.stringify(spec))
+    }
+    const child = spawn(python, [join(root, 'test/kernels/kernel_conformance.py'), ...classes], {
+      cwd: dir, env: { ...process.env, JUPYTER_PATH: dir, JUPYTER_RUNTIME_DIR: join(dir, 'runtime') }, stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => { out += d })
+    child.stderr.on('data', (d: Buffer) => { err += d })
+    const code = await new Promise<number | null>((res) => child.on('exit', res))
+    if (code !== 0) throw new Error(`kernel_conformance.py exited ${code}: ${err}`)
+    return JSON.parse(out)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }

@@ -21,7 +21,7 @@ test('pyodide kernel', { skip: missing }, async (t) => {
     { op: 'execute', code: 'name = input("name? ")\nf"hello {name}"', stdin: ['Ada'] },
     { op: 'execute', code: 'input()', allow_stdin: false },
     { op: 'is_complete', code: 'for i in range(3):' },
-    { op: 'complete', code: 'import json; json.dum' },
+    { op: 'complete', code: 'sys.std' },
     { op: 'shutdown' },
   ])
 
@@ -60,7 +60,8 @@ test('pyodide kernel', { skip: missing }, async (t) => {
 
   t.test('is_complete and complete', async (t) => {
     t.same(incomplete, { status: 'incomplete', indent: '    ' })
-    t.ok(completed.matches.includes('json.dumps'))
+    t.same(completed.matches, ['stderr', 'stdin', 'stdlib_module_names', 'stdout'])
+    t.equal(completed.cursor_start, 'sys.'.length)
   })
 
   t.test('shutdown_request replies, then the process exits 0', async (t) => {

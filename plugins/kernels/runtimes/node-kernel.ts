@@ -58,12 +58,15 @@ function errorOutcome(err: unknown): CellOutcome {
 export class NodeExecutor implements Executor {
   readonly ready = Promise.resolve()
   private readonly context: vm.Context
+  /** The context's own global object (the sandbox object lacks the language's built-ins such as Math). */
+  private readonly global: Record<string, unknown>
   private io: CellIO | undefined
   private cancel: (() => void) | undefined
   private readonly cwdRequire = createRequire(resolvePath(process.cwd(), 'cell.js'))
 
   constructor(private readonly language: Language) {
     this.context = vm.createContext(this.globals(), { name: `${language} kernel` })
+    this.global = vm.runInContext('globalThis', this.context) as Record<string, unknown>
     process.on('SIGINT', () => this.cancel?.()) // breakOnSigint handles sync code; this ends pending awaits
     process.on('uncaughtException', (err) => this.report(err))
     process.on('unhandledRejection', (err) => this.report(err))
@@ -154,7 +157,7 @@ export class NodeExecutor implements Executor {
 
   /** The value a dotted path (`a.b.c`) names in the context, reading properties only (no code runs but getters). */
   private lookup(path: string): { found: boolean; value: unknown } {
-    let value: unknown = this.context
+    let value: unknown = this.global
     for (const part of path.split('.')) {
       if (value === null || value === undefined || !(part in Object(value))) return { found: false, value: undefined }
       value = (value as Record<string, unknown>)[part]
@@ -172,8 +175,7 @@ export class NodeExecutor implements Executor {
         for (const k of Object.getOwnPropertyNames(o)) names.add(k)
       }
     } else {
-      for (const k of Object.getOwnPropertyNames(this.context)) names.add(k)
-      for (const k of vm.runInContext('Object.getOwnPropertyNames(globalThis)', this.context) as string[]) names.add(k)
+      for (const k of Object.getOwnPropertyNames(this.global)) names.add(k)
       for (const k of KEYWORDS) names.add(k)
     }
     const matches = [...names].filter((k) => k.startsWith(prefix) && /^[A-Za-z_$][\w$]*$/.test(k)).sort()

@@ -55,6 +55,7 @@ export class PyodideExecutor implements Executor {
     if (m.failed) this.die(`Pyodide failed to load: ${m.failed}`)
     else if (m.stream) this.stream(m.stream.name, m.stream.text)
     else if (m.input) this.answerInput(m.input.prompt, m.input.password)
+    else if (m.display) { this.flush(); this.io?.display(m.display) }
     else if (typeof m.id === 'number') {
       this.flush()
       this.waiting.get(m.id)?.(m.result)
@@ -117,7 +118,7 @@ export class PyodideExecutor implements Executor {
     Atomics.store(this.interrupt, 0, 0) // an interrupt that arrived while idle does not hit the next cell
     const r = (await this.ask('execute', code, { filename: `<cell[${options.executionCount}]>` }))!
     if (r.status === 'error') return { status: 'error', ename: r.ename, evalue: r.evalue, traceback: r.traceback }
-    return r.repr === undefined ? { status: 'ok' } : { status: 'ok', result: { data: { 'text/plain': r.repr }, metadata: {} } }
+    return r.data === undefined ? { status: 'ok' } : { status: 'ok', result: { data: r.data, metadata: {} } }
   }
 
   isComplete(code: string) {

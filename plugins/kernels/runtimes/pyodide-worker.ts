@@ -6,7 +6,7 @@
  *   `interrupt[0] = 2` on SIGINT (Pyodide raises KeyboardInterrupt at the next bytecode check); `stdin`
  *   carries input_reply text back to a blocked `input()` (Int32 state + Int32 length + UTF-8 bytes).
  * in:  `{ id, op: 'execute' | 'isComplete' | 'complete' | 'inspect', code, cursorPos?, filename? }`
- * out: `{ ready: { version } }` | `{ failed: message }` | `{ stream: { name, text } }` |
+ * out: `{ ready: { version } }` | `{ failed: message }` | `{ stream: { name, text } }` | `{ display: bundle }` |
  *      `{ input: { prompt, password } }` | `{ id, result }` (the Python helper's JSON answer, parsed)
  */
 import { createRequire } from 'node:module'
@@ -31,6 +31,30 @@ def _wk_error(e, filename):
     lines = traceback.format_exception(type(e), e, tb)
     return {"status": "error", "ename": type(e).__name__, "evalue": str(e), "traceback": [l.rstrip("\n") for l in lines]}
 
+_WK_REPRS = [("_repr_html_", "text/html"), ("_repr_markdown_", "text/markdown"), ("_repr_svg_", "image/svg+xml"),
+             ("_repr_png_", "image/png"), ("_repr_jpeg_", "image/jpeg"), ("_repr_latex_", "text/latex"), ("_repr_json_", "application/json")]
+
+def _wk_bundle(obj):
+    """IPython's rich display protocol, minus IPython: text/plain is repr(); _repr_*_ methods add MIME types."""
+    data = {"text/plain": repr(obj)}
+    for method, mime in _WK_REPRS:
+        fn = getattr(obj, method, None)
+        if callable(fn):
+            try:
+                value = fn()
+            except Exception:
+                continue
+            if value is not None:
+                data[mime] = value
+    return data
+
+def display(*objs, raw=False, metadata=None):
+    """Publish display_data for each object (raw=True: the object is already a {mime: data} dict), as IPython's display."""
+    for obj in objs:
+        _wk_display(json.dumps({"data": obj if raw else _wk_bundle(obj), "metadata": metadata or {}}, default=str))
+
+builtins.display = display
+
 async def _wk_execute(code, filename):
     try:
         value = await eval_code_async(code, __main__.__dict__, filename=filename)
@@ -41,7 +65,7 @@ async def _wk_execute(code, filename):
     if value is None:
         return json.dumps({"status": "ok"})
     builtins._ = value
-    return json.dumps({"status": "ok", "repr": repr(value)})
+    return json.dumps({"status": "ok", "data": _wk_bundle(value)}, default=str)
 
 def _wk_is_complete(code):
     try:
@@ -54,17 +78,15 @@ def _wk_is_complete(code):
     return json.dumps({"status": "complete"})
 
 def _wk_complete(code, pos):
+    """Names for the dotted token before the cursor; like ipykernel, a match replaces only the last segment."""
     token = re.search(r"[\w.]*$", code[:pos]).group(0)
     completer = rlcompleter.Completer(__main__.__dict__)
-    matches, i = [], 0
-    while True:
-        m = completer.complete(token, i)
-        if m is None:
-            break
-        matches.append(m.rstrip("("))
+    matches, i = set(), 0
+    while (m := completer.complete(token, i)) is not None:
+        matches.add(m.rstrip("(").rsplit(".", 1)[-1])
         i += 1
-    start = pos - len(token)
-    return json.dumps({"matches": sorted(set(matches)), "cursor_start": start, "cursor_end": pos})
+    last = token.rsplit(".", 1)[-1]
+    return json.dumps({"matches": sorted(matches), "cursor_start": pos - len(last), "cursor_end": pos})
 
 def _wk_inspect(code, pos):
     name = re.search(r"[\w.]*$", code[:pos]).group(0) + re.match(r"\w*", code[pos:]).group(0)
@@ -87,7 +109,6 @@ def input(prompt=""):
         raise StdinNotImplementedError("raw_input was called, but this frontend does not support input requests.")
     return line
 
-__main__.__dict__["input"] = input
 builtins.input = input
 `
 
@@ -109,7 +130,9 @@ function writer(name: 'stdout' | 'stderr') {
   }
 }
 
-async function load(): Promise<PyodideInterface> {
+type PyProxyDict = { get(name: string): unknown; set(name: string, value: unknown): void }
+
+async function load(): Promise<{ py: PyodideInterface; helpers: PyProxyDict }> {
   const indexURL = dirname(createRequire(import.meta.url).resolve('pyodide')) + '/'
   const py = await loadPyodide({
     indexURL,
@@ -121,16 +144,19 @@ async function load(): Promise<PyodideInterface> {
   py.setInterruptBuffer(new Int32Array(interrupt))
   py.FS.mkdirTree('/home/pyodide')
   py.FS.mount(py.FS.filesystems.NODEFS, { root: process.cwd() }, '/home/pyodide')
-  py.globals.set('_wk_read_line', readLine)
-  py.runPython(HELPERS)
-  py.runPython('import os; os.chdir("/home/pyodide")')
-  return py
+  // The helpers live in their own namespace: a fresh kernel's `dir()` shows only what Python itself puts there.
+  const helpers = py.runPython('dict()') as PyProxyDict
+  helpers.set('_wk_read_line', readLine)
+  helpers.set('_wk_display', (json: string) => port.postMessage({ display: JSON.parse(json) }))
+  py.runPython(HELPERS, { globals: helpers as never })
+  py.runPython('import os; os.chdir("/home/pyodide"); del os')
+  return { py, helpers }
 }
 
 type Request = { id: number; op: 'execute' | 'isComplete' | 'complete' | 'inspect'; code: string; cursorPos?: number; filename?: string }
 
-async function serve(py: PyodideInterface): Promise<void> {
-  const call = (name: string, ...args: unknown[]) => (py.globals.get(name) as (...a: unknown[]) => unknown)(...args)
+async function serve({ py, helpers }: { py: PyodideInterface; helpers: PyProxyDict }): Promise<void> {
+  const call = (name: string, ...args: unknown[]) => (helpers.get(name) as (...a: unknown[]) => unknown)(...args)
   let queue = Promise.resolve()
   port.on('message', (req: Request) => {
     queue = queue.then(async () => {
@@ -142,7 +168,7 @@ async function serve(py: PyodideInterface): Promise<void> {
       port.postMessage({ id: req.id, result: JSON.parse(String(json)) })
     })
   })
-  const version = String(py.runPython('import sys; sys.version.split()[0]'))
+  const version = String(py.runPython('import sys; sys.version.split()[0]', { globals: helpers as never }))
   port.postMessage({ ready: { version } })
 }
 
