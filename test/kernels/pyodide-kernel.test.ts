@@ -10,13 +10,15 @@ test('pyodide kernel', { skip: missing }, async (t) => {
   const kernel = await startKernel('pyodide')
   t.teardown(() => kernel.stop())
   const pid = kernel.child.pid
-  const [info, printed, sum, failed, bySignal, byMessage, kept, asked, refused, incomplete, completed, shutdown] = await drive(kernel, [
+  const [info, printed, sum, failed, bySignal, byMessage, sleeping, awaiting, kept, asked, refused, incomplete, completed, shutdown] = await drive(kernel, [
     { op: 'kernel_info' },
     { op: 'execute', code: 'import sys\nprint("hello")\nprint("oops", file=sys.stderr)\nkeep = 41' },
     { op: 'execute', code: '1+1' },
     { op: 'execute', code: 'def inner():\n    return 1 / 0\ninner()' },
     { op: 'execute', code: 'while True: pass', interrupt: { after_s: 0.5, via: 'signal', pid } },
     { op: 'execute', code: 'while True:\n    keep = keep', interrupt: { after_s: 0.5, via: 'message' } },
+    { op: 'execute', code: 'import time\ntime.sleep(30)', interrupt: { after_s: 0.5, via: 'signal', pid } },
+    { op: 'execute', code: 'import asyncio\nawait asyncio.sleep(30)', interrupt: { after_s: 0.5, via: 'signal', pid } },
     { op: 'execute', code: 'keep + 1' },
     { op: 'execute', code: 'name = input("name? ")\nf"hello {name}"', stdin: ['Ada'] },
     { op: 'execute', code: 'input()', allow_stdin: false },
@@ -46,9 +48,11 @@ test('pyodide kernel', { skip: missing }, async (t) => {
     t.notMatch(tb, /_pyodide|pyodide\/code/, 'no Pyodide frames')
   })
 
-  t.test('interrupt raises KeyboardInterrupt in `while True: pass` and keeps the namespace', async (t) => {
+  t.test('interrupt raises KeyboardInterrupt in a loop, time.sleep and an await, and keeps the namespace', async (t) => {
     t.same([bySignal.reply.status, bySignal.reply.ename], ['error', 'KeyboardInterrupt'])
     t.same([byMessage.reply.status, byMessage.reply.ename], ['error', 'KeyboardInterrupt'])
+    t.same([sleeping.reply.status, sleeping.reply.ename], ['error', 'KeyboardInterrupt'], 'time.sleep(30)')
+    t.same([awaiting.reply.status, awaiting.reply.ename], ['error', 'KeyboardInterrupt'], 'await asyncio.sleep(30)')
     t.equal(last(kept).content.data['text/plain'], '42')
   })
 

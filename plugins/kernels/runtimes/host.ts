@@ -43,6 +43,8 @@ export interface Executor {
   isComplete(code: string): IsComplete | Promise<IsComplete>
   complete(code: string, cursorPos: number): Promise<{ matches: string[]; cursor_start: number; cursor_end: number }>
   inspect(code: string, cursorPos: number, detailLevel: number): Promise<Record<string, unknown> | undefined>
+  /** Set by the host: call it when the runtime is lost; the kernel closes its sockets and exits 1. */
+  onFatal?: (reason: string) => void
 }
 
 /** The command line of our kernels: `-f <connection file>` plus named options (`--language typescript`). */
@@ -72,6 +74,7 @@ export class KernelHost {
   private readonly io: Worker
   private readonly session = crypto.randomUUID()
   private executionCount = 1
+  private exitCode = 0
   private shellQueue: Promise<void> = Promise.resolve()
   /** Shell requests received so far, and the last one a failed cell aborts (stop_on_error). */
   private received = 0
@@ -88,7 +91,12 @@ export class KernelHost {
       else if (m.channel && m.frames) this.receive(m.channel, m.frames.map((f) => Buffer.from(f.buffer, f.byteOffset, f.byteLength)))
     })
     this.io.on('error', (err) => this.fail(err.message))
-    this.io.on('exit', () => process.exit(0))
+    this.io.on('exit', () => process.exit(this.exitCode))
+    executor.onFatal = (reason) => {
+      process.stderr.write(`kernel: ${reason}\n`)
+      this.exitCode = 1
+      this.io.postMessage({ close: true })
+    }
   }
 
   private fail(reason: string): never {

@@ -28,6 +28,8 @@ export class PyodideExecutor implements Executor {
   private readonly waiting = new Map<number, (answer: Answer) => void>()
   private nextId = 0
   private io: CellIO | undefined
+  private running = false
+  onFatal?: (reason: string) => void
   private pending: { name: 'stdout' | 'stderr'; text: string } | undefined
 
   constructor() {
@@ -43,12 +45,17 @@ export class PyodideExecutor implements Executor {
     })
     this.worker.on('error', (err) => this.die(err.message))
     this.worker.on('exit', (code) => this.die(`Python worker exited (${code})`))
-    process.on('SIGINT', () => { Atomics.store(this.interrupt, 0, 2) })
+    process.on('SIGINT', () => {
+      if (!this.running) return
+      Atomics.store(this.interrupt, 0, 2)
+      Atomics.notify(this.interrupt, 0) // wakes an interruptible time.sleep
+      this.worker.postMessage({ interrupt: true }) // cancels a cell that awaits (no bytecode runs to notice the buffer)
+    })
   }
 
-  private die(reason: string): never {
-    process.stderr.write(`pyodide kernel: ${reason}\n`)
-    process.exit(1)
+  private die(reason: string): void {
+    if (this.onFatal) this.onFatal(reason)
+    else process.exit(1)
   }
 
   private onMessage(m: Record<string, any>): void {
@@ -115,8 +122,8 @@ export class PyodideExecutor implements Executor {
 
   async execute(code: string, io: CellIO, options: { executionCount: number }): Promise<CellOutcome> {
     this.io = io
-    Atomics.store(this.interrupt, 0, 0) // an interrupt that arrived while idle does not hit the next cell
-    const r = (await this.ask('execute', code, { filename: `<cell[${options.executionCount}]>` }))!
+    this.running = true
+    const r = (await this.ask('execute', code, { filename: `<cell[${options.executionCount}]>` }).finally(() => { this.running = false }))!
     if (r.status === 'error') return { status: 'error', ename: r.ename, evalue: r.evalue, traceback: r.traceback }
     return r.data === undefined ? { status: 'ok' } : { status: 'ok', result: { data: r.data, metadata: {} } }
   }

@@ -16,12 +16,13 @@ import { loadPyodide, type PyodideInterface } from 'pyodide'
 
 const port = parentPort!
 const { interrupt, stdin } = workerData as { interrupt: SharedArrayBuffer; stdin: SharedArrayBuffer }
+const interruptFlag = new Int32Array(interrupt)
 const stdinState = new Int32Array(stdin, 0, 2)
 const stdinBytes = new Uint8Array(stdin, 8)
 
 /** The helpers cells run through: results and errors as JSON, tracebacks without Pyodide's own frames. */
 const HELPERS = String.raw`
-import builtins, codeop, inspect as _inspect, json, rlcompleter, re, sys, traceback, __main__
+import asyncio, builtins, codeop, inspect as _inspect, json, rlcompleter, re, sys, traceback, __main__
 from pyodide.code import eval_code_async
 
 def _wk_error(e, filename):
@@ -55,9 +56,22 @@ def display(*objs, raw=False, metadata=None):
 
 builtins.display = display
 
+_wk_cell = None
+
+def _wk_cancel():
+    """An interrupt while the cell awaits: cancel it (reported as KeyboardInterrupt)."""
+    if _wk_cell is not None and not _wk_cell.done():
+        _wk_cell.cancel("interrupt")
+
 async def _wk_execute(code, filename):
+    global _wk_cell
+    _wk_cell = asyncio.ensure_future(eval_code_async(code, __main__.__dict__, filename=filename))
     try:
-        value = await eval_code_async(code, __main__.__dict__, filename=filename)
+        value = await _wk_cell
+    except asyncio.CancelledError as e:
+        if _wk_cell.cancelled():
+            return json.dumps({"status": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": ["KeyboardInterrupt"]})
+        return json.dumps(_wk_error(e, filename))
     except BaseException as e:
         return json.dumps(_wk_error(e, filename))
     finally:
@@ -110,7 +124,29 @@ def input(prompt=""):
     return line
 
 builtins.input = input
+
+import time as _time
+
+def _wk_sleep(seconds):
+    """time.sleep that an interrupt ends at once (Pyodide's own only notices it when it returns)."""
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    deadline = _time.monotonic() + seconds
+    while (left := deadline - _time.monotonic()) > 0:
+        if _wk_wait(min(left, 1.0)):
+            raise KeyboardInterrupt
+
+_time.sleep = _wk_sleep
 `
+
+/**
+ * Sleeps up to `seconds` on the interrupt buffer; true (buffer reset) when SIGINT woke it. The main
+ * thread notifies the buffer when it sets it, so an interrupted sleep ends at once.
+ */
+function waitInterruptible(seconds: number): boolean {
+  Atomics.wait(interruptFlag, 0, 0, seconds * 1000)
+  return Atomics.compareExchange(interruptFlag, 0, 2, 0) === 2
+}
 
 /** Blocks this thread until the main thread answers the input_request (stdin SAB protocol above). */
 function readLine(prompt: string, password: boolean): string | undefined {
@@ -141,12 +177,13 @@ async function load(): Promise<{ py: PyodideInterface; helpers: PyProxyDict }> {
   })
   py.setStdout({ write: writer('stdout') })
   py.setStderr({ write: writer('stderr') })
-  py.setInterruptBuffer(new Int32Array(interrupt))
+  py.setInterruptBuffer(interruptFlag)
   py.FS.mkdirTree('/home/pyodide')
   py.FS.mount(py.FS.filesystems.NODEFS, { root: process.cwd() }, '/home/pyodide')
   // The helpers live in their own namespace: a fresh kernel's `dir()` shows only what Python itself puts there.
   const helpers = py.runPython('dict()') as PyProxyDict
   helpers.set('_wk_read_line', readLine)
+  helpers.set('_wk_wait', waitInterruptible)
   helpers.set('_wk_display', (json: string) => port.postMessage({ display: JSON.parse(json) }))
   py.runPython(HELPERS, { globals: helpers as never })
   py.runPython('import os; os.chdir("/home/pyodide"); del os')
@@ -158,7 +195,11 @@ type Request = { id: number; op: 'execute' | 'isComplete' | 'complete' | 'inspec
 async function serve({ py, helpers }: { py: PyodideInterface; helpers: PyProxyDict }): Promise<void> {
   const call = (name: string, ...args: unknown[]) => (helpers.get(name) as (...a: unknown[]) => unknown)(...args)
   let queue = Promise.resolve()
-  port.on('message', (req: Request) => {
+  port.on('message', (req: Request | { interrupt: true }) => {
+    if ('interrupt' in req) {
+      Atomics.compareExchange(interruptFlag, 0, 2, 0) // the cancel below must not be interrupted itself
+      return call('_wk_cancel')
+    }
     queue = queue.then(async () => {
       let json: unknown
       if (req.op === 'execute') json = await call('_wk_execute', req.code, req.filename)
@@ -171,5 +212,11 @@ async function serve({ py, helpers }: { py: PyodideInterface; helpers: PyProxyDi
   const version = String(py.runPython('import sys; sys.version.split()[0]', { globals: helpers as never }))
   port.postMessage({ ready: { version } })
 }
+
+// Python raising outside a cell (a task left running, an interrupt landing in a loop callback) is
+// reported on stderr like an unraisable exception, not a crash of the kernel.
+const unraisable = (err: unknown) => port.postMessage({ stream: { name: 'stderr', text: `${(err as Error)?.message ?? String(err)}\n` } })
+process.on('uncaughtException', unraisable)
+process.on('unhandledRejection', unraisable)
 
 load().then(serve, (err: Error) => port.postMessage({ failed: err.message }))
