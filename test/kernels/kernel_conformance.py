@@ -37,8 +37,9 @@ class TypeScriptKernelTests(JavaScriptKernelTests):
     code_execute_result = [{"code": "(1 as number) + 2", "result": "3"}]
 
 
-class PyodideKernelTests(jkt.KernelTests):
-    kernel_name = "pyodide"
+class PythonSamples:
+    """Samples both Python kernels run: ours (pyodide) and the control (ipykernel)."""
+
     language_name = "python"
     file_extension = ".py"
     code_hello_world = 'print("hello, world")'
@@ -49,26 +50,19 @@ class PyodideKernelTests(jkt.KernelTests):
     invalid_code_samples = ["x = = 1"]
     code_generate_error = 'raise ValueError("boom")'
     code_execute_result = [{"code": "1 + 2", "result": "3"}]
-    code_display_data = [{"code": 'display({"text/html": "<b>x</b>"}, raw=True)', "mime": "text/html"}]
     code_inspect_sample = "print"
 
 
-class Python3KernelTests(jkt.KernelTests):
+class PyodideKernelTests(PythonSamples, jkt.KernelTests):
+    kernel_name = "pyodide"
+    code_display_data = [{"code": 'display({"text/html": "<b>x</b>"}, raw=True)', "mime": "text/html"}]
+
+
+class Python3KernelTests(PythonSamples, jkt.KernelTests):
     """The control: ipykernel passes the same checks."""
 
     kernel_name = "python3"
-    language_name = "python"
-    file_extension = ".py"
-    code_hello_world = 'print("hello, world")'
-    code_stderr = 'import sys; print("oops", file=sys.stderr)'
-    completion_samples = [{"text": "zi", "matches": ["zip"]}]
-    complete_code_samples = ["1", "x = 1"]
-    incomplete_code_samples = ["for i in range(3):", "def f(x):"]
-    invalid_code_samples = ["x = = 1"]
-    code_generate_error = 'raise ValueError("boom")'
-    code_execute_result = [{"code": "1 + 2", "result": "3"}]
     code_display_data = [{"code": 'from IPython.display import HTML, display; display(HTML("<b>x</b>"))', "mime": "text/html"}]
-    code_inspect_sample = "print"
 
 
 class Collect(unittest.TestResult):
