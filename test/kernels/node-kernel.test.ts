@@ -1,6 +1,10 @@
 // Our Node kernel (javascript / typescript) started from a connection file, driven by jupyter_client.
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { test } from 'tap'
-import { drive, pythonMissing, startKernel, type Executed } from './kernel-process.js'
+import * as zmq from 'zeromq'
+import { Wire, createMessage } from '../../plugins/kernels/wire.js'
+import { drive, kernelArgv, pythonMissing, startKernel, type Executed } from './kernel-process.js'
 
 const missing = pythonMissing()
 const outputs = (r: Executed) => r.iopub.map((m) => [m.msg_type, m.content.name ?? m.content.data?.['text/plain'] ?? m.content.ename])
@@ -136,4 +140,28 @@ test('shutdown_request on control replies, then the process exits 0', { skip: mi
   const [reply] = await drive(kernel, [{ op: 'shutdown' }])
   t.same(reply, { status: 'ok', restart: false })
   t.equal(await kernel.exited, 0)
+})
+
+test('a badly signed or malformed message is dropped with a log line; the kernel keeps serving', { skip: missing }, async (t) => {
+  const kernel = await startKernel('javascript')
+  t.teardown(() => kernel.stop())
+  const info = JSON.parse(readFileSync(kernel.connectionFile, 'utf8'))
+  const dealer = new zmq.Dealer({ linger: 1000 })
+  dealer.connect(`tcp://127.0.0.1:${info.shell_port}`)
+  const forged = new Wire('not-the-key').encode(createMessage('execute_request', { code: 'globalThis.hacked = 1' }, { session: 's' }))
+  await dealer.send(forged)
+  await dealer.send([Buffer.from('no delimiter')])
+  const dropped = /dropped a shell message: message signature does not match[^]*dropped a shell message: no <IDS\|MSG> delimiter/
+  for (let i = 0; i < 200 && !dropped.test(kernel.stderr()); i++) await new Promise((r) => setTimeout(r, 50))
+  dealer.close()
+  t.match(kernel.stderr(), dropped, 'both were logged, in order')
+  const [r] = await drive(kernel, [{ op: 'execute', code: 'typeof hacked' }])
+  t.same(outputs(r).at(-1), ['execute_result', "'undefined'"], 'the forged execute_request did not run')
+})
+
+test('a kernel started without -f exits 1 with its usage', async (t) => {
+  const [file, ...args] = kernelArgv('javascript').slice(0, -2)
+  const r = spawnSync(file, args, { encoding: 'utf8' })
+  t.equal(r.status, 1)
+  t.match(r.stderr, /usage: <kernel> -f <connection_file>/)
 })

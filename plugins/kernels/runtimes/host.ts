@@ -82,7 +82,7 @@ export class KernelHost {
   /** The cell waiting for an input_reply (one cell runs at a time; clients send input_reply without a parent, as ipykernel accepts). */
   private pendingInput: ((value: string) => void) | undefined
 
-  constructor(private readonly info: ConnectionInfo, private readonly executor: Executor) {
+  constructor(info: ConnectionInfo, private readonly executor: Executor) {
     this.wire = new Wire(info.key, info.signature_scheme)
     this.io = startWorker(sibling(import.meta.url, 'io-worker'), { workerData: info, env: {} })
     this.io.on('message', (m: { channel?: Channel; frames?: Uint8Array[]; ready?: boolean; error?: string }) => {
