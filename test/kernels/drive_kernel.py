@@ -4,7 +4,8 @@ Usage: drive_kernel.py <connection_file>  — steps as a JSON list on stdin, res
 Steps:
   {"op": "kernel_info"}
   {"op": "execute", "code": "...", "allow_stdin": false, "stdin": ["line", ...],
-   "interrupt": {"after_s": 1.0, "via": "signal" | "message", "pid": 123}}
+   "interrupt": {"after_s": 1.0, "via": "signal" | "group" | "message", "pid": 123}}
+  ("group" signals the kernel's whole process group, as jupyter_client's interrupt_kernel does)
   {"op": "is_complete" | "complete" | "inspect", "code": "..."}
   {"op": "shutdown"}
 An execute result is {"reply": content, "iopub": [{"msg_type", "content"}, ...]} with the iopub messages
@@ -26,6 +27,8 @@ def interrupt_later(kc, spec):
     time.sleep(spec["after_s"])
     if spec["via"] == "signal":
         os.kill(spec["pid"], signal.SIGINT)
+    elif spec["via"] == "group":
+        os.killpg(spec["pid"], signal.SIGINT)
     else:
         kc.control_channel.send(kc.session.msg("interrupt_request", {}))
 

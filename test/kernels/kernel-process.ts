@@ -77,7 +77,8 @@ export async function startKernel(name: 'javascript' | 'typescript' | 'pyodide')
   const info = { transport: 'tcp', ip: '127.0.0.1', shell_port, iopub_port, stdin_port, control_port, hb_port, key: newKey(), signature_scheme: 'hmac-sha256', kernel_name: name }
   writeFileSync(connectionFile, JSON.stringify(info), { mode: 0o600 })
   const [file, ...args] = kernelArgv(name).map((a) => (a === '{connection_file}' ? connectionFile : a))
-  const child = spawn(file, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
+  // Its own process group, as jupyter_client starts kernels (a group-wide SIGINT reaches its children too).
+  const child = spawn(file, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true })
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => { stderr += d })
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)))

@@ -99,12 +99,15 @@ test('top-level await, static import, display() and input()', { skip: missing },
 test('typescript kernel strips types and reports syntax errors', { skip: missing }, async (t) => {
   const kernel = await startKernel('typescript')
   t.teardown(() => kernel.stop())
-  const [info, typed, again, bad, incomplete] = await drive(kernel, [
+  const pid = kernel.child.pid
+  const [info, typed, again, bad, incomplete, stopped, afterwards] = await drive(kernel, [
     { op: 'kernel_info' },
     { op: 'execute', code: 'interface P { a: number }\nconst p: P = { a: 21 }\nfunction twice(n: number): number { return n * 2 }\ntwice(p.a)' },
     { op: 'execute', code: 'const p: { a: string } = { a: "re-declared" }; p.a as string' },
     { op: 'execute', code: 'const q: number = ' },
     { op: 'is_complete', code: 'function f(a: number) {' },
+    { op: 'execute', code: 'while (true) {}', interrupt: { after_s: 0.5, via: 'group', pid } },
+    { op: 'execute', code: 'const n: number = p.a.length; n' },
   ])
   t.equal(info.language_info.name, 'typescript')
   t.equal(info.language_info.file_extension, '.ts')
@@ -112,6 +115,8 @@ test('typescript kernel strips types and reports syntax errors', { skip: missing
   t.same(outputs(again).at(-1), ['execute_result', "'re-declared'"])
   t.equal(bad.reply.ename, 'SyntaxError')
   t.equal(incomplete.status, 'incomplete')
+  t.equal(stopped.reply.ename, 'Interrupted')
+  t.same(outputs(afterwards).at(-1), ['execute_result', '11'], 'TypeScript still compiles after a group-wide SIGINT')
 })
 
 test('is_complete, complete and inspect', { skip: missing }, async (t) => {

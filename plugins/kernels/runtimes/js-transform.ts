@@ -10,7 +10,7 @@
  * Source positions keep their line numbers (all added text goes on existing lines).
  */
 import * as acorn from 'acorn'
-import { transformSync } from 'esbuild'
+import { stop, transformSync } from 'esbuild'
 
 /** A cell ready for `new vm.Script(code)`: `async` = the Script evaluates to a Promise of the result. */
 export interface TransformedCell {
@@ -47,15 +47,36 @@ export function parseCell(code: string): { program: acorn.Program; async: boolea
   }
 }
 
-/** TypeScript → JavaScript (esbuild, ESNext, no module conversion). @throws CellSyntaxError */
+type EsbuildError = Error & { errors?: { text: string; location?: { line: number; column: number } | null }[] }
+
+function esbuildTs(code: string): string {
+  return transformSync(code, { loader: 'ts', target: 'esnext' }).code
+}
+
+/**
+ * TypeScript → JavaScript (esbuild, ESNext, no module conversion). esbuild's service is a child
+ * process in the kernel's process group, so a group-wide SIGINT (jupyter_client's interrupt_kernel)
+ * kills it; then the service is started again once.
+ * @throws CellSyntaxError
+ */
 export function stripTypes(code: string): string {
   try {
-    return transformSync(code, { loader: 'ts', target: 'esnext' }).code
+    return esbuildTs(code)
   } catch (err) {
-    const first = (err as { errors?: { text: string; location?: { line: number; column: number } }[] }).errors?.[0]
-    const msg = first?.text ?? (err as Error).message
-    throw new CellSyntaxError(msg, first?.location?.line ?? 1, first?.location?.column ?? 0, /end of file/i.test(msg))
+    if ((err as EsbuildError).errors) throw syntaxError(err as EsbuildError)
   }
+  stop() // the service is no longer running
+  try {
+    return esbuildTs(code)
+  } catch (err) {
+    throw syntaxError(err as EsbuildError)
+  }
+}
+
+function syntaxError(err: EsbuildError): CellSyntaxError {
+  const first = err.errors?.[0]
+  const msg = first?.text ?? err.message
+  return new CellSyntaxError(msg, first?.location?.line ?? 1, first?.location?.column ?? 0, /end of file/i.test(msg))
 }
 
 /** Every name a binding pattern binds (`{a, b: [c, ...d] = []}` → a, c, d). */
