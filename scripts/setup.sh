@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a fresh machine of this kind, and skips what is
 # already there: Debian packages for the guest build, npm packages, the Python libraries used by
-# the tests (websockets; openapi-python-client in .venv), Chromium for the inspector's browser
+# the tests (websockets; ipykernel, the Jupyter clients and openapi-python-client in .venv), Chromium for the inspector's browser
 # tests, then builds the sandbox (guest + addon) and the inspector page. Safe to run again.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,15 +19,23 @@ if ! python3 -c 'import websockets' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'websockets>=13'
 fi
 
-# openapi-python-client generates the Python client the tests drive (test/infra/python-generated-client.test.ts)
-venv="$root/.venv"
-if [ ! -x "$venv/bin/openapi-python-client" ]; then
-  echo "setup: installing openapi-python-client into $venv"
-  if ! python3 -c 'import ensurepip' 2>/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+# The project virtualenv (.venv, gitignored, so the system Python stays untouched): ipykernel
+# (python3 kernelspec) and the Jupyter clients the kernel tests and benchmark use, and
+# openapi-python-client, which generates the client test/infra/python-generated-client.test.ts drives.
+if [ ! -x .venv/bin/python3 ]; then
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    echo "setup: installing python3-venv"
+    apt-get update -qq && apt-get install -y -qq python3-venv
   fi
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'openapi-python-client>=0.29,<0.30'
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python3 -c 'import ipykernel, jupyter_client, jupyter_kernel_test' 2>/dev/null; then
+  echo "setup: installing ipykernel into .venv"
+  .venv/bin/python3 -m pip install --quiet --disable-pip-version-check 'ipykernel>=6' 'jupyter_client>=8' 'jupyter_kernel_test>=0.7'
+fi
+if [ ! -x .venv/bin/openapi-python-client ]; then
+  echo "setup: installing openapi-python-client into .venv"
+  .venv/bin/python3 -m pip install --quiet --disable-pip-version-check 'openapi-python-client>=0.29,<0.30'
 fi
 
 if ! command -v chromium >/dev/null 2>&1; then
