@@ -31,9 +31,12 @@ export class PanelState {
     for (const [key, json] of entries) this.set(key, JSON.parse(json), json)
   }
 
-  /** The state from a plain object (e.g. `initialState`), with each value's JSON text. */
+  /**
+   * The state from a plain object (e.g. `initialState`), with each value's JSON text.
+   * @throws KernelError 400 INVALID_STATE when a value cannot be written as JSON (e.g. nested too deep)
+   */
   static entries(obj: Record<string, unknown>): Map<string, string> {
-    return new Map(Object.entries(obj).map(([k, v]) => [k, JSON.stringify(v ?? null)]))
+    return new Map(Object.entries(obj).map(([k, v]) => [k, toJson(k, v)]))
   }
 
   /** @throws KernelError 413 STATE_TOO_LARGE when the state is above `maxBytes` (e.g. an initialState) */
@@ -71,7 +74,7 @@ export class PanelState {
 
   /**
    * Check a batch and compute what it changes; changes nothing.
-   * @throws KernelError 413 STATE_TOO_LARGE when the state would exceed `maxBytes`
+   * @throws KernelError 413 STATE_TOO_LARGE when the state would exceed `maxBytes`, 400 INVALID_STATE
    */
   prepare(mutations: StateMutation[]): StateCommit {
     const changes = new Map<string, string | null>()
@@ -79,7 +82,7 @@ export class PanelState {
     for (const m of mutations) {
       if (m.operation === 'delete') changes.set(m.key, null)
       else {
-        changes.set(m.key, JSON.stringify(m.value ?? null))
+        changes.set(m.key, toJson(m.key, m.value))
         values.set(m.key, m.value ?? null)
       }
     }
@@ -112,6 +115,14 @@ export class PanelState {
     this.total -= this.sizes.get(key) ?? 0
     this.sizes.delete(key)
     delete this.values[key]
+  }
+}
+
+function toJson(key: string, value: unknown): string {
+  try {
+    return JSON.stringify(value ?? null)
+  } catch (err) {
+    throw new KernelError(400, 'INVALID_STATE', `the value of state key ${JSON.stringify(key)} cannot be stored as JSON: ${(err as Error).message}`)
   }
 }
 
