@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'libsql'
 import type { PanelDefinition } from '../../schemas/panels.js'
@@ -29,6 +29,16 @@ CREATE TABLE IF NOT EXISTS patches (
 
 type Row = Record<string, unknown>
 
+/** @throws Error when `dir` cannot be created or is something other than a directory */
+function ensureDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  }
+  if (!statSync(dir).isDirectory()) throw new Error(`${dir} is not a directory`)
+}
+
 /**
  * The embedded backend: one SQLite file `<dataDir>/kernel.db` through libsql (better-sqlite3's
  * API), WAL mode. A group of commits is one transaction; a commit writes only the keys it
@@ -45,7 +55,7 @@ export class SqliteBackend implements StoreBackend {
   constructor(private readonly opts: SqliteBackendOptions) {
     this.path = join(opts.dataDir, 'kernel.db')
     try {
-      mkdirSync(opts.dataDir, { recursive: true })
+      ensureDir(opts.dataDir)
       this.db = new Database(this.path, { timeout: opts.busyTimeoutMs })
       this.db.pragma('journal_mode = WAL')
       this.db.pragma(`synchronous = ${opts.synchronous.toUpperCase()}`)
