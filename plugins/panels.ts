@@ -46,16 +46,13 @@ function registerMetrics(registry: Registry, manager: () => PanelManager): RunOb
 
 /**
  * Panels plugin: decorates `fastify.panels` (PanelManager) and restores every panel of
- * `fastify.store` (mount is not run again). Depends on `executor` (and through it `extensions`)
- * and `store`. Closes sockets (1001) and cancels suspended runs in `preClose`, before the executor goes.
+ * `fastify.store` (mount is not run again). Depends on `executor` (and through it `extensions`),
+ * `metrics` and `store`. Closes sockets (1001) and cancels suspended runs in `preClose`, before the executor goes.
  * @throws KernelError STORE_ERROR / RESTORE_FAILED when a stored panel cannot be brought back
  */
 async function panelsPlugin(fastify: FastifyInstance, options: PanelsPluginOptions): Promise<void> {
   const opts = Value.Default(PanelsOptions, { ...options }) as PanelsOptions
-  let observer: RunObserver | undefined
-  if (fastify.hasDecorator('promRegistry')) {
-    observer = registerMetrics((fastify as unknown as { promRegistry: Registry }).promRegistry, () => manager)
-  }
+  const observer = registerMetrics(fastify.promRegistry, () => manager)
   const log = fastify.log.child({ plugin: 'panels' })
   const manager = new PanelManager(fastify.executor, () => fastify.extensions.methodMap(), fastify.store, log, opts, observer)
   const restored = await manager.restore()
@@ -66,4 +63,4 @@ async function panelsPlugin(fastify: FastifyInstance, options: PanelsPluginOptio
   })
 }
 
-export default fp(panelsPlugin, { name: 'panels', fastify: '5.x', dependencies: ['executor', 'store'] })
+export default fp(panelsPlugin, { name: 'panels', fastify: '5.x', dependencies: ['executor', 'metrics', 'store'] })
