@@ -161,3 +161,18 @@ t.test('buildApp keeps panels in memory unless a dataDir or backend is given', a
   t.match(db.prepare('PRAGMA journal_mode').get(), { journal_mode: 'wal' })
   db.close()
 })
+
+t.test('sockets that go away during CONNECTED or a replay leave no session behind', async (t) => {
+  const { base, app } = await startKernel(t, { dataDir: dataDir() })
+  const { body } = await api(base, 'POST', '/panels', { ...panel('gone'), lifecycle: undefined })
+  for (let i = 0; i < 5; i++) await api(base, 'POST', '/panels/gone/trigger/bump', { args: {} })
+  const sockets = Array.from({ length: 20 }, (_, i) => new WebSocket(`${body.wsUrl}${i % 2 ? '?since=2' : ''}`))
+  await Promise.all(sockets.map((ws) => new Promise((r) => ws.once('open', r))))
+  for (const ws of sockets) ws.terminate()
+  const end = Date.now() + 10_000
+  while (app.panels.sessions.count() > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
+  t.equal(app.panels.sessions.count(), 0, 'every session removed')
+  const { client, connected } = await PanelClient.connect(`${body.wsUrl}?since=2`)
+  t.match(connected, { resumed: true, version: 2 })
+  await client.close()
+})
