@@ -13,7 +13,7 @@
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
-import { autocannon, fanout, open, percentile, post, print } from './lib.js'
+import { autocannon, fanoutRun, open, percentile, post, print } from './lib.js'
 
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5)
 const WS_ROUNDS = Number(process.env.BENCH_WS_ROUNDS ?? 2000)
@@ -157,17 +157,9 @@ async function main(): Promise<void> {
     for (const s of [...ksocks, ...esocks]) s.close()
 
     // 4. PATCH fan-out to 1,000 sockets
-    const fp = await post(`${urls.kernel}/panels`, counterPanel('fan'))
-    const control = await open(fp.wsUrl)
-    const subs: WebSocket[] = []
-    for (let i = 0; i < FANOUT_SOCKETS; i++) subs.push(await open(fp.wsUrl))
-    // the control socket only sends; keep its PATCHes out of the way
-    control.send(JSON.stringify({ type: 'UNSUBSCRIBE', topics: ['state', 'events'] }))
-    await new Promise((r) => setTimeout(r, 100))
-    const fo = await fanout(control, subs, FANOUT_ROUNDS)
+    const fo = await fanoutRun(urls.kernel, counterPanel('fan'), FANOUT_SOCKETS, FANOUT_ROUNDS)
     rows.push([`PATCH fan-out to ${FANOUT_SOCKETS} sockets p50 ms`, percentile(fo, 50).toFixed(2), '', '', '≤ 20 ms', percentile(fo, 50) <= 20 ? 'ok' : 'MISS'])
     rows.push([`PATCH fan-out to ${FANOUT_SOCKETS} sockets p99 ms`, percentile(fo, 99).toFixed(2), '', '', '', ''])
-    for (const s of [control, ...subs]) s.close()
 
     print(rows, 'baselines: a bare Fastify route with the same JSON work; a bare @fastify/websocket echo of the same message')
   } finally {

@@ -73,3 +73,20 @@ export function print(rows: string[][], note: string): void {
   console.log(note)
 }
 
+
+/**
+ * Creates `panel` on `base`, opens one control socket (unsubscribed from everything) and `sockets`
+ * subscribers, then times `rounds` TRIGGER(inc) → PATCH on every subscriber; ms, sorted.
+ */
+export async function fanoutRun(base: string, panel: unknown, sockets: number, rounds: number): Promise<number[]> {
+  const fp = await post(`${base}/panels`, panel)
+  const control = await open(fp.wsUrl)
+  const subs: WebSocket[] = []
+  for (let i = 0; i < sockets; i++) subs.push(await open(fp.wsUrl))
+  // the control socket only sends; keep its PATCHes out of the way
+  control.send(JSON.stringify({ type: 'UNSUBSCRIBE', topics: ['state', 'events'] }))
+  await new Promise((r) => setTimeout(r, 100))
+  const fo = await fanout(control, subs, rounds)
+  for (const s of [control, ...subs]) s.close()
+  return fo
+}

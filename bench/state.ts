@@ -15,8 +15,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import WebSocket from 'ws'
-import { autocannon, fanout, open, percentile, post, print } from './lib.js'
+import { autocannon, fanoutRun, percentile, post, print } from './lib.js'
 
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5)
 const KEY_ROUNDS = Number(process.env.BENCH_KEY_ROUNDS ?? 200)
@@ -75,15 +74,7 @@ async function oneKey(url: string, rounds: number): Promise<number[]> {
 }
 
 async function fanoutP50(base: string, id: string): Promise<number> {
-  const fp = await post(`${base}/panels`, counterPanel(id))
-  const control = await open(fp.wsUrl)
-  const subs: WebSocket[] = []
-  for (let i = 0; i < FANOUT_SOCKETS; i++) subs.push(await open(fp.wsUrl))
-  control.send(JSON.stringify({ type: 'UNSUBSCRIBE', topics: ['state', 'events'] }))
-  await new Promise((r) => setTimeout(r, 100))
-  const fo = await fanout(control, subs, FANOUT_ROUNDS)
-  for (const s of [control, ...subs]) s.close()
-  return percentile(fo, 50)
+  return percentile(await fanoutRun(base, counterPanel(id), FANOUT_SOCKETS, FANOUT_ROUNDS), 50)
 }
 
 async function main(): Promise<void> {
