@@ -30,6 +30,8 @@ export class Admission {
   /** namespace → socket → waiters, in round-robin order (served entries move to the end) */
   private readonly waiting = new Map<string, Map<object | symbol, Array<() => void>>>()
   private running = 0
+  /** namespace of the latest grant: the next grant goes to another one when any is waiting */
+  private lastServed?: string
 
   constructor(private readonly limits: AdmissionLimits) {}
 
@@ -59,8 +61,10 @@ export class Admission {
 
   /** Wait for a slot to execute one segment; call the returned function when the segment has run. */
   async acquire(src: Source): Promise<() => void> {
-    if (this.running < this.limits.maxConcurrentSegments && this.waiting.size === 0) this.running++
-    else await new Promise<void>((resolve) => this.enqueue(src, resolve))
+    if (this.running < this.limits.maxConcurrentSegments && this.waiting.size === 0) {
+      this.running++
+      this.lastServed = src.namespace
+    } else await new Promise<void>((resolve) => this.enqueue(src, resolve))
     let released = false
     return () => {
       if (released) return
@@ -87,9 +91,18 @@ export class Admission {
     list.push(resolve)
   }
 
-  /** Grant free slots round-robin: the first namespace, its first socket; both then move to the end. */
+  /**
+   * Grant free slots round-robin: the first namespace (not the one served last, when another
+   * waits), its first socket; both then move to the end.
+   */
   private next(): void {
     while (this.running < this.limits.maxConcurrentSegments && this.waiting.size > 0) {
+      const first = this.waiting.keys().next().value as string
+      if (first === this.lastServed && this.waiting.size > 1) {
+        const again = this.waiting.get(first) as Map<object | symbol, Array<() => void>>
+        this.waiting.delete(first)
+        this.waiting.set(first, again)
+      }
       const [ns, sockets] = this.waiting.entries().next().value as [string, Map<object | symbol, Array<() => void>>]
       const [key, list] = sockets.entries().next().value as [object | symbol, Array<() => void>]
       const resolve = list.shift() as () => void
@@ -98,6 +111,7 @@ export class Admission {
       this.waiting.delete(ns)
       if (sockets.size > 0) this.waiting.set(ns, sockets)
       this.running++
+      this.lastServed = ns
       resolve()
     }
   }

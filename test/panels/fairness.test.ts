@@ -29,7 +29,7 @@ t.test('a namespace flooding many panels with spinning triggers does not starve 
   await new Promise((r) => setTimeout(r, 200))
   const victim = await api(base, 'POST', '/panels/victim/trigger/inc', { args: {} }, as('victim'))
   t.match(victim.body, { status: 'success', returnValue: 1 })
-  t.ok(finished < 6, `served after ${finished} of the 60 spinning runs (FIFO would have waited for about 20)`)
+  t.ok(finished <= 2, `served after ${finished} of the 60 spinning runs (FIFO would have waited for about 20)`)
   for (const c of flooders) c.ws.terminate()
   await Promise.allSettled(flood)
 })
