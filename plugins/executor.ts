@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { WasmRuntime } from '../wasm-runtime/index.js'
+import { WasmRuntime, type PanelState } from '../wasm-runtime/index.js'
 import type {
   CallResult,
   CompiledHandler,
@@ -25,8 +25,11 @@ export interface RunCallContext {
   namespace?: string
 }
 
-/** Runs one segment against the committed state it is given (see `RunOptions.turn`). */
-export type Segment = (state: Record<string, unknown>) => Promise<ExecutionResult>
+/**
+ * Runs one segment (see `RunOptions.turn`); it reads the context's `PanelState` as committed when
+ * it runs (DESIGN.md "State consistency").
+ */
+export type Segment = () => Promise<ExecutionResult>
 
 export interface RunOptions {
   /** Wall-clock budget of each segment (execute / each resume), ms; runtime default when absent. */
@@ -35,10 +38,10 @@ export interface RunOptions {
   signal?: AbortSignal
   /**
    * Runs each segment (the execute, then every resume) in the caller's serial order: the caller
-   * calls `segment` with the committed state as of the turn's start, commits its outcome, and
-   * resolves with it; the run's next segment is only asked for after that. A rejection ends the
-   * run with that error (the turn cancels a suspended execution it could not commit). Default:
-   * run at once against `context.state`, commit nothing (DESIGN.md "State consistency").
+   * calls `segment` when its turn comes, commits its outcome to the context's state, and resolves
+   * with it; the run's next segment is only asked for after that. A rejection ends the run with
+   * that error (the turn cancels a suspended execution it could not commit). Default: run at once,
+   * commit nothing (DESIGN.md "State consistency").
    */
   turn?: (segment: Segment) => Promise<ExecutionResult>
   /** Called when the extension calls of a suspension have settled, before the resume is queued. */
@@ -69,8 +72,10 @@ export interface Executor {
   /** @throws RuntimeError COMPILATION_ERROR (with line/column) or INVALID_INPUT */
   precompile(source: string): Promise<CompiledHandler>
   execute(handler: string | CompiledHandler, context: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>
-  /** `state`: the committed state the next segment reads; a resumed run may suspend again under a new id. */
-  resume(executionId: string, results: CallResult[], timeoutMs?: number, state?: Record<string, unknown>): Promise<ExecutionResult>
+  /** The next segment reads the context's `PanelState` as committed now; it may suspend again under a new id. */
+  resume(executionId: string, results: CallResult[], timeoutMs?: number): Promise<ExecutionResult>
+  /** A panel's committed state for `ExecutionContext.state`. @throws RuntimeError INVALID_INPUT */
+  createState(initial?: Record<string, unknown>): PanelState
   cancel(executionId: string): boolean
   stats(): RuntimeStats
   /** Prometheus text of the runtime's own metrics */
@@ -146,10 +151,10 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executo
     }
     if (results === 'aborted' || opts.signal?.aborted) return cancelled()
     opts.onResume?.(seg.pendingCalls)
-    return turn(async (state) => {
+    return turn(async () => {
       if (opts.signal?.aborted) return cancelled()
       try {
-        return await runtime.resume(id, results, opts.timeoutMs, state)
+        return await runtime.resume(id, results, opts.timeoutMs)
       } catch (err) {
         const e = err as { code?: string; message?: string }
         const code = e.code === 'UNKNOWN_EXECUTION' ? 'TIMEOUT' : 'INTERNAL_ERROR'
@@ -161,8 +166,8 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executo
   async function run(handler: string | CompiledHandler, context: ExecutionContext, opts: RunOptions = {}): Promise<RunResult> {
     const started = performance.now()
     const out: RunResult = { status: 'error', stateMutations: [], events: [], viewCommands: [], logs: [], segments: 0, durationMs: 0 }
-    const turn = opts.turn ?? ((segment: Segment) => segment(context.state))
-    let seg = await turn((state) => runtime.execute(handler, { ...context, state }, opts.timeoutMs))
+    const turn = opts.turn ?? ((segment: Segment) => segment())
+    let seg = await turn(() => runtime.execute(handler, context, opts.timeoutMs))
     for (;;) {
       out.segments++
       out.logs.push(...seg.logs)
@@ -184,7 +189,8 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executo
   return {
     precompile: (source) => runtime.precompile(source),
     execute: (handler, context, timeoutMs) => runtime.execute(handler, context, timeoutMs),
-    resume: (id, results, timeoutMs, state) => runtime.resume(id, results, timeoutMs, state),
+    resume: (id, results, timeoutMs) => runtime.resume(id, results, timeoutMs),
+    createState: (initial) => runtime.createState(initial),
     cancel: (id) => runtime.cancel(id),
     stats: () => runtime.getStats(),
     metrics: () => runtime.getMetrics(),

@@ -24,7 +24,7 @@ import { ArgsValidator, type ArgsCheck } from './args.js'
 import { inferCapabilities } from './capabilities.js'
 import type { PanelsOptions } from './options.js'
 import { SessionHub, encode, type Session } from './sessions.js'
-import { PanelState } from './state.js'
+import { CommittedState } from './state.js'
 import { SuspensionRegistry } from './suspensions.js'
 
 /** Hooks the plugin uses for Prometheus metrics. */
@@ -60,7 +60,8 @@ interface Panel {
   namespace: string
   definition: PanelDefinition
   createdAt: string
-  state: PanelState
+  /** the committed state (its `handle` is what executions read lazily) */
+  state: CommittedState
   tools: Map<string, Tool>
   lifecycle: { mount?: Handler; unmount?: Handler }
   runs: Set<ActiveRun>
@@ -141,7 +142,7 @@ export class PanelManager {
     const stored = await this.store.load()
     for (const sp of stored) {
       const key = keyOf(sp.namespace, sp.id)
-      const state = new PanelState(sp.state, sp.version, this.opts.maxStateBytes)
+      const state = new CommittedState(this.executor.createState(), sp.state, sp.version, this.opts.maxStateBytes)
       const panel = await this.build(sp.definition, sp.namespace, key, state, sp.createdAt).catch((err: unknown) => {
         throw new KernelError(500, 'RESTORE_FAILED', `stored panel ${sp.namespace}/${sp.id} cannot be restored: ${(err as Error).message}`)
       })
@@ -169,10 +170,12 @@ export class PanelManager {
         throw new KernelError(400, 'INVALID_DEFINITION', `tool "${t.name}": timeoutMs ${t.timeoutMs} is above maxToolTimeoutMs (${this.opts.maxToolTimeoutMs})`)
       }
     }
-    const state = new PanelState(PanelState.entries(def.initialState ?? {}), 0, this.opts.maxStateBytes)
-    state.checkSize()
+    const entries = CommittedState.entries(def.initialState ?? {})
+    const state = new CommittedState(this.executor.createState(), entries, 0, this.opts.maxStateBytes)
     this.reserved.add(key)
+    let created = false
     try {
+      state.checkSize()
       const panel = await this.build({ ...def, id }, namespace, key, state, new Date().toISOString())
       await this.mount(panel)
       await this.store.create({
@@ -180,9 +183,11 @@ export class PanelManager {
       })
       panel.persisted = true
       this.panels.set(key, panel)
+      created = true
       return this.describe(panel)
     } finally {
       this.reserved.delete(key)
+      if (!created) state.clear() // the sandbox's copy lives outside V8's heap: free it now
     }
   }
 
@@ -198,7 +203,7 @@ export class PanelManager {
     }
   }
 
-  private async build(def: PanelDefinition, namespace: string, key: string, state: PanelState, createdAt: string): Promise<Panel> {
+  private async build(def: PanelDefinition, namespace: string, key: string, state: CommittedState, createdAt: string): Promise<Panel> {
     const names = new Set<string>()
     for (const t of def.tools) {
       if (names.has(t.name)) throw new KernelError(400, 'DUPLICATE_TOOL', `tool "${t.name}" is defined twice`, { tool: t.name })
@@ -365,6 +370,7 @@ export class PanelManager {
     }
     this.sessions.closeAll(WsCloseCode.PANEL_DELETED, 'PANEL_DELETED', p.key)
     p.removed = true
+    p.state.clear() // the sandbox's copy lives outside V8's heap: free it now, not at the next GC
     this.panels.delete(p.key)
     return { id, deleted: true, unmount }
   }
@@ -423,7 +429,7 @@ export class PanelManager {
         {
           panelId: p.id,
           handlerName: name,
-          state: p.state.view(),
+          state: p.state.handle,
           args,
           scope: { panelId: p.id, namespace: p.namespace, kind: p.definition.kind, tool: name },
           capabilities: h.capabilities,
@@ -464,7 +470,7 @@ export class PanelManager {
       let seg: ExecutionResult
       try {
         run.version = p.state.version
-        seg = await segment(p.state.view())
+        seg = await segment()
       } finally {
         release()
       }
@@ -536,7 +542,7 @@ export class PanelManager {
         }
       }
       if (p.removed) throw new KernelError(404, 'PANEL_NOT_FOUND', `panel "${id}" not found`)
-      s.send(encode({ type: 'CONNECTED', panelId: p.id, state: p.state.view(), version: p.state.version, resumed: false, tools }))
+      s.send(encode({ type: 'CONNECTED', panelId: p.id, state: p.state.copy(), version: p.state.version, resumed: false, tools }))
       s.release(p.state.version)
       return s
     } catch (err) {

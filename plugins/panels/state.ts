@@ -1,4 +1,5 @@
 import { KernelError } from '../errors.js'
+import type { PanelState } from '../../wasm-runtime/state.js'
 import type { StateMutation } from '../../wasm-runtime/types.js'
 
 /** A prepared commit of one batch: the next version, the mutations, and only the keys they change. */
@@ -7,69 +8,58 @@ export interface StateCommit {
   mutations: StateMutation[]
   /** key → the new value's JSON text, or null for a delete (last write of a key wins) */
   changes: Map<string, string | null>
-  /** key → the new value (for the keys `changes` sets) */
-  values: Map<string, unknown>
   /** size of the state after the commit, bytes */
   bytes: number
 }
 
+/** A lone surrogate: such a key would be stored under a different (replaced) key. */
+const LONE_SURROGATE = /\p{Cs}/u
+
 const entryBytes = (key: string, json: string): number => Buffer.byteLength(key) + Buffer.byteLength(json)
 
 /**
- * The committed state of one panel: the only place it changes. Holds the values, the version
- * (bumped once per commit), and the size in bytes (sum of each key's UTF-8 length plus its
- * value's JSON length), bounded by `maxBytes`. Changes come in two steps so a commit can be made
- * durable in between: `prepare` (checks, nothing changes) then `apply`.
+ * The committed state of one panel: the only place it changes. It holds the sandbox's
+ * `PanelState` (key → JSON text in the native addon, read lazily by handlers, ABI.md "State"),
+ * the version (bumped once per commit) and the size bound `maxBytes` (each key's UTF-8 length
+ * plus its value's JSON length). Changes come in two steps so a commit can be made durable in
+ * between: `prepare` (checks, nothing changes) then `apply`.
  */
-export class PanelState {
-  private readonly values: Record<string, unknown> = Object.create(null)
-  private readonly sizes = new Map<string, number>()
-  private total = 0
-
-  /** @param entries key → JSON text of the value (as the store keeps it) */
-  constructor(entries: Map<string, string>, public version: number, private readonly maxBytes: number) {
-    for (const [key, json] of entries) this.set(key, JSON.parse(json), json)
+export class CommittedState {
+  /**
+   * @param handle an empty state from `executor.createState()`
+   * @param entries key → JSON text of the value (as the store keeps it)
+   */
+  constructor(readonly handle: PanelState, entries: Map<string, string>, public version: number, private readonly maxBytes: number) {
+    if (entries.size > 0) handle.native.apply([...entries.keys()], [...entries.values()])
   }
 
   /**
    * The state from a plain object (e.g. `initialState`), with each value's JSON text.
-   * @throws KernelError 400 INVALID_STATE when a value cannot be written as JSON (e.g. nested too deep)
+   * @throws KernelError 400 INVALID_STATE (a key that is not well-formed Unicode, a value that
+   *   cannot be written as JSON, e.g. nested too deep)
    */
   static entries(obj: Record<string, unknown>): Map<string, string> {
-    return new Map(Object.entries(obj).map(([k, v]) => [k, toJson(k, v)]))
+    return new Map(Object.entries(obj).map(([k, v]) => [checkKey(k), toJson(k, v)]))
   }
 
   /** @throws KernelError 413 STATE_TOO_LARGE when the state is above `maxBytes` (e.g. an initialState) */
   checkSize(): void {
-    if (this.total > this.maxBytes) throw tooLarge(this.total, this.maxBytes)
+    if (this.bytes > this.maxBytes) throw tooLarge(this.bytes, this.maxBytes)
   }
 
   /** key → JSON text of each committed value, as the store keeps them. */
   entries(): Map<string, string> {
-    return PanelState.entries(this.values)
+    return new Map(this.handle.keys().map((k) => [k, this.handle.native.get(k) as string]))
   }
 
   /** Size of the committed state, bytes. */
   get bytes(): number {
-    return this.total
+    return this.handle.byteSize
   }
 
-  /**
-   * The committed values, live: read it synchronously (the executor serializes it at once; a
-   * reply is encoded at once) and never keep it across a commit. `copy()` for anything else.
-   */
-  view(): Readonly<Record<string, unknown>> {
-    return this.values
-  }
-
-  /** A shallow copy of the committed values. */
+  /** A plain copy of the committed values (parses the whole state). */
   copy(): Record<string, unknown> {
-    return { ...this.values }
-  }
-
-  /** The committed value of one key (undefined when unset). */
-  get(key: string): unknown {
-    return Object.hasOwn(this.values, key) ? this.values[key] : undefined
+    return this.handle.toObject()
   }
 
   /**
@@ -78,44 +68,32 @@ export class PanelState {
    */
   prepare(mutations: StateMutation[]): StateCommit {
     const changes = new Map<string, string | null>()
-    const values = new Map<string, unknown>()
-    for (const m of mutations) {
-      if (m.operation === 'delete') changes.set(m.key, null)
-      else {
-        changes.set(m.key, toJson(m.key, m.value))
-        values.set(m.key, m.value ?? null)
-      }
-    }
-    let bytes = this.total
+    for (const m of mutations) changes.set(checkKey(m.key), m.operation === 'delete' ? null : toJson(m.key, m.value))
+    let bytes = this.bytes
     for (const [key, json] of changes) {
-      bytes -= this.sizes.get(key) ?? 0
+      const old = this.handle.native.get(key)
+      if (old !== null) bytes -= entryBytes(key, old)
       if (json !== null) bytes += entryBytes(key, json)
     }
     if (bytes > this.maxBytes) throw tooLarge(bytes, this.maxBytes)
-    return { version: this.version + 1, mutations, changes, values, bytes }
+    return { version: this.version + 1, mutations, changes, bytes }
   }
 
-  /** Apply a prepared commit (after it is durable). */
+  /** Apply a prepared commit (after it is durable): one version bump. */
   apply(commit: StateCommit): void {
-    for (const [key, json] of commit.changes) {
-      if (json === null) this.remove(key)
-      else this.set(key, commit.values.get(key), json)
-    }
+    this.handle.native.apply([...commit.changes.keys()], [...commit.changes.values()])
     this.version = commit.version
   }
 
-  private set(key: string, value: unknown, json: string): void {
-    this.total += entryBytes(key, json) - (this.sizes.get(key) ?? 0)
-    this.sizes.set(key, entryBytes(key, json))
-    // defineProperty: a key like "__proto__" becomes plain data, never the prototype
-    Object.defineProperty(this.values, key, { value, enumerable: true, writable: true, configurable: true })
+  /** Free the sandbox's copy at once (it lives outside V8's heap), e.g. when the panel is deleted. */
+  clear(): void {
+    this.handle.clear()
   }
+}
 
-  private remove(key: string): void {
-    this.total -= this.sizes.get(key) ?? 0
-    this.sizes.delete(key)
-    delete this.values[key]
-  }
+function checkKey(key: string): string {
+  if (LONE_SURROGATE.test(key)) throw new KernelError(400, 'INVALID_STATE', `state key ${JSON.stringify(key)} is not well-formed Unicode (a lone surrogate)`)
+  return key
 }
 
 function toJson(key: string, value: unknown): string {
