@@ -1,5 +1,7 @@
 import { mkdirSync, statSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import Database from 'libsql'
 import type { PanelDefinition } from '../../schemas/panels.js'
 import type { CommitRecord, PanelRef, PatchBatch, StoreBackend, StoredPanel } from './types.js'
@@ -15,19 +17,38 @@ export interface SqliteBackendOptions {
   synchronous: 'normal' | 'full'
 }
 
+// state and patches are rowid tables on purpose: their values can be megabytes, and a WITHOUT
+// ROWID B-tree keeps whole rows in its pages, which made every later small commit cost the size
+// of the big rows next to it (measured: 4.4 ms vs 0.35 ms per one-key commit beside 4 MB of state)
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS panels (
   namespace TEXT NOT NULL, id TEXT NOT NULL, definition TEXT NOT NULL, created_at TEXT NOT NULL, version INTEGER NOT NULL,
   PRIMARY KEY (namespace, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (
   namespace TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-  PRIMARY KEY (namespace, id, key)) WITHOUT ROWID;
+  PRIMARY KEY (namespace, id, key));
 CREATE TABLE IF NOT EXISTS patches (
   namespace TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, mutations TEXT NOT NULL,
-  PRIMARY KEY (namespace, id, version)) WITHOUT ROWID;
+  PRIMARY KEY (namespace, id, version));
 `
 
 type Row = Record<string, unknown>
+
+/** How often the checkpointer copies the WAL back into the database file, ms. */
+const CHECKPOINT_INTERVAL_MS = 250
+
+/**
+ * A worker thread with its own connection that runs `wal_checkpoint(PASSIVE)` every interval:
+ * copying the WAL into the database (and its fsync) then happens off the event loop instead of
+ * inside whichever commit crosses SQLite's auto-checkpoint size. PASSIVE never blocks a writer.
+ */
+const CHECKPOINTER = `
+const { workerData, parentPort } = require('node:worker_threads')
+const Database = require(workerData.libsql)
+const db = new Database(workerData.path, { timeout: 0 })
+const timer = setInterval(() => { try { db.pragma('wal_checkpoint(PASSIVE)') } catch {} }, workerData.intervalMs)
+parentPort.on('message', () => { clearInterval(timer); db.close(); parentPort.close() })
+`
 
 /** @throws Error when `dir` cannot be created or is something other than a directory */
 function ensureDir(dir: string): void {
@@ -50,6 +71,8 @@ export class SqliteBackend implements StoreBackend {
   private readonly db: Database.Database
   private readonly stmt: ReturnType<SqliteBackend['prepare']>
   private readonly commitAll: (records: CommitRecord[]) => void
+  private readonly checkpointer: Worker
+  private readonly checkpointerExited: Promise<unknown>
 
   /** @throws Error naming the path and the cause when the folder or the file cannot be opened as a database */
   constructor(private readonly opts: SqliteBackendOptions) {
@@ -67,6 +90,15 @@ export class SqliteBackend implements StoreBackend {
     this.commitAll = this.db.transaction((records: CommitRecord[]) => {
       for (const r of records) this.commitOne(r)
     })
+    this.db.pragma('wal_autocheckpoint = 0')
+    this.checkpointer = new Worker(CHECKPOINTER, {
+      eval: true,
+      workerData: { libsql: createRequire(import.meta.url).resolve('libsql'), path: this.path, intervalMs: CHECKPOINT_INTERVAL_MS },
+    })
+    this.checkpointer.unref()
+    this.checkpointerExited = new Promise((r) => this.checkpointer.once('exit', r))
+    // without the checkpointer the WAL would only grow: let SQLite checkpoint on commit again
+    this.checkpointer.once('error', () => this.db.open && this.db.pragma('wal_autocheckpoint = 1000'))
   }
 
   private prepare() {
@@ -142,6 +174,9 @@ export class SqliteBackend implements StoreBackend {
   }
 
   async close(): Promise<void> {
+    this.checkpointer.ref() // keep the process alive until the worker has closed its connection
+    this.checkpointer.postMessage('close')
+    await this.checkpointerExited
     if (this.db.open) this.db.close()
   }
 }
