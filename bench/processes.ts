@@ -20,7 +20,7 @@ import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import WebSocket from 'ws'
 import processesPlugin from '../plugins/processes.js'
-import { buildEnv } from '../plugins/processes/sandbox.js'
+import { buildEnv } from '../plugins/processes/workspace.js'
 import processesRoutes from '../routes/processes.js'
 
 const require = createRequire(import.meta.url)

@@ -1,13 +1,26 @@
-import type { ExitInfo, OutputChunk, ProcessInfo } from '../../schemas/processes.js'
+import type { ExitInfo, OutputChunk, ProcessInfo, ProcessType } from '../../schemas/processes.js'
 
 export type { ExitInfo, ExitReason, OutputChunk, ProcessInfo, ProcessSignal, ProcessType, SpawnRequest } from '../../schemas/processes.js'
 
-/** Options of the processes plugin (and of `new ProcessManager`). Times in ms, sizes in bytes. */
+/** Options of the processes plugin (and of `new ProcessManager`). Times in ms, sizes in bytes. Config names: README "Configuration". */
 export interface ProcessesOptions {
   /** Directory every `cwd` and `script` must stay inside (symlinks resolved). Default `process.cwd()`. */
   workspaceRoot?: string
   /** Live processes allowed at once; one more spawn answers 429 `TOO_MANY_PROCESSES`. Default 32. */
   maxProcesses?: number
+  /**
+   * Live processes one namespace may hold; one more answers 429 `NAMESPACE_QUOTA_EXCEEDED`, so one
+   * namespace cannot take every slot. Default a quarter of `maxProcesses` (at least 1).
+   */
+  maxProcessesPerNamespace?: number
+  /** stdin bytes written but not yet read by the child; a write past it answers 429 `INPUT_BACKLOG_FULL`. Default 1 MiB. */
+  maxPendingInputBytes?: number
+  /** RLIMIT_AS of each sandboxed process, bytes (workerd gets at least 16 GiB: V8 reserves it). Default 4 GiB. */
+  addressSpaceBytes?: number
+  /** RLIMIT_NOFILE of each sandboxed process. Default 1024. */
+  maxOpenFiles?: number
+  /** Tasks (processes + threads) of one sandbox: a pids cgroup where the host has one, and RLIMIT_NPROC. Default 256. */
+  maxTasks?: number
   /** Replay buffer per process, in bytes (oldest output is dropped first). Default 1 MiB. */
   outputBufferBytes?: number
   /** Largest single stdin write, in bytes; larger → 413 `INPUT_TOO_LARGE`. Default 64 KiB. */
@@ -26,7 +39,8 @@ export interface ProcessesOptions {
   nodeHeapMb?: number
 }
 
-export const DEFAULT_ENV_ALLOW_LIST: readonly string[] = ['PATH', 'HOME', 'LANG', 'LANGUAGE', 'LC_*', 'TERM', 'TZ', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR']
+/** PATH and HOME are always the sandbox's own (see workspace.ts); listing them here changes nothing. */
+export const DEFAULT_ENV_ALLOW_LIST: readonly string[] = ['LANG', 'LANGUAGE', 'LC_*', 'TERM', 'TZ', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR']
 
 /** `ProcessesOptions` with every default filled in. */
 export type ResolvedProcessesOptions = Required<ProcessesOptions>
@@ -61,9 +75,39 @@ export interface ProcessManagerEvents {
   exit: [event: ProcessExitEvent, info: ProcessInfo]
 }
 
-/** Caller scope: resources of another namespace answer 404. Default namespace is `'default'`. */
+/**
+ * Caller scope: resources of another namespace answer 404. Default namespace is `'default'`.
+ * `owner` names an internal owner (e.g. `kernels`): its processes are only found with the same owner.
+ */
 export interface Scope {
   namespace?: string
+  owner?: string
+}
+
+/**
+ * A spawn by another plugin (code kernels), not a public request: an explicit program, argv and
+ * environment run in the same sandbox, plus what such a program needs that public spawns never get.
+ * Its processes are hidden from public callers (404) and count towards both process caps.
+ */
+export interface InternalSpawn {
+  /** Who owns the process (hidden from `/processes`; found again with `scope.owner`). */
+  owner: string
+  /** Shown as the process's `type`. */
+  type: ProcessType
+  /** Absolute program path; it must be visible inside (under /usr, a `readOnlyPaths` entry, or the workspace at /workspace). */
+  file: string
+  args: string[]
+  /** Working directory relative to the workspace root (default "."). */
+  cwd?: string
+  /** The environment, exactly (PATH and HOME are still the sandbox's). */
+  env: Record<string, string>
+  /** true: share the host network namespace (e.g. ZeroMQ over 127.0.0.1 to the kernel). Default false. */
+  network?: boolean
+  /** Host paths bound read-only at the same path (a virtualenv, a script folder, node_modules). */
+  readOnlyPaths?: string[]
+  /** 0 = never (default: the owner manages the process's lifetime). */
+  idleTimeoutMs?: number
+  timeoutMs?: number
 }
 
 export interface AttachOptions extends Scope {
