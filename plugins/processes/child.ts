@@ -81,8 +81,7 @@ async function startPiped(spec: StartSpec, cb: ChildCallbacks): Promise<ChildHan
   return {
     pid: child.pid as number,
     tty: false,
-    write: (data) => void stdin.write(data),
-    ...backpressure(stdin),
+    ...inputQueue(stdin),
     end: () => void stdin.end(),
     resize: () => {
       throw new KernelError(409, 'NOT_A_TTY', `process ${child.pid} has no terminal`)
@@ -114,13 +113,12 @@ function startPty(spec: StartSpec, cb: ChildCallbacks): ChildHandle {
     const status = exitStatus(signal ? null : exitCode, signalName(signal))
     cb.exit(status.code, status.signal)
   })
-  // node-pty writes through the master fd's socket; its queue is the PTY's stdin backlog.
+  // node-pty writes to the master fd through this socket (flow control is off); its queue is the PTY's stdin backlog.
   const raw = term as unknown as { write(data: Buffer | string): void; _socket: Writable }
   return {
     pid: term.pid,
     tty: true,
-    write: (data) => raw.write(data),
-    ...backpressure(raw._socket),
+    ...inputQueue(raw._socket),
     end: () => raw.write('\x04'),
     resize: (cols, rows) => term.resize(cols, rows),
     pause: () => term.pause(),
@@ -129,12 +127,22 @@ function startPty(spec: StartSpec, cb: ChildCallbacks): ChildHandle {
   }
 }
 
-function backpressure(stream: Writable): Pick<ChildHandle, 'pendingInput' | 'onDrain'> {
+/** Writes to a child's stdin that know how much is still queued, and who waits for it to empty. */
+function inputQueue(stream: Writable): Pick<ChildHandle, 'write' | 'pendingInput' | 'onDrain'> {
+  const waiters: Array<() => void> = []
+  // A write's callback runs once its bytes reached the OS, with the rest still counted in writableLength.
+  const settle = () => {
+    if (stream.writableLength === 0) for (const fn of waiters.splice(0)) fn()
+  }
+  stream.once('close', () => {
+    for (const fn of waiters.splice(0)) fn() // the child is gone: nobody waits for it any more
+  })
   return {
+    write: (data) => void stream.write(data, settle),
     pendingInput: () => stream.writableLength,
     onDrain: (fn) => {
       if (stream.writableLength === 0) queueMicrotask(fn)
-      else stream.once('drain', fn)
+      else waiters.push(fn)
     },
   }
 }

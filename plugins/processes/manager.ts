@@ -105,6 +105,11 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     this.interpreters = resolveInterpreters()
   }
 
+  /** How processes are confined here: whether a pids cgroup bounds each sandbox's tasks (else only RLIMIT_NPROC, which Linux ignores for root). */
+  get sandbox(): { pidsCgroup: boolean } {
+    return { pidsCgroup: this.host.pids !== undefined }
+  }
+
   /**
    * Start a process. Resolves once it runs (workerd: once its port accepts connections).
    * Throws 400 `UNKNOWN_PROCESS_TYPE`, `INVALID_SPAWN_REQUEST`, `CWD_OUTSIDE_WORKSPACE`, `INVALID_CWD`,
