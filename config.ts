@@ -101,7 +101,7 @@ export const ProcessesConfig = Type.Object(
     idleTimeoutMs: Int(600_000, 0, 'kill a process with no attached client and no input for this long (0 = never), ms'),
     envAllowList: Type.Array(Type.String({ minLength: 1 }), {
       default: [...DEFAULT_ENV_ALLOW_LIST],
-      description: 'environment keys a child may receive (from the kernel or the request); `PREFIX_*` matches a prefix',
+      description: 'environment keys a child may receive (from the kernel or the request); `PREFIX_*` matches a prefix; PATH and HOME are always the sandbox’s own',
     }),
     killGraceMs: Int(2000, 0, 'SIGTERM → SIGKILL grace when a process is killed or the kernel stops, ms'),
   },
