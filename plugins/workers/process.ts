@@ -233,21 +233,19 @@ export class ProcessRuntime extends TrackedRuntime<ProcessWorker> {
     this.finish(worker, event.exit)
   }
 
-  /** Splits output into lines per stream; a trailing partial line waits for more (or the exit). */
+  /** Splits output into lines per stream (long ones cut at `maxLineChars`); a trailing partial line waits for more (or the exit). */
   private addOutput(worker: ProcessWorker, stream: string, data: string): void {
     const text = (worker.partial.get(stream) ?? '') + data.replace(/\r\n/g, '\n')
     const lines = text.split('\n')
     let rest = lines.pop() ?? ''
-    for (const line of lines) this.appendLine(worker, stream, line)
+    const items: string[] = []
+    for (const line of lines) for (let i = 0; i < line.length || i === 0; i += this.maxLine) items.push(line.slice(i, i + this.maxLine))
     while (rest.length > this.maxLine) {
-      worker.transcript.append(stream, rest.slice(0, this.maxLine))
+      items.push(rest.slice(0, this.maxLine))
       rest = rest.slice(this.maxLine)
     }
+    worker.transcript.appendAll(stream, items)
     worker.partial.set(stream, rest)
-  }
-
-  private appendLine(worker: ProcessWorker, stream: string, line: string): void {
-    for (let i = 0; i < line.length || i === 0; i += this.maxLine) worker.transcript.append(stream, line.slice(i, i + this.maxLine))
   }
 
   private finish(worker: ProcessWorker, exit: ExitInfo): void {

@@ -209,7 +209,7 @@ export abstract class TrackedRuntime<W extends TrackedWorker> implements WorkerR
       createdAt: now(),
       transcript: new Transcript(
         { maxItems: this.info.transcriptMaxItems, maxBytes: this.info.transcriptMaxBytes },
-        () => ++this.eventId,
+        (n = 1) => (this.eventId += n),
         this.transcripts,
         ctx.namespace,
       ),

@@ -83,7 +83,8 @@ export class Transcript {
 
   constructor(
     private readonly limits: { maxItems: number; maxBytes: number },
-    private readonly nextEventId: () => number,
+    /** The next event id of the runtime; with `n`, reserves `n` ids and returns the last. */
+    private readonly nextEventId: (n?: number) => number,
     private readonly pool: TranscriptPool,
     private readonly namespace: string,
   ) {
@@ -124,6 +125,34 @@ export class Transcript {
     this.pool.settle(this)
     this.emit({ type: 'ITEM', item })
     return item
+  }
+
+  /**
+   * Appends many items of one role (a batch of output lines). With no live listener, the items that
+   * the bounds would drop at once are only counted (sequences and event ids advance), never built.
+   */
+  appendAll(role: string, contents: string[]): void {
+    let first = 0
+    if (this.listeners.size === 0) {
+      let bytes = 0
+      first = contents.length
+      while (first > 0 && contents.length - first < this.limits.maxItems) {
+        bytes += itemBytes(role, contents[first - 1])
+        if (bytes > this.limits.maxBytes && first < contents.length) break
+        first--
+      }
+      this.skip(first)
+    }
+    for (let i = first; i < contents.length; i++) this.append(role, contents[i])
+  }
+
+  /** Counts `n` items as appended and dropped at once (positions and event ids move on). */
+  private skip(n: number): void {
+    if (n === 0) return
+    // Every retained item is older than the skipped ones, so it goes first.
+    while (this.retained > 0) this.dropOldest()
+    this.appended += n
+    this.nextEventId(n)
   }
 
   /** @internal Drop the oldest retained item (bounds and the runtime pool). */

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { realpathSync } from 'node:fs'
 import processes from '../../plugins/processes.js'
-import { ITEM_OVERHEAD_BYTES } from '../../plugins/workers/transcript.js'
+import { ITEM_OVERHEAD_BYTES, Transcript, TranscriptPool } from '../../plugins/workers/transcript.js'
 import type { TranscriptItem } from '../../schemas/workers.js'
 import { startServer, call } from './helpers.js'
 
@@ -111,4 +111,25 @@ t.test('process workers: a flood of output stays bounded; quotas per namespace',
   t.equal((await w.spawn(ns('a'), 'process', sleeper)).state, 'accepted')
   t.match(await w.spawn(ns('a'), 'process', sleeper), { state: 'rejected', diagnostics: [{ code: 'process_namespace_quota' }] }, 'quota: a quarter of 8')
   t.equal((await w.spawn(ns('b'), 'process', sleeper)).state, 'accepted', 'another namespace is served')
+})
+
+t.test('a batch of lines: every one reaches a live listener; without one only the kept tail is built', async (t) => {
+  let ids = 0
+  const pool = new TranscriptPool(1024 * 1024)
+  const lines = Array.from({ length: 5000 }, (_, i) => `line ${i}`)
+  const watched = new Transcript({ maxItems: 100, maxBytes: 1024 * 1024 }, (n = 1) => (ids += n), pool, 'a')
+  const seen: number[] = []
+  watched.subscribe((e) => e.type === 'ITEM' && seen.push(e.item.sequence))
+  watched.appendAll('stdout', lines)
+  t.equal(seen.length, 5000, 'the listener saw every line')
+  const quiet = new Transcript({ maxItems: 100, maxBytes: 1024 * 1024 }, (n = 1) => (ids += n), pool, 'a')
+  quiet.append('user', 'before')
+  quiet.appendAll('stdout', lines)
+  const page = quiet.page(0, 200)
+  t.equal(page.total_items, 5001)
+  t.equal(page.first_start, 4901)
+  t.same(page.items.map((i) => i.content), lines.slice(4900), 'the newest 100 lines, in order')
+  t.same(page.items.map((i) => i.sequence), Array.from({ length: 100 }, (_, i) => 4902 + i), 'sequences count the skipped lines')
+  t.equal(page.items[99].event_id, ids, 'event ids count them too')
+  t.ok(pool.bytes <= pool.maxBytes)
 })
