@@ -56,6 +56,8 @@ export interface SandboxSpec {
   network: boolean
   /** Host paths bound read-only at the same path (interpreter prefixes, a venv, node_modules). */
   readOnlyPaths: string[]
+  /** Host paths bound read-write at the same path (an internal caller's own folder, e.g. a kernel's connection file). */
+  writablePaths?: string[]
   /** Extra read-only binds `[hostPath, sandboxPath]` (workerd's binary and config). */
   mounts: Array<[string, string]>
   /** Keep the terminal as controlling tty (PTY shells); pipes get a new session (no TIOCSTI). */
@@ -153,6 +155,7 @@ function filesystemArgs(host: SandboxHost, root: string, spec: SandboxSpec): str
   args.push('--ro-bind', join(host.etcDir, 'passwd'), '/etc/passwd', '--ro-bind', join(host.etcDir, 'group'), '/etc/group')
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp')
   for (const path of spec.readOnlyPaths) args.push('--ro-bind', path, path)
+  for (const path of spec.writablePaths ?? []) args.push('--bind', path, path)
   for (const [from, to] of spec.mounts) args.push('--ro-bind', from, to)
   // The root was resolved once at start-up; `cwd` is resolved by bwrap inside the new mount namespace,
   // so a symlink swapped in after our check can only point at something inside the sandbox.

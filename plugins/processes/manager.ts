@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { realpathSync, statSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { relative, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { KernelError } from '../errors.js'
 import { ProcessSignal as ProcessSignalSchema } from '../../schemas/processes.js'
@@ -14,7 +14,7 @@ import {
   type AttachOptions,
   type ExitInfo,
   type ExitReason,
-  type InternalSpawn,
+  type InternalSpawnRequest,
   type OutputSnapshot,
   type ProcessInfo,
   type ProcessListener,
@@ -132,19 +132,30 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   }
 
   /**
-   * Start a program for another plugin (code kernels): `spec.file` + `spec.args` with exactly
-   * `spec.env`, in the same sandbox as public spawns, plus `network` and `readOnlyPaths` (see
-   * `InternalSpawn`). Same errors as `spawn` (400 for a bad cwd, 429 caps, 503, 500).
+   * Start a program for another plugin (see `InternalSpawnRequest`); reach it afterwards with
+   * `{ owner }` as the scope. Throws 400 `CWD_OUTSIDE_WORKSPACE` / `INVALID_CWD`, 429
+   * `TOO_MANY_PROCESSES` / `NAMESPACE_QUOTA_EXCEEDED`, 503 `SHUTTING_DOWN`, 500 `SPAWN_FAILED`.
    */
-  spawnInternal(spec: InternalSpawn, scope: Scope = {}): Promise<ProcessInfo> {
+  spawnInternal(req: InternalSpawnRequest): Promise<ProcessInfo> {
     return this.track(async () => {
-      const cwd = resolveCwd(this.options.workspaceRoot, spec.cwd)
-      const env = { ...spec.env, ...buildEnv([], {}).env }
-      const real = realpathSync(spec.file)
-      const readOnlyPaths = [...(spec.readOnlyPaths ?? []), ...[prefixOutsideUsr(real)].filter((p) => p !== undefined)]
-      const plan: Plan = { file: spec.file, args: spec.args, tty: false, cols: 0, rows: 0, network: spec.network === true, readOnlyPaths, mounts: [] }
-      const timeouts = { timeoutMs: spec.timeoutMs ?? 0, idleTimeoutMs: spec.idleTimeoutMs ?? 0 }
-      return this.launch({ ...scope, owner: spec.owner }, () => ({ type: spec.type, plan, cwdRel: cwd.rel, env, ...timeouts }))
+      const root = this.options.workspaceRoot
+      const cwd = resolveCwd(root, relative(root, resolve(root, req.cwd)) || '.')
+      const { PATH } = buildEnv([], {}).env
+      const box = req.sandbox ?? {}
+      const prefix = prefixOutsideUsr(realpathSync(req.file))
+      const plan: Plan = {
+        file: req.file,
+        args: req.args,
+        tty: false,
+        cols: 0,
+        rows: 0,
+        network: box.network === 'host',
+        readOnlyPaths: [...(box.readOnlyPaths ?? []), ...(prefix ? [prefix] : [])],
+        writablePaths: box.writablePaths ?? [],
+        mounts: [],
+      }
+      const launch = { type: req.type, plan, cwdRel: cwd.rel, env: { ...req.env, PATH }, timeoutMs: 0, idleTimeoutMs: 0 }
+      return this.launch({ namespace: req.namespace, owner: req.owner }, () => launch)
     })
   }
 

@@ -19,6 +19,8 @@ export interface Plan {
   network: boolean
   /** Host paths bound read-only at the same path (interpreter prefixes outside /usr, internal extras). */
   readOnlyPaths: string[]
+  /** Host paths bound read-write at the same path (internal spawns only). */
+  writablePaths?: string[]
   /** Read-only binds `[hostPath, sandboxPath]`. */
   mounts: Array<[string, string]>
   /** Address-space limit when the program needs more than the configured one (workerd's V8 cage). */

@@ -85,31 +85,30 @@ export interface Scope {
 }
 
 /**
- * A spawn by another plugin (code kernels), not a public request: an explicit program, argv and
- * environment run in the same sandbox, plus what such a program needs that public spawns never get.
- * Its processes are hidden from public callers (404) and count towards both process caps.
+ * A process another plugin starts for itself (e.g. a code kernel): explicit argv and environment
+ * (not filtered by `envAllowList`; PATH is still the sandbox's), an absolute `cwd` inside the
+ * workspace, no timeout, no idle reaping, in the same bubblewrap sandbox as public spawns. Hidden
+ * from everyone but `owner` (404 elsewhere, absent from lists), counted in `maxProcesses` and in its
+ * namespace's quota, killed and reaped at close like any other. `type` labels it in `ProcessInfo`.
  */
-export interface InternalSpawn {
-  /** Who owns the process (hidden from `/processes`; found again with `scope.owner`). */
-  owner: string
-  /** Shown as the process's `type`. */
-  type: ProcessType
-  /** Absolute program path; it must be visible inside (under /usr, a `readOnlyPaths` entry, or the workspace at /workspace). */
+export interface InternalSpawnRequest {
+  type: 'node' | 'python'
+  /** Absolute program path; it must be visible inside (under /usr, a `sandbox` path, or the workspace). Its prefix is bound read-only when it lies outside /usr. */
   file: string
   args: string[]
-  /** Working directory relative to the workspace root (default "."). */
-  cwd?: string
-  /** The environment, exactly (PATH and HOME are still the sandbox's). */
+  /** Absolute host directory inside the workspace root. */
+  cwd: string
   env: Record<string, string>
-  /** true: share the host network namespace (e.g. ZeroMQ over 127.0.0.1 to the kernel). Default false. */
-  network?: boolean
-  /** Host paths bound read-only at the same path (a virtualenv, a script folder, node_modules). */
-  readOnlyPaths?: string[]
-  /** 0 = never (default: the owner manages the process's lifetime). */
-  idleTimeoutMs?: number
-  timeoutMs?: number
+  owner: string
+  /** Namespace it counts against (default 'default'). */
+  namespace?: string
+  /**
+   * What the sandbox lets through beyond a public spawn: the host network (`'host'`: loopback TCP to
+   * the kernel), host paths bound read-only at the same path (a virtualenv, a script folder,
+   * node_modules), and host paths bound read-write at the same path (a connection-file folder).
+   */
+  sandbox?: { network?: 'host'; readOnlyPaths?: string[]; writablePaths?: string[] }
 }
-
 export interface AttachOptions extends Scope {
   /** Deliver the buffered output first (synchronously, before `attach` returns). Default true. */
   replay?: boolean

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
@@ -210,11 +210,12 @@ t.test('per-namespace quota: one namespace cannot take every process slot', asyn
   t.equal(pm.list({ namespace: 'flood' }).length, 2)
 })
 
-t.test('internal spawns: loopback and read-only extra paths on request, hidden from public callers', async (t) => {
+t.test('internal spawns: loopback, read-only and writable extra paths on request, hidden from public callers', async (t) => {
   const srv = await startServer(t)
   const pm = srv.app.processes
   const lib = workspace(t) // e.g. a virtualenv or a kernel script folder, outside the workspace
-  writeFileSync(join(lib, 'kernel.js'), 'const s = require("net").connect(Number(process.argv[2]), "127.0.0.1", () => { s.end("hello from " + process.env.ROLE) })')
+  const own = workspace(t) // e.g. a kernel's connection-file folder
+  writeFileSync(join(lib, 'kernel.js'), 'require("fs").writeFileSync(process.argv[3] + "/ran", "yes"); const s = require("net").connect(Number(process.argv[2]), "127.0.0.1", () => { s.end("hello from " + process.env.ROLE + " in " + process.cwd()) })')
   const got = new Promise<string>((resolve) => {
     const server = createServer((c) => c.on('data', (d) => (resolve(String(d)), server.close())))
     server.listen(0, '127.0.0.1', () => spawnIt((server.address() as { port: number }).port))
@@ -222,15 +223,24 @@ t.test('internal spawns: loopback and read-only extra paths on request, hidden f
   })
   let info: Awaited<ReturnType<ProcessManager['spawnInternal']>> | undefined
   const spawnIt = async (port: number) => {
-    info = await pm.spawnInternal({ owner: 'kernels', type: 'node', file: process.execPath, args: [join(lib, 'kernel.js'), String(port)], env: { ROLE: 'kernel' }, network: true, readOnlyPaths: [lib] })
+    info = await pm.spawnInternal({
+      owner: 'kernels',
+      type: 'node',
+      file: process.execPath,
+      args: [join(lib, 'kernel.js'), String(port), own],
+      cwd: srv.root,
+      env: { ROLE: 'kernel' },
+      sandbox: { network: 'host', readOnlyPaths: [lib], writablePaths: [own] },
+    })
   }
-  t.equal(await got, 'hello from kernel', 'the program ran from a read-only path and reached host loopback')
+  t.equal(await got, 'hello from kernel in /workspace', 'the program ran from a read-only path and reached host loopback')
+  await until(() => existsSync(join(own, 'ran')), 5000, 'wrote to its writable path')
   await until(() => info)
   t.throws(() => pm.get(info!.pid), { statusCode: 404 }, 'hidden from public callers')
   t.equal(pm.get(info!.pid, { owner: 'kernels' }).pid, info!.pid, 'found by its owner')
   t.same((await srv.request('GET', `/processes/${info!.pid}`)).status, 404)
   writeFileSync(join(lib, 'probe.js'), 'require("fs").writeFileSync(__filename, "x")')
-  const ro = await pm.spawnInternal({ owner: 'kernels', type: 'node', file: process.execPath, args: [join(lib, 'probe.js')], env: {}, readOnlyPaths: [lib] })
+  const ro = await pm.spawnInternal({ owner: 'kernels', type: 'node', file: process.execPath, args: [join(lib, 'probe.js')], cwd: srv.root, env: {}, sandbox: { readOnlyPaths: [lib] } })
   await pm.wait(ro.pid, { owner: 'kernels' })
   t.match(out(pm, ro.pid, { owner: 'kernels' }), /EROFS/, 'extra paths are read-only')
   renameSync(join(lib, 'probe.js'), join(lib, 'probe.done'))
