@@ -12,6 +12,7 @@
 import { Type, Kind, type Static, type TSchema, type TObject } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
+import { defaultWorkerThreads } from './wasm-runtime/admission.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -35,6 +36,7 @@ export const RuntimeOptions = Type.Object(
     memoryCacheEntries: Int(512, 1, 'compiled handlers kept in memory (LRU entries)'),
     cacheDir: Type.Optional(Type.String({ minLength: 1, description: 'folder of the on-disk bytecode cache (unset = none)' })),
     maxCacheSizeBytes: Int(64 * MiB, 0, 'bound of the disk bytecode cache, bytes'),
+    workerThreads: Int(defaultWorkerThreads(), 1, 'threads that run sandbox guests (default: cores − 1, the event loop keeps one)', 256),
   },
   { default: {}, additionalProperties: false },
 )
