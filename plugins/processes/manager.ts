@@ -125,7 +125,11 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       const { env, dropped } = buildEnv(this.options.envAllowList, process.env, req.env)
       const plan = () => planCommand(req, { root, cwd: cwd.abs, nodeHeapMb: this.options.nodeHeapMb, interpreters: this.interpreters })
       const timeouts = { timeoutMs: req.timeoutMs ?? this.options.defaultTimeoutMs, idleTimeoutMs: req.idleTimeoutMs ?? this.options.idleTimeoutMs }
-      const rec = await this.launch(scope, () => ({ type: req.type, plan: plan(), cwdRel: cwd.rel, env, ...timeouts }))
+      const rec = await this.launch(scope, () => {
+        const planned = plan()
+        if (planned.tty && !env.TERM) env.TERM = 'xterm-256color'
+        return { type: req.type, plan: planned, cwdRel: cwd.rel, env, ...timeouts }
+      })
       rec.droppedEnv = dropped
       return rec
     })
@@ -155,7 +159,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
         mounts: [],
       }
       const launch = { type: req.type, plan, cwdRel: cwd.rel, env: { ...req.env, PATH }, timeoutMs: 0, idleTimeoutMs: 0 }
-      return this.launch({ namespace: req.namespace, owner: req.owner }, () => launch)
+      return this.launch({ namespace: req.namespace, owner: req.owner }, () => launch, req.namespace !== undefined)
     })
   }
 
@@ -172,16 +176,21 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     return task
   }
 
-  /** Reserve a slot (both caps), plan, start the sandbox, and wait for workerd; on any error nothing runs. */
-  private async launch(scope: Scope, prepare: () => Launch): Promise<ProcessRecord> {
+  /**
+   * Reserve a slot (the global cap, and the namespace quota unless `quota` is false), plan, start the
+   * sandbox, and wait for workerd; on any error nothing runs.
+   */
+  private async launch(scope: Scope, prepare: () => Launch, quota = true): Promise<ProcessRecord> {
     const ns = scope.namespace ?? 'default'
-    this.admit(ns)
-    this.starting.set(ns, (this.starting.get(ns) ?? 0) + 1) // reserve the slot across the awaits below
+    const key = quota ? ns : '' // '' holds the reservations that only count globally
+    this.admit(ns, quota)
+    this.starting.set(key, (this.starting.get(key) ?? 0) + 1) // reserve the slot across the awaits below
     let plan: Plan | undefined
     try {
       const launch = prepare()
       plan = launch.plan
       const rec = await this.start(ns, scope.owner, launch)
+      rec.inQuota = quota
       if (this.closing) {
         // close() began while the child was starting: it must not outlive the app.
         await this.terminate(rec, 'shutdown')
@@ -193,26 +202,26 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       plan?.cleanup?.()
       throw err
     } finally {
-      const left = (this.starting.get(ns) ?? 1) - 1
-      if (left === 0) this.starting.delete(ns)
-      else this.starting.set(ns, left)
+      const left = (this.starting.get(key) ?? 1) - 1
+      if (left === 0) this.starting.delete(key)
+      else this.starting.set(key, left)
     }
   }
 
-  /** Throws 429 when the global cap or the namespace's quota is reached (live + starting). */
-  private admit(ns: string): void {
+  /** Throws 429 when the global cap or (with `quota`) the namespace's quota is reached (live + starting). */
+  private admit(ns: string, quota: boolean): void {
     const { maxProcesses, maxProcessesPerNamespace } = this.options
     let live = 0
     let mine = 0
     for (const rec of this.records.values()) {
       if (!rec.running) continue
       live++
-      if (rec.namespace === ns) mine++
+      if (rec.inQuota && rec.namespace === ns) mine++
     }
     for (const n of this.starting.values()) live += n
     mine += this.starting.get(ns) ?? 0
     if (live >= maxProcesses) throw new KernelError(429, 'TOO_MANY_PROCESSES', `limit of ${maxProcesses} live processes reached; kill one first`)
-    if (mine >= maxProcessesPerNamespace) {
+    if (quota && mine >= maxProcessesPerNamespace) {
       throw new KernelError(429, 'NAMESPACE_QUOTA_EXCEEDED', `namespace "${ns}" already runs ${mine} processes, its quota; kill one first`)
     }
   }

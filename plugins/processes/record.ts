@@ -32,6 +32,8 @@ export class ProcessRecord {
   readonly owner?: string
   readonly startedAt = new Date()
   droppedEnv: string[] = []
+  /** Counts towards its namespace's quota (false for internal spawns that name no namespace). */
+  inQuota = true
   /** workerd: where the worker serves, once it listens. */
   url?: string
   exit?: ExitInfo

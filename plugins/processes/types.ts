@@ -88,8 +88,8 @@ export interface Scope {
  * A process another plugin starts for itself (e.g. a code kernel): explicit argv and environment
  * (not filtered by `envAllowList`; PATH is still the sandbox's), an absolute `cwd` inside the
  * workspace, no timeout, no idle reaping, in the same bubblewrap sandbox as public spawns. Hidden
- * from everyone but `owner` (404 elsewhere, absent from lists), counted in `maxProcesses` and in its
- * namespace's quota, killed and reaped at close like any other. `type` labels it in `ProcessInfo`.
+ * from everyone but `owner` (404 elsewhere, absent from lists), counted in `maxProcesses` (and in the
+ * quota of `namespace` when one is given), killed and reaped at close like any other. `type` labels it in `ProcessInfo`.
  */
 export interface InternalSpawnRequest {
   type: 'node' | 'python'
@@ -100,7 +100,7 @@ export interface InternalSpawnRequest {
   cwd: string
   env: Record<string, string>
   owner: string
-  /** Namespace it counts against (default 'default'). */
+  /** Namespace it belongs to and counts against (its quota); without one it is in 'default' and counts only towards `maxProcesses`. */
   namespace?: string
   /**
    * What the sandbox lets through beyond a public spawn: the host network (`'host'`: loopback TCP to

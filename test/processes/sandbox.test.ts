@@ -39,9 +39,10 @@ t.test('a sandboxed process cannot read host files outside the workspace, nor se
   t.ok(pids.length <= 3, `only the sandbox's own processes are listed: ${pids}`)
   t.ok(pids.includes(1), 'pid 1 is the sandbox’s init')
 
-  const write = await run(pm, { type: 'shell', code: 'touch /usr/x 2>&1; echo rc=$?; touch /tmp/x && echo tmp-ok; echo w > made.txt' })
+  const write = await run(pm, { type: 'shell', code: 'touch /usr/x 2>&1; echo rc=$?; touch /tmp/x && echo tmp-ok; echo term=$TERM' })
   t.match(write.output, /Read-only file system[\s\S]*rc=1/, 'system dirs are read-only')
   t.match(write.output, 'tmp-ok', '/tmp is a private tmpfs')
+  t.match(write.output, 'term=xterm-256color', 'a PTY shell gets a TERM')
 })
 
 t.test('a setsid or double-forked child does not survive DELETE (checked by host pid)', async (t) => {
@@ -208,6 +209,10 @@ t.test('per-namespace quota: one namespace cannot take every process slot', asyn
   const victim = await pm.spawn(sleeper, { namespace: 'victim' })
   t.equal(victim.status, 'running', 'another namespace is still served')
   t.equal(pm.list({ namespace: 'flood' }).length, 2)
+  const internal = { owner: 'kernels', type: 'python' as const, file: '/usr/bin/python3', args: ['-c', 'import time; time.sleep(60)'], cwd: srv.root, env: {} }
+  await t.rejects(pm.spawnInternal({ ...internal, namespace: 'flood' }), { statusCode: 429, code: 'NAMESPACE_QUOTA_EXCEEDED' }, 'an internal spawn naming the namespace counts in its quota')
+  const unscoped = await pm.spawnInternal(internal)
+  t.equal(unscoped.status, 'running', 'one naming none counts only towards maxProcesses')
 })
 
 t.test('internal spawns: loopback, read-only and writable extra paths on request, hidden from public callers', async (t) => {
