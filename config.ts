@@ -87,6 +87,12 @@ export const WorkersConfig = Type.Object(
   { default: {}, additionalProperties: false },
 )
 
+/** Options of the inspector page (plugins/inspector.ts). */
+export const InspectorConfig = Type.Object(
+  { enabled: Type.Boolean({ default: true, description: 'serve the inspector page at /inspector' }) },
+  { default: {}, additionalProperties: false },
+)
+
 /** Options of the process bridge (plugins/processes.ts). Bytes and ms. */
 export const ProcessesConfig = Type.Object(
   {
@@ -144,6 +150,7 @@ export const KernelConfig = Type.Object(
     ws: WsOptions,
     workers: WorkersConfig,
     processes: ProcessesConfig,
+    inspector: InspectorConfig,
   },
   { additionalProperties: false },
 )
