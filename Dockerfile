@@ -21,9 +21,10 @@ COPY . .
 RUN bash scripts/pack.sh /pkg
 
 FROM node:20-bookworm-slim AS runtime
-# python3 for the process bridge's `python` processes (bash comes with the base image)
+# python3 for the process bridge's `python` processes (bash comes with the base image); bubblewrap is
+# its sandbox (run the container with --cap-add SYS_ADMIN, or a runtime that allows user namespaces)
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 bubblewrap util-linux \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /pkg/ /tmp/pkg/
@@ -31,10 +32,10 @@ RUN echo '{"name":"workspace-kernel-image","private":true}' > package.json \
  && npm install --omit=dev --no-audit --no-fund /tmp/pkg/*.tgz \
  && rm -rf /tmp/pkg ~/.npm
 # code stays root-owned (read-only for the server); the server runs unprivileged, its only
-# writable place is the workspace folder
-RUN mkdir /workspace && chown node:node /workspace
+# writable places are the workspace folder and the panel store (/data/kernel.db)
+RUN mkdir /workspace /data && chown node:node /workspace /data
 USER node
-ENV NODE_ENV=production WK_NODE_ENV=production WK_HOST=0.0.0.0 WK_PORT=3000 WK_WORKERS_WORKSPACE_ROOT=/workspace WK_PROCESSES_WORKSPACE_ROOT=/workspace
+ENV NODE_ENV=production WK_NODE_ENV=production WK_HOST=0.0.0.0 WK_PORT=3000 WK_WORKERS_WORKSPACE_ROOT=/workspace WK_PROCESSES_WORKSPACE_ROOT=/workspace WK_DATA_DIR=/data
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=3s \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.WK_PORT||3000)+(process.env.WK_PREFIX||'')+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"

@@ -12,6 +12,8 @@
 import { Type, Kind, type Static, type TSchema, type TObject } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
+import { PanelLimits } from './plugins/panels/options.js'
+import { StoreOptions } from './plugins/store.js'
 import { defaultWorkerThreads } from './wasm-runtime/admission.js'
 
 const KiB = 1024
@@ -79,7 +81,10 @@ export const WorkersConfig = Type.Object(
     maxListLimit: Int(200, 1, 'largest ?limit= a worker list or transcript read accepts'),
     defaultListLimit: Int(50, 1, '?limit= when none is given (≤ maxListLimit)'),
     transcriptMaxItems: Int(1000, 1, 'transcript items kept per worker, oldest dropped first'),
+    transcriptMaxBytes: Int(1 * MiB, 1, 'transcript bytes kept per worker (content + 64 per item), oldest items dropped first'),
+    runtimeTranscriptMaxBytes: Int(64 * MiB, 1, 'transcript bytes kept by all workers of one runtime; the namespace holding most is trimmed first'),
     maxWorkers: Type.Optional(Type.Integer({ minimum: 1, description: 'workers each built-in runtime keeps at once (default 1000 embedded, 32 process)' })),
+    maxWorkersPerNamespace: Type.Optional(Type.Integer({ minimum: 1, description: 'workers one namespace may hold in each built-in runtime (default a quarter of maxWorkers); eviction never crosses namespaces' })),
   },
   { default: {}, additionalProperties: false },
 )
@@ -95,13 +100,18 @@ export const ProcessesConfig = Type.Object(
   {
     workspaceRoot: Type.String({ default: '.', minLength: 1, description: 'directory every process cwd and script must stay inside; resolved against the cwd' }),
     maxProcesses: Int(32, 1, 'live processes at once (one more: 429 TOO_MANY_PROCESSES)'),
+    maxProcessesPerNamespace: Type.Optional(Type.Integer({ minimum: 1, description: 'live processes of one namespace (one more: 429 NAMESPACE_QUOTA_EXCEEDED; default a quarter of maxProcesses)' })),
+    maxPendingInputBytes: Int(1 * MiB, 1, 'stdin bytes a child has not read yet before writes answer 429 INPUT_BACKLOG_FULL'),
+    addressSpaceBytes: Int(4 * 1024 * MiB, 64 * MiB, 'RLIMIT_AS of each sandboxed process, bytes (workerd: at least 16 GiB)'),
+    maxOpenFiles: Int(1024, 16, 'RLIMIT_NOFILE of each sandboxed process'),
+    maxTasks: Int(256, 8, 'processes + threads of one sandbox (pids cgroup where available, and RLIMIT_NPROC)'),
     outputBufferBytes: Int(1 * MiB, 1, 'output replay buffer per process, bytes'),
     maxInputBytes: Int(64 * KiB, 1, 'largest single stdin write, bytes (bigger: 413 INPUT_TOO_LARGE)'),
     defaultTimeoutMs: Int(0, 0, 'timeout of spawns that give none (0 = none), ms'),
     idleTimeoutMs: Int(600_000, 0, 'kill a process with no attached client and no input for this long (0 = never), ms'),
     envAllowList: Type.Array(Type.String({ minLength: 1 }), {
       default: [...DEFAULT_ENV_ALLOW_LIST],
-      description: 'environment keys a child may receive (from the kernel or the request); `PREFIX_*` matches a prefix',
+      description: 'environment keys a child may receive (from the kernel or the request); `PREFIX_*` matches a prefix; PATH and HOME are always the sandbox’s own',
     }),
     killGraceMs: Int(2000, 0, 'SIGTERM → SIGKILL grace when a process is killed or the kernel stops, ms'),
   },
@@ -134,8 +144,9 @@ export const KernelConfig = Type.Object(
       description: 'origins allowed by CORS; `*` = any; empty = no CORS headers',
     }),
     bodyLimitBytes: Int(1 * MiB, 1, 'largest request body, bytes (bigger: 413 PAYLOAD_TOO_LARGE)'),
-    maxPanels: Int(1000, 1, 'panels alive at once'),
-    suspensionTimeoutMs: Int(30_000, 1, 'how long a handler may wait on extension calls, ms'),
+    ...PanelLimits.properties,
+    dataDir: StoreOptions.properties.dataDir,
+    store: Type.Omit(StoreOptions, ['dataDir'], { default: {}, additionalProperties: false }),
     shutdownTimeoutMs: Int(10_000, 1, 'graceful shutdown budget before a forced exit 1, ms'),
     runtime: RuntimeOptions,
     http: HttpOptions,
@@ -153,6 +164,7 @@ export type HttpOptions = Static<typeof HttpOptions>
 export type WsOptions = Static<typeof WsOptions>
 export type WorkersConfig = Static<typeof WorkersConfig>
 export type ProcessesConfig = Static<typeof ProcessesConfig>
+export type StoreConfig = KernelConfig['store']
 
 /** What callers may pass: any subset, groups included (`{ http: { allowedDomains: [...] } }`). */
 export type KernelOptions = {
