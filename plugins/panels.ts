@@ -25,6 +25,7 @@ function registerMetrics(registry: Registry, manager: () => PanelManager): RunOb
   new Gauge({ name: 'kernel_panels', help: 'Panels alive', registers, collect() { this.set(manager().size) } })
   new Gauge({ name: 'kernel_panel_sockets', help: 'Connected panel WebSocket clients', registers, collect() { this.set(manager().sessions.count()) } })
   new Gauge({ name: 'kernel_panel_suspended_runs', help: 'Handler runs waiting on extension calls', registers, collect() { this.set(manager().suspensions.count()) } })
+  new Gauge({ name: 'kernel_capability_inferences_in_flight', help: 'Handlers whose capabilities are being inferred on the worker thread', registers, collect() { this.set(manager().inference.inFlight) } })
   const runs = new Counter({ name: 'kernel_handler_runs_total', help: 'Finished handler runs by status', labelNames: ['status'], registers })
   const suspensions = new Counter({ name: 'kernel_handler_suspensions_total', help: 'Times a handler suspended on extension calls', registers })
   const duration = new Histogram({
@@ -63,6 +64,7 @@ async function panelsPlugin(fastify: FastifyInstance, opts: PanelsPluginOptions)
   fastify.addHook('preClose', async () => {
     manager.close()
   })
+  fastify.addHook('onClose', async () => manager.inference.close())
 }
 
 export default fp(panelsPlugin, { name: 'panels', fastify: '5.x', dependencies: ['executor'] })

@@ -17,7 +17,7 @@ import type {
 } from '../../schemas/panels.js'
 import { WsCloseCode, type ProgressMessage } from '../../schemas/ws.js'
 import { ArgsValidator, type ArgsCheck } from './args.js'
-import { inferCapabilities } from './capabilities.js'
+import { CapabilityInference } from './inference.js'
 import { SessionHub, encode, type Session, type SessionOptions } from './sessions.js'
 import { SuspensionRegistry } from './suspensions.js'
 
@@ -105,6 +105,8 @@ export class PanelManager {
   private readonly panels = new Map<string, Panel>()
   private readonly reserved = new Set<string>()
   private readonly args = new ArgsValidator()
+  /** Capability inference off the event loop; ended by the panels plugin's onClose. */
+  readonly inference = new CapabilityInference()
   readonly sessions: SessionHub
   readonly suspensions: SuspensionRegistry
   private readonly maxPanels: number
@@ -200,7 +202,7 @@ export class PanelManager {
         column: e.column,
       })
     }
-    const capabilities = declared ?? inferCapabilities(source, label)
+    const capabilities = declared ?? (await this.inference.infer(source, label))
     return { compiled, capabilities, inferred: declared === undefined, timeoutMs }
   }
 
