@@ -60,16 +60,11 @@ async function registerInfra(fastify: FastifyInstance, config: KernelConfig): Pr
   await fastify.register(errorHandler)
   await fastify.register(connections) // first preClose: quiet sockets go before anything else closes
   await fastify.register(metrics, { endpoint: null })
-  // first onRequest hook of the kernel: a foreign Host or Origin is refused before any other work
-  await fastify.register(hostGuard, { allowedHosts: config.allowedHosts, allowedOrigins: config.corsOrigins, listenHost: config.host })
   await fastify.register(jsonLimits, { maxJsonDepth: config.maxJsonDepth })
   // per route, so the limit holds when the kernel is embedded in an app with another bodyLimit
   fastify.addHook('onRoute', (route) => {
     route.bodyLimit ??= config.bodyLimitBytes
   })
-  if (config.corsOrigins.length > 0) {
-    await fastify.register(cors, { origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins })
-  }
   if (!fastify.hasDecorator('websocketServer')) {
     await fastify.register(websocket, {
       options: { maxPayload: config.ws.maxPayloadBytes },
@@ -79,6 +74,12 @@ async function registerInfra(fastify: FastifyInstance, config: KernelConfig): Pr
         await new Promise((r) => this.websocketServer.close(r))
       },
     })
+  }
+  // the first onRequest hook after @fastify/websocket's own (which marks upgrades so a refused one is
+  // closed): a foreign Host or Origin is refused before CORS, auth, parsing or any route work
+  await fastify.register(hostGuard, { allowedHosts: config.allowedHosts, allowedOrigins: config.corsOrigins, listenHost: config.host })
+  if (config.corsOrigins.length > 0) {
+    await fastify.register(cors, { origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins })
   }
   await fastify.register(swagger, {
     openapi: {
