@@ -15,7 +15,7 @@ import { resolveConfig, type KernelConfig, type KernelOptions } from './config.j
 import { errorHandler } from './plugins/errors.js'
 import connections from './plugins/connections.js'
 import metrics from './plugins/metrics.js'
-import auth from './plugins/auth.js'
+import auth, { requestLogFields } from './plugins/auth.js'
 import hostGuard from './plugins/host-guard.js'
 import jsonLimits from './plugins/json-limits.js'
 import { wsErrorHandler } from './plugins/ws-errors.js'
@@ -159,7 +159,7 @@ export async function kernelPlugin(fastify: FastifyInstance, options: KernelPlug
 }
 
 function loggerOptions(logger: BuildAppOptions['logger'], level: string): Partial<FastifyServerOptions> & { loggerInstance?: FastifyBaseLogger } {
-  if (logger === undefined) return { logger: { level } }
+  if (logger === undefined) return { logger: { level, serializers: { req: requestLogFields } } }
   if (typeof logger === 'object' && logger !== null && typeof (logger as FastifyBaseLogger).child === 'function') {
     return { loggerInstance: logger as FastifyBaseLogger }
   }

@@ -12,12 +12,15 @@
 import pino, { type Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
+import { requestLogFields } from './plugins/auth.js'
 import { ConfigError, configHelp, loadConfig, type KernelConfig } from './config.js'
 
 function createLogger(config: KernelConfig): Logger {
-  if (config.nodeEnv === 'production') return pino({ level: config.logLevel })
+  const serializers = { req: requestLogFields } // no ?token= in the logs
+  if (config.nodeEnv === 'production') return pino({ level: config.logLevel, serializers })
   return pino({
     level: config.logLevel,
+    serializers,
     transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } },
   })
 }

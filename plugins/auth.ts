@@ -9,7 +9,7 @@ import { KernelError } from './errors.js'
 export const AuthConfig = Type.Object({
   authEnabled: Type.Boolean({
     default: false,
-    description: 'require a JWT on REST (Authorization: Bearer|token) and WebSocket (?token=); the standalone server turns it on',
+    description: 'require a JWT on REST (Authorization: Bearer or token) and WebSocket (?token=); the standalone server turns it on',
   }),
   jwtSecret: Type.Optional(
     Type.String({ minLength: 16, secret: true, description: 'HS256 secret (≥ 16 chars); unset with auth on = generated at start, with a token printed' }),
@@ -25,6 +25,20 @@ export interface AuthPluginOptions {
   secret?: string
   /** Age limit of a token without `exp`, from its `iat`, seconds. Default: AuthConfig's jwtMaxAge (24 h). */
   maxAge?: number
+}
+
+/**
+ * The pino `req` serializer of the kernel's logs: method, url with any `token=` query value
+ * replaced by `[redacted]` (WebSocket clients send their JWT there), host, remote address and port.
+ */
+export function requestLogFields(req: FastifyRequest): Record<string, unknown> {
+  return {
+    method: req.method,
+    url: req.url.replace(/([?&]token=)[^&]*/g, '$1[redacted]'),
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  }
 }
 
 /** A namespace claim: 1–64 chars of `[A-Za-z0-9_.:-]`. */

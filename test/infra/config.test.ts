@@ -241,6 +241,9 @@ t.test('the binary without a secret generates one, prints a token URL and requir
   const [first] = await once(ws, 'message')
   t.match(JSON.parse(String(first)), { type: 'CONNECTED', panelId: 'p1' }, '?token= on the upgrade')
   ws.close()
+  const upgrade = await waitFor(() => lines.find((l) => l.req?.url?.startsWith('/panels/p1/ws?token=')), child)
+  t.equal(upgrade.req.url, '/panels/p1/ws?token=[redacted]', 'the request log redacts the token')
+  t.notOk(lines.filter((l) => l !== listening).some((l) => JSON.stringify(l).includes(token)), 'no other log line holds the token')
 })
 
 t.test('the binary with a secret prints no token; a JWT without exp older than WK_JWT_MAX_AGE is refused', async (t) => {
