@@ -23,6 +23,7 @@ import extensions, { type Extension } from './plugins/extensions.js'
 import executor from './plugins/executor.js'
 import panels from './plugins/panels.js'
 import healthRoutes from './routes/health.js'
+import metricsRoutes from './routes/metrics.js'
 import panelsRoutes from './routes/panels.js'
 import workers from './plugins/workers.js'
 import workersRoutes from './routes/workers.js'
@@ -59,7 +60,7 @@ async function closeSockets(clients: Set<WebSocket>): Promise<void> {
 async function registerInfra(fastify: FastifyInstance, config: KernelConfig): Promise<void> {
   await fastify.register(errorHandler)
   await fastify.register(connections) // first preClose: quiet sockets go before anything else closes
-  await fastify.register(metrics, { endpoint: null })
+  await fastify.register(metrics, { route: false })
   await fastify.register(jsonLimits, { maxJsonDepth: config.maxJsonDepth })
   // per route, so the limit holds when the kernel is embedded in an app with another bodyLimit
   fastify.addHook('onRoute', (route) => {
@@ -132,14 +133,7 @@ export const kernelCore = fp(
 export async function kernelRoutes(fastify: FastifyInstance, { config }: KernelCoreOptions): Promise<void> {
   fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
   await fastify.register(swaggerUi, { routePrefix: '/docs' })
-  fastify.get(
-    '/metrics',
-    {
-      schema: { tags: ['kernel'], summary: 'Prometheus metrics (text exposition format)', response: { 200: { type: 'string' } } },
-      config: { disableMetrics: true },
-    },
-    async (_request, reply) => reply.type(fastify.promRegistry.contentType).send(await fastify.promRegistry.metrics()),
-  )
+  await fastify.register(metricsRoutes)
   await fastify.register(healthRoutes, { version: pkg.version, authEnabled: config.authEnabled })
   await fastify.register(panelsRoutes)
   await fastify.register(processesRoutes)
