@@ -6,7 +6,8 @@ import { Writable } from 'node:stream'
 import pino from 'pino'
 import { request } from 'undici'
 import WebSocket from 'ws'
-import { buildApp, type BuildAppOptions } from '../../app.js'
+import Fastify from 'fastify'
+import { buildApp, kernelPlugin, type BuildAppOptions } from '../../app.js'
 import { CapabilityInference } from '../../plugins/panels/inference.js'
 import { inferCapabilities } from '../../plugins/panels/capabilities.js'
 import { counterPanel } from '../panels/helpers.js'
@@ -88,6 +89,18 @@ t.test('allowedHosts (WK_ALLOWED_HOSTS) adds names; * turns the Host check off',
   t.equal((await call(base, 'GET', '/health', { host: 'corp.example' })).status, 421, 'the wildcard needs a subdomain')
   const open = await start(t, { allowedHosts: ['*'] })
   t.equal((await call(open.base, 'GET', '/health', { host: 'rebind.attacker.example' })).status, 200)
+})
+
+t.test('embedded with kernelPlugin: the guard covers the kernel routes only', async (t) => {
+  const app = Fastify()
+  app.get('/', async () => ({ mine: true }))
+  await app.register(kernelPlugin, { prefix: '/kernel', logLevel: 'silent' })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const foreign = { host: 'app.example', origin: 'https://other.example' }
+  t.same(await call(base, 'GET', '/', foreign), { status: 200, body: { mine: true } }, "the app's own route is the app's business")
+  t.match(await call(base, 'GET', '/kernel/health', { host: 'app.example' }), { status: 421, body: { code: 'HOST_NOT_ALLOWED' } })
+  t.match(await call(base, 'GET', '/kernel/health', { origin: 'https://other.example' }), { status: 403, body: { code: 'ORIGIN_NOT_ALLOWED' } })
 })
 
 t.test('a foreign Origin is refused on /processes/:pid/ws and /panels/:id/ws; no Origin, same origin and listed origins pass', async (t) => {
