@@ -366,8 +366,9 @@ export function loadConfig(
   return resolveConfig(deepMerge(base as Record<string, unknown>, options) as KernelOptions, names)
 }
 
-/** A plain-text table of every variable, for `--help`. */
-export function configHelp(): string {
-  const rows = configVariables().map((v) => `  ${v.env.padEnd(34)} ${v.flag.padEnd(32)} ${JSON.stringify(v.default) ?? '(unset)'}\n      ${v.description}`)
+/** A plain-text table of every variable, for `--help`; `base` shows the caller's own defaults (e.g. the standalone server's `authEnabled: true`). */
+export function configHelp(base: KernelOptions = {}): string {
+  const shown = (v: ConfigVariable) => (Object.hasOwn(base, v.path) ? (base as Record<string, unknown>)[v.path] : v.default)
+  const rows = configVariables().map((v) => `  ${v.env.padEnd(34)} ${v.flag.padEnd(32)} ${JSON.stringify(shown(v)) ?? '(unset)'}\n      ${v.description}`)
   return `workspace-kernel options (environment variable, flag, default):\n${rows.join('\n')}\n`
 }

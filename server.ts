@@ -78,7 +78,7 @@ function announce(logger: Logger, url: string, config: KernelConfig, token: stri
 
 async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(configHelp())
+    process.stdout.write(configHelp(STANDALONE_DEFAULTS))
     return
   }
   let config: KernelConfig
