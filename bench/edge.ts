@@ -7,9 +7,12 @@
  *   1. `/health` latency, one request after another, on an idle kernel (the baseline)
  *   2. the same while 12 panels of 1 MB of handler source (4 tools × 250 kB) are created at once:
  *      capability inference (acorn) runs on a worker thread, so /health should stay near the baseline
+ *   3. for scale: the time acorn takes on one such handler here, i.e. how long each of the 48
+ *      inferences would block the event loop if it ran there
  */
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { inferCapabilities } from '../plugins/panels/capabilities.js'
 import { percentile, printTable } from './stats.js'
 
 const PANELS = 12
@@ -64,11 +67,20 @@ async function main(): Promise<void> {
     const busy = await probe(base, () => created)
     await creating
     const createMs = performance.now() - started
+    const acorn = Array.from({ length: 5 }, () => {
+      const start = performance.now()
+      inferCapabilities(handler)
+      return performance.now() - start
+    })
     const row = (name: string, v: number[]) => [name, v.length, percentile(v, 50), percentile(v, 99), Math.max(...v)]
     printTable(
       `/health latency, ms (${PANELS} panels × ${TOOLS} tools × ${TOOL_CHARS / 1000} kB created in ${createMs.toFixed(0)} ms)`,
-      ['case', 'requests', 'p50', 'p99', 'max'],
-      [row('idle kernel (baseline)', idle), row(`while creating ${PANELS} × 1 MB panels`, busy)],
+      ['case', 'samples', 'p50', 'p99', 'max'],
+      [
+        row('idle kernel (baseline)', idle),
+        row(`while creating ${PANELS} × 1 MB panels`, busy),
+        row(`acorn inference of one ${TOOL_CHARS / 1000} kB handler, on a thread of its own`, acorn),
+      ],
     )
   } finally {
     server.disconnect()
