@@ -29,6 +29,7 @@ import workers from './plugins/workers.js'
 import workersRoutes from './routes/workers.js'
 import processes from './plugins/processes.js'
 import processesRoutes from './routes/processes.js'
+import inspector from './plugins/inspector.js'
 
 export { resolveConfig, loadConfig, ConfigError, type KernelConfig, type KernelOptions } from './config.js'
 export { KernelError } from './plugins/errors.js'
@@ -127,8 +128,8 @@ export const kernelCore = fp(
 )
 
 /**
- * Every kernel route (register it with a `prefix`): /health, /metrics, /openapi.json, /docs, and the
- * panels, processes and workers APIs. Needs `kernelCore` registered in the same or a parent context.
+ * Every kernel route (register it with a `prefix`): /health, /metrics, /openapi.json, /docs, the
+ * panels, processes and workers APIs, and the inspector page at /inspector/. Needs `kernelCore` registered in the same or a parent context.
  */
 export async function kernelRoutes(fastify: FastifyInstance, { config }: KernelCoreOptions): Promise<void> {
   fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
@@ -138,6 +139,7 @@ export async function kernelRoutes(fastify: FastifyInstance, { config }: KernelC
   await fastify.register(panelsRoutes)
   await fastify.register(processesRoutes)
   await fastify.register(workersRoutes)
+  if (config.inspector.enabled) await fastify.register(inspector)
 }
 
 /**

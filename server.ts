@@ -68,7 +68,8 @@ const STANDALONE_DEFAULTS = { authEnabled: true }
 /** Logs where the server listens, and how to authenticate: the generated token's URL, or a warning when auth is off. */
 function announce(logger: Logger, url: string, config: KernelConfig, token: string | undefined): void {
   if (token !== undefined) {
-    const tokenUrl = `${url}/?token=${token}`
+    // the inspector page takes the token from its URL, like Jupyter's tree page
+    const tokenUrl = `${url}${config.inspector.enabled ? '/inspector/' : '/'}?token=${token}`
     logger.info({ url, tokenUrl }, `workspace-kernel listening on ${url} (docs: ${url}/docs). Use the token (Authorization: Bearer <token>, or ?token= on WebSockets):\n    ${tokenUrl}`)
     return
   }

@@ -3,10 +3,12 @@
  * generated at start) on 127.0.0.1 — or uses KERNEL_URL, the URL with `?token=` a running kernel
  * printed — and a slow local forecast service, creates the todo and forecast panels, connects over
  * WebSocket, triggers tools and prints every PATCH / EVENT / PROGRESS / RESULT / ERROR it receives.
- * Every call carries the token (`Authorization: Bearer`, `?token=` on the WebSocket). Exits 0 on success.
+ * Every call carries the token (`Authorization: Bearer`, `?token=` on the WebSocket). Exits 0 on
+ * success; run in a terminal (or with --serve) it then keeps its kernel up with a todo panel for the
+ * inspector page, whose URL (with the token) it prints, until Ctrl-C.
  *
- *   node --import tsx examples/demo.ts
- *   KERNEL_URL='http://127.0.0.1:3000/?token=eyJ…' node --import tsx examples/demo.ts
+ *   node --import tsx examples/demo.ts [--serve]
+ *   KERNEL_URL='http://127.0.0.1:3000/inspector/?token=eyJ…' node --import tsx examples/demo.ts
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -49,12 +51,12 @@ async function createPanel(k: Kernel, def: PanelDefinition): Promise<CreatePanel
   return panel
 }
 
-/** Base URL and token of a kernel URL as the kernel prints it: `http://host:port[/prefix]/?token=<jwt>`. */
+/** Base URL and token of a kernel URL as the kernel prints it: `http://host:port[/prefix]/inspector/?token=<jwt>`. */
 function parseKernelUrl(raw: string): Kernel {
   const url = new URL(raw)
   const token = url.searchParams.get('token') ?? process.env.KERNEL_TOKEN
   if (!token) throw new Error('KERNEL_URL needs ?token= (the URL the kernel printed at start) or KERNEL_TOKEN')
-  return { base: `${url.origin}${url.pathname.replace(/\/$/, '')}`, token }
+  return { base: `${url.origin}${url.pathname.replace(/\/(inspector\/?)?$/, '')}`, token }
 }
 
 /** Starts the standalone binary on a free port with JSON logs and reads its token URL from them. */
@@ -113,10 +115,17 @@ async function forecastDemo(k: Kernel, source: string): Promise<void> {
 const forecast = await startForecastServer(300)
 const kernel = await startKernel()
 try {
+  const inspector = `${kernel.base}/inspector/?token=${encodeURIComponent(kernel.token)}`
   console.log(`kernel at ${kernel.base}, forecast service at ${forecast.url}`)
+  console.log(`inspector: ${inspector}`)
   await todoDemo(kernel)
   await forecastDemo(kernel, forecast.url)
   console.log('demo finished')
+  if (kernel.child && (process.stdout.isTTY || process.argv.includes('--serve'))) {
+    await createPanel(kernel, todoPanel())
+    console.log(`serving the inspector at ${inspector} (Ctrl-C to stop)`)
+    await new Promise((r) => process.once('SIGINT', r))
+  }
 } finally {
   if (kernel.child && kernel.child.exitCode === null) {
     kernel.child.kill('SIGTERM')

@@ -103,7 +103,7 @@ export async function exitCode(child: ChildProcess): Promise<number | null> {
   return child.exitCode
 }
 
-/** The token of the generated-secret URL the binary logs (`tokenUrl: http://…/?token=<jwt>`). */
+/** The token of the generated-secret URL the binary logs (`tokenUrl: http://…/inspector/?token=<jwt>`). */
 export function tokenOf(line: { tokenUrl?: string }): string {
   const token = new URL(line.tokenUrl ?? 'http://x/').searchParams.get('token')
   if (!token) throw new Error(`no token URL in ${JSON.stringify(line)}`)

@@ -14,7 +14,7 @@ t.test('the binary without a secret generates one, prints a token URL and requir
   const { child, lines } = startBinary({ WK_PORT: String(port) })
   t.teardown(() => child.kill('SIGKILL'))
   const listening = await waitFor(() => lines.find((l) => l.url), child)
-  t.match(listening.tokenUrl, new RegExp(`^http://127\\.0\\.0\\.1:${port}/\\?token=[\\w-]+\\.[\\w-]+\\.[\\w-]+$`))
+  t.match(listening.tokenUrl, new RegExp(`^http://127\\.0\\.0\\.1:${port}/inspector/\\?token=[\\w-]+\\.[\\w-]+\\.[\\w-]+$`), 'the inspector page with the token')
   t.match(listening.msg, listening.tokenUrl, 'the URL is in the message a user reads')
   const token = tokenOf(listening)
   const base = `http://127.0.0.1:${port}`
