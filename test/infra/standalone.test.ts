@@ -28,6 +28,9 @@ t.test('the binary without a secret generates one, prints a token URL and requir
   t.same(await get('/panels', { authorization: `Bearer ${token}` }), { status: 200, body: { panels: [] } }, 'Bearer')
   t.same(await get('/panels', { authorization: `token ${token}` }), { status: 200, body: { panels: [] } }, 'token (Jupyter)')
   t.equal((await get('/health')).status, 200, '/health stays open')
+  const page = await request(listening.tokenUrl)
+  t.equal(page.statusCode, 200, 'the printed URL opens the inspector page (public; it reads the token from its URL)')
+  t.match(await page.body.text(), /<html/i)
 
   const created = await request(`${base}/panels`, {
     method: 'POST',
