@@ -7,10 +7,14 @@ import type { ExitInfo, ExitReason, OutputSnapshot, ProcessExitEvent, ProcessInf
 
 /** Longest argv entry shown in `ProcessInfo.command` (inline code can be large). */
 const SHOWN_ARG_CHARS = 200
+/** A status read within this long reuses the last /proc walk (ms). */
+const USAGE_TTL_MS = 500
 
 export interface RecordInit {
   type: ProcessType
   namespace: string
+  /** Internal owner (e.g. `kernels`); undefined for public spawns. */
+  owner?: string
   command: string[]
   cwd: string
   bufferBytes: number
@@ -25,8 +29,11 @@ export class ProcessRecord {
   tty = false
   readonly type: ProcessType
   readonly namespace: string
+  readonly owner?: string
   readonly startedAt = new Date()
   droppedEnv: string[] = []
+  /** Counts towards its namespace's quota (false for internal spawns that name no namespace). */
+  inQuota = true
   /** workerd: where the worker serves, once it listens. */
   url?: string
   exit?: ExitInfo
@@ -41,6 +48,7 @@ export class ProcessRecord {
   private readonly listeners = new Set<ProcessListener>()
   private readonly aligners = new Map<ProcessOutputEvent['stream'], Utf8Aligner>()
   private holds = 0
+  private usageCache?: { at: number; value: ProcessInfo['usage'] }
   private timeout?: NodeJS.Timeout
   private idle?: NodeJS.Timeout
   private onTimer: (reason: ExitReason) => void = () => {}
@@ -48,6 +56,7 @@ export class ProcessRecord {
   constructor(private readonly init: RecordInit) {
     this.type = init.type
     this.namespace = init.namespace
+    this.owner = init.owner
     this.ring = new OutputRing(init.bufferBytes)
     this.exited = new Promise((resolve) => (this.resolveExit = resolve))
   }
@@ -119,6 +128,15 @@ export class ProcessRecord {
     if (this.idle) this.armIdle() // input is activity: restart the idle clock
   }
 
+  pendingInput(): number {
+    return this.handle?.pendingInput() ?? 0
+  }
+
+  onDrain(fn: () => void): void {
+    if (this.handle) this.handle.onDrain(fn)
+    else queueMicrotask(fn)
+  }
+
   /** The child's control pipe (fd 3); throws if it was not opened. */
   control(): Readable {
     if (!this.handle?.control) throw new Error(`process ${this.pid} has no control pipe`)
@@ -176,11 +194,18 @@ export class ProcessRecord {
     if (this.size) Object.assign(info, this.size)
     if (this.exit) Object.assign(info, { exit: this.exit, exitedAt: this.exitedAt?.toISOString() })
     if (this.running && this.tty) info.foreground = this.handle?.foreground()
-    const usage = this.running ? usageOf(this.pid) : undefined
+    const usage = this.running ? this.usage() : undefined
     if (usage) info.usage = usage
     if (this.url) info.url = this.url
     if (this.droppedEnv.length) info.droppedEnv = this.droppedEnv
     return info
+  }
+
+  /** Usage of the sandbox's programs, read from /proc at most once per {@link USAGE_TTL_MS}. */
+  private usage(): ProcessInfo['usage'] {
+    const now = Date.now()
+    if (!this.usageCache || now - this.usageCache.at > USAGE_TTL_MS) this.usageCache = { at: now, value: usageOf(this.pid) }
+    return this.usageCache.value
   }
 
   private deliver(listener: ProcessListener, event: ProcessOutputEvent | ProcessExitEvent): void {
