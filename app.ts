@@ -15,7 +15,10 @@ import { resolveConfig, type KernelConfig, type KernelOptions } from './config.j
 import { errorHandler } from './plugins/errors.js'
 import connections from './plugins/connections.js'
 import metrics from './plugins/metrics.js'
-import auth from './plugins/auth.js'
+import auth, { requestLogFields } from './plugins/auth.js'
+import hostGuard from './plugins/host-guard.js'
+import jsonLimits from './plugins/json-limits.js'
+import { wsErrorHandler } from './plugins/ws-errors.js'
 import extensions, { type Extension } from './plugins/extensions.js'
 import executor from './plugins/executor.js'
 import panels from './plugins/panels.js'
@@ -78,25 +81,31 @@ async function closeSockets(clients: Set<WebSocket>): Promise<void> {
   for (const ws of open) if (ws.readyState !== ws.CLOSED) ws.terminate()
 }
 
-/** Shared infrastructure: errors, body limit, CORS, WebSocket, the OpenAPI generator. */
+/** Shared infrastructure: errors, metrics, Host/Origin guard, body and JSON limits, CORS, WebSocket, the OpenAPI generator. */
 async function registerInfra(fastify: FastifyInstance, config: KernelConfig): Promise<void> {
   await fastify.register(errorHandler)
   await fastify.register(connections) // first preClose: quiet sockets go before anything else closes
+  await fastify.register(metrics, { route: false })
+  await fastify.register(jsonLimits, { maxJsonDepth: config.maxJsonDepth })
   // per route, so the limit holds when the kernel is embedded in an app with another bodyLimit
   fastify.addHook('onRoute', (route) => {
     route.bodyLimit ??= config.bodyLimitBytes
   })
-  if (config.corsOrigins.length > 0) {
-    await fastify.register(cors, { origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins })
-  }
   if (!fastify.hasDecorator('websocketServer')) {
     await fastify.register(websocket, {
       options: { maxPayload: config.ws.maxPayloadBytes },
+      errorHandler: wsErrorHandler(fastify.promRegistry),
       preClose: async function (this: FastifyInstance) {
         await closeSockets(this.websocketServer.clients)
         await new Promise((r) => this.websocketServer.close(r))
       },
     })
+  }
+  // the first onRequest hook after @fastify/websocket's own (which marks upgrades so a refused one is
+  // closed): a foreign Host or Origin is refused before CORS, auth, parsing or any route work
+  await fastify.register(hostGuard, { allowedHosts: config.allowedHosts, allowedOrigins: config.corsOrigins, listenHost: config.host })
+  if (config.corsOrigins.length > 0) {
+    await fastify.register(cors, { origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins })
   }
   await fastify.register(swagger, {
     openapi: {
@@ -121,7 +130,7 @@ export interface KernelCoreOptions {
 
 /**
  * Every kernel plugin (decorators: extensions, executor, store, panels, processes, workers, promRegistry,
- * authenticate, jwt, swagger) and the shared infrastructure, without routes. Wrapped with
+ * hostGuard, parseJson, authenticate, authToken, jwt, swagger) and the shared infrastructure, without routes. Wrapped with
  * fastify-plugin so `buildApp`'s caller sees the decorators on the app it gets.
  * Registration order sets the shutdown order (see server.ts): sockets close, extensions abort,
  * panels cancel their runs (preClose hooks, in this order), the listener closes, then the executor.
@@ -129,8 +138,7 @@ export interface KernelCoreOptions {
 export const kernelCore = fp(
   async (fastify: FastifyInstance, { config, extensions: extra }: KernelCoreOptions) => {
     await registerInfra(fastify, config)
-    await fastify.register(metrics, { route: false })
-    await fastify.register(auth, { enabled: config.authEnabled, secret: config.jwtSecret })
+    await fastify.register(auth, { enabled: config.authEnabled, secret: config.jwtSecret, maxAge: config.jwtMaxAge })
     await fastify.register(extensions, { http: config.http, extensions: extra })
     await fastify.register(executor, { ...config.runtime, suspensionTimeoutMs: config.suspensionTimeoutMs })
     await fastify.register(store, { ...config.store, dataDir: config.dataDir })
@@ -187,7 +195,7 @@ export async function kernelPlugin(fastify: FastifyInstance, options: KernelPlug
 }
 
 function loggerOptions(logger: BuildAppOptions['logger'], level: string): Partial<FastifyServerOptions> & { loggerInstance?: FastifyBaseLogger } {
-  if (logger === undefined) return { logger: { level } }
+  if (logger === undefined) return { logger: { level, serializers: { req: requestLogFields } } }
   if (typeof logger === 'object' && logger !== null && typeof (logger as FastifyBaseLogger).child === 'function') {
     return { loggerInstance: logger as FastifyBaseLogger }
   }
@@ -196,7 +204,9 @@ function loggerOptions(logger: BuildAppOptions['logger'], level: string): Partia
 
 /**
  * A Fastify app (not listening) with the kernel's decorators on it and its routes under `options.prefix`.
- * Defaults come from `KernelConfig`; e.g. `await buildApp({ authEnabled: true, jwtSecret, http: { allowedDomains } })`.
+ * Defaults come from `KernelConfig`: auth off (the standalone server turns it on), the Host/Origin guard on.
+ * E.g. `await buildApp({ authEnabled: true, jwtSecret, http: { allowedDomains } })`; with `authEnabled`
+ * and no `jwtSecret` a secret is generated and `app.authToken` is a token for namespace 'default'.
  * Panels live in memory unless `dataDir` (sqlite at `<dataDir>/kernel.db`) or `store.backend` is given;
  * the standalone server (server.ts) uses sqlite by default.
  * @throws ConfigError (code INVALID_CONFIG) when an option is invalid.

@@ -15,6 +15,9 @@ import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
 import { PanelLimits } from './plugins/panels/options.js'
 import { StoreOptions } from './plugins/store.js'
 import { defaultWorkerThreads } from './wasm-runtime/admission.js'
+import { AuthConfig } from './plugins/auth.js'
+import { HostGuardOptions } from './plugins/host-guard.js'
+import { JsonLimitsOptions } from './plugins/json-limits.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -135,14 +138,13 @@ export const KernelConfig = Type.Object(
       default: 'development',
       description: 'production = JSON logs; otherwise pretty logs (falls back to NODE_ENV)',
     }),
-    authEnabled: Type.Boolean({ default: false, description: 'require a JWT on REST (Bearer) and WebSocket (?token=)' }),
-    jwtSecret: Type.Optional(
-      Type.String({ minLength: 16, secret: true, description: 'HS256 secret, required when authEnabled (≥ 16 chars)' }),
-    ),
+    ...AuthConfig.properties,
+    allowedHosts: HostGuardOptions.properties.allowedHosts,
     corsOrigins: Type.Array(Type.String({ minLength: 1 }), {
       default: [],
-      description: 'origins allowed by CORS; `*` = any; empty = no CORS headers',
+      description: 'origins allowed by CORS and by the Origin check (same origin is always allowed); `*` = any; empty = no CORS headers',
     }),
+    maxJsonDepth: JsonLimitsOptions.properties.maxJsonDepth,
     bodyLimitBytes: Int(1 * MiB, 1, 'largest request body, bytes (bigger: 413 PAYLOAD_TOO_LARGE)'),
     ...PanelLimits.properties,
     dataDir: StoreOptions.properties.dataDir,
@@ -320,12 +322,18 @@ export function resolveConfig(options: KernelOptions = {}, names: Map<string, st
     return { path: path || '(root)', variable: names.get(path), value, message: errorText(e.schema, e.message) }
   })
   const cfg = merged as KernelConfig
-  if (issues.length === 0 && cfg.authEnabled && !cfg.jwtSecret) {
+  if (issues.length === 0 && !cfg.authEnabled && !isLoopbackHost(cfg.host)) {
     const authVar = names.get('authEnabled') ?? 'authEnabled'
-    issues.push({ path: 'jwtSecret', variable: names.get('jwtSecret') ?? 'WK_JWT_SECRET', message: `required when ${authVar} is true` })
+    issues.push({ path: 'authEnabled', variable: authVar, value: false, message: `auth may be off only on a loopback host (host is ${cfg.host})` })
   }
   if (issues.length > 0) throw new ConfigError(dedupe(issues))
   return cfg
+}
+
+/** `localhost`, 127.0.0.0/8 or ::1: addresses other machines cannot reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
 }
 
 /** TypeBox reports unions of literals as "Expected union value"; name the allowed values instead. */
@@ -379,8 +387,9 @@ export function loadConfig(
   return resolveConfig(deepMerge(base as Record<string, unknown>, options) as KernelOptions, names)
 }
 
-/** A plain-text table of every variable, for `--help`. */
-export function configHelp(): string {
-  const rows = configVariables().map((v) => `  ${v.env.padEnd(34)} ${v.flag.padEnd(32)} ${JSON.stringify(v.default) ?? '(unset)'}\n      ${v.description}`)
+/** A plain-text table of every variable, for `--help`; `base` shows the caller's own defaults (e.g. the standalone server's `authEnabled: true`). */
+export function configHelp(base: KernelOptions = {}): string {
+  const shown = (v: ConfigVariable) => (Object.hasOwn(base, v.path) ? (base as Record<string, unknown>)[v.path] : v.default)
+  const rows = configVariables().map((v) => `  ${v.env.padEnd(34)} ${v.flag.padEnd(32)} ${JSON.stringify(shown(v)) ?? '(unset)'}\n      ${v.description}`)
   return `workspace-kernel options (environment variable, flag, default):\n${rows.join('\n')}\n`
 }

@@ -26,6 +26,7 @@ function registerMetrics(registry: Registry, manager: () => PanelManager): RunOb
   new Gauge({ name: 'kernel_panel_suspended_runs', help: 'Handler runs waiting on extension calls', registers, collect() { this.set(manager().suspensions.count()) } })
   new Gauge({ name: 'kernel_panel_queued_segments', help: 'Run segments waiting in panel queues', registers, collect() { this.set(manager().queued()) } })
   new Gauge({ name: 'kernel_panel_triggers_in_flight', help: 'Triggers admitted and not yet answered', registers, collect() { this.set(manager().admission.inFlight()) } })
+  new Gauge({ name: 'kernel_capability_inferences_in_flight', help: 'Handlers whose capabilities are being inferred on the worker thread', registers, collect() { this.set(manager().inference.inFlight) } })
   const runs = new Counter({ name: 'kernel_handler_runs_total', help: 'Finished handler runs by status', labelNames: ['status'], registers })
   const suspensions = new Counter({ name: 'kernel_handler_suspensions_total', help: 'Times a handler suspended on extension calls', registers })
   const duration = new Histogram({
@@ -61,6 +62,7 @@ async function panelsPlugin(fastify: FastifyInstance, options: PanelsPluginOptio
   fastify.addHook('preClose', async () => {
     manager.close()
   })
+  fastify.addHook('onClose', async () => manager.inference.close())
 }
 
 export default fp(panelsPlugin, { name: 'panels', fastify: '5.x', dependencies: ['executor', 'metrics', 'store'] })

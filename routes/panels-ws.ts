@@ -37,16 +37,20 @@ function requestIdOf(msg: unknown): string | undefined {
   return typeof id === 'string' && id.length > 0 && id.length <= 128 ? id : undefined
 }
 
+/** `JSON.parse` with the edge's depth limit (see plugins/json-limits.ts). */
+type ParseJson = (text: string) => unknown
+
 /**
- * Parse and check one frame: PARSE_ERROR (not JSON), UNKNOWN_MESSAGE (no/unknown `type`),
- * INVALID_MESSAGE (known type, wrong shape). Returns the message, or undefined after replying ERROR.
+ * Parse and check one frame: PARSE_ERROR (not JSON), JSON_TOO_DEEP, UNKNOWN_MESSAGE (no/unknown
+ * `type`), INVALID_MESSAGE (known type, wrong shape). Returns the message, or undefined after replying ERROR.
  */
-function parse(s: Session, data: RawData): ClientMessage | undefined {
+function parse(s: Session, data: RawData, parseJson: ParseJson): ClientMessage | undefined {
   let msg: unknown
   try {
-    msg = JSON.parse(data.toString())
-  } catch {
-    sendError(s, 'PARSE_ERROR', 'message is not valid JSON')
+    msg = parseJson(data.toString())
+  } catch (err) {
+    if (err instanceof KernelError) sendError(s, err.code, err.message)
+    else sendError(s, 'PARSE_ERROR', 'message is not valid JSON')
     return undefined
   }
   const requestId = requestIdOf(msg)
@@ -84,8 +88,8 @@ function trigger(panels: PanelManager, s: Session, ns: string, panelId: string, 
     })
 }
 
-function onMessage(panels: PanelManager, s: Session, ns: string, panelId: string, data: RawData): void {
-  const msg = parse(s, data)
+function onMessage(panels: PanelManager, s: Session, ns: string, panelId: string, data: RawData, parseJson: ParseJson): void {
+  const msg = parse(s, data, parseJson)
   if (!msg) return
   switch (msg.type) {
     case 'TRIGGER':
@@ -114,6 +118,7 @@ function sinceOf(raw: string | undefined): number | undefined {
  */
 export default async function panelsWsRoutes(fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const parseJson: ParseJson = fastify.hasDecorator('parseJson') ? fastify.parseJson : JSON.parse
   app.get('/panels/:id/ws', {
     websocket: true,
     schema: {
@@ -142,6 +147,6 @@ export default async function panelsWsRoutes(fastify: FastifyInstance): Promise<
     })
     // listeners go on now (frames are not buffered by ws); each waits for CONNECTED, in order
     socket.on('close', () => void ready.then((s) => fastify.panels.disconnect(s), () => undefined))
-    socket.on('message', (data) => void ready.then((s) => onMessage(fastify.panels, s, ns, id, data), () => undefined))
+    socket.on('message', (data) => void ready.then((s) => onMessage(fastify.panels, s, ns, id, data, parseJson), () => undefined))
   })
 }

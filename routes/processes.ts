@@ -152,6 +152,10 @@ export default async function processesRoutes(fastify: FastifyInstance): Promise
     },
   }, (socket, request) => {
     const { replay, binary } = request.query
-    attachSocket(pm(), socket, request.params.pid, namespaceOf(request), { replay: replay !== false, binary: binary === true }, request.log)
+    attachSocket(pm(), socket, request.params.pid, namespaceOf(request), {
+      replay: replay !== false,
+      binary: binary === true,
+      parseJson: fastify.hasDecorator('parseJson') ? fastify.parseJson : undefined,
+    }, request.log)
   })
 }

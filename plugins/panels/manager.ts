@@ -21,7 +21,7 @@ import type {
 import { WsCloseCode, type ProgressMessage } from '../../schemas/ws.js'
 import { Admission, type Source } from './admission.js'
 import { ArgsValidator, type ArgsCheck } from './args.js'
-import { inferCapabilities } from './capabilities.js'
+import { CapabilityInference } from './inference.js'
 import type { PanelsOptions } from './options.js'
 import { SessionHub, encode, type Session } from './sessions.js'
 import { CommittedState } from './state.js'
@@ -101,6 +101,8 @@ export class PanelManager {
   private readonly panels = new Map<string, Panel>()
   private readonly reserved = new Set<string>()
   private readonly args = new ArgsValidator()
+  /** Capability inference off the event loop; ended by the panels plugin's onClose. */
+  readonly inference = new CapabilityInference()
   readonly sessions: SessionHub
   readonly suspensions: SuspensionRegistry
   readonly admission: Admission
@@ -247,7 +249,7 @@ export class PanelManager {
         column: e.column,
       })
     }
-    const capabilities = declared ?? inferCapabilities(source, label)
+    const capabilities = declared ?? (await this.inference.infer(source, label))
     return { compiled, capabilities, inferred: declared === undefined, timeoutMs }
   }
 

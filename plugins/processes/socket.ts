@@ -24,6 +24,8 @@ export interface SocketOptions {
   replay: boolean
   /** OUTPUT as binary frames (see `STREAM_IDS`) instead of JSON. */
   binary: boolean
+  /** Parses a text frame: the edge's depth-limited JSON.parse (plugins/json-limits.ts); default JSON.parse. */
+  parseJson?: (text: string) => unknown
 }
 
 /**
@@ -114,9 +116,9 @@ export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number,
     }
     let msg: unknown
     try {
-      msg = JSON.parse(raw.toString('utf8'))
-    } catch {
-      return fail(undefined, new KernelError(400, 'INVALID_MESSAGE', 'messages must be JSON objects'))
+      msg = (opts.parseJson ?? JSON.parse)(raw.toString('utf8'))
+    } catch (err) {
+      return fail(undefined, err instanceof KernelError ? err : new KernelError(400, 'INVALID_MESSAGE', 'messages must be JSON objects'))
     }
     const id = idOf(msg)
     if (!checkMessage.Check(msg)) {

@@ -115,8 +115,49 @@ t.test('auth disabled: everything open, namespace default', async (t) => {
   t.same(await wsFirst(`${base.replace('http', 'ws')}/ws`), { namespace: 'default' })
 })
 
-t.test('enabled without a secret fails at registration', async (t) => {
+t.test('enabled without a secret: a secret is generated and authToken is signed with it', async (t) => {
   const app = Fastify()
-  app.register(auth, { enabled: true })
-  await t.rejects(async () => app.ready(), { code: 'INVALID_CONFIG' })
+  await app.register(errorHandler)
+  await app.register(auth, { enabled: true })
+  app.register(async (routes) => {
+    routes.addHook('onRequest', routes.authenticate)
+    routes.get('/whoami', async (req) => ({ namespace: req.namespace }))
+  })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  t.type(app.authToken, 'string')
+  t.same(await get(`${base}/whoami`, app.authToken), { status: 200, body: { namespace: 'default' } })
+  t.match(await get(`${base}/whoami`, app.jwt.sign({ namespace: 'x' }, { key: SECRET } as never)), { status: 401 }, 'a token signed with another secret is refused')
+  const withSecret = Fastify()
+  await withSecret.register(auth, { enabled: true, secret: SECRET })
+  t.equal(withSecret.authToken, undefined, 'no token is minted when the secret is configured')
+  await withSecret.close()
+})
+
+t.test('Authorization: token <jwt> (Jupyter clients) counts like Bearer', async (t) => {
+  const { app, base } = await start(t, true)
+  const ada = app.jwt.sign({ namespace: 'ada' })
+  t.same(await get(`${base}/whoami`, undefined, `token ${ada}`), { status: 200, body: { namespace: 'ada' } })
+  t.same(await get(`${base}/whoami`, undefined, `Token ${ada}`), { status: 200, body: { namespace: 'ada' } })
+  t.match(await get(`${base}/whoami`, undefined, `token`), { status: 401, body: { message: /Missing token/ } })
+})
+
+t.test('a JWT without exp expires maxAge after its iat; one with neither is refused', async (t) => {
+  const app = Fastify()
+  await app.register(errorHandler)
+  await app.register(auth, { enabled: true, secret: SECRET, maxAge: 3600 })
+  app.register(async (routes) => {
+    routes.addHook('onRequest', routes.authenticate)
+    routes.get('/whoami', async (req) => ({ namespace: req.namespace }))
+  })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const now = Math.floor(Date.now() / 1000)
+  t.match(await get(`${base}/whoami`, app.jwt.sign({ namespace: 'ada', iat: now - 3700 })), {
+    status: 401,
+    body: { code: 'UNAUTHORIZED', message: 'Token has no exp and is older than jwtMaxAge (3600 s)' },
+  })
+  t.same(await get(`${base}/whoami`, app.jwt.sign({ namespace: 'ada', iat: now - 60 })), { status: 200, body: { namespace: 'ada' } })
+  t.same(await get(`${base}/whoami`, app.jwt.sign({ namespace: 'ada', iat: now - 7200, exp: now + 60 })), { status: 200, body: { namespace: 'ada' } }, 'an exp governs over maxAge')
+  t.match(await get(`${base}/whoami`, app.jwt.sign({ namespace: 'ada' }, { noTimestamp: true })), { status: 401, body: { message: 'Token has neither exp nor iat' } })
 })

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -39,8 +39,8 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-/** Polls `fn` until it gives a value; fails early when the child has exited. */
-export async function waitFor<T>(fn: () => T | undefined, child?: ChildProcess, ms = 20_000): Promise<T> {
+/** Polls `fn` until it gives a value; fails early when the child has exited (generous: the binary starts slowly on a loaded machine). */
+export async function waitFor<T>(fn: () => T | undefined, child?: ChildProcess, ms = 60_000): Promise<T> {
   const end = Date.now() + ms
   for (;;) {
     const v = fn()
@@ -51,9 +51,26 @@ export async function waitFor<T>(fn: () => T | undefined, child?: ChildProcess, 
   }
 }
 
+/** The child's exit code, once it has exited and its output is read. */
 export async function exitCode(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode
-  const [code] = await once(child, 'exit')
-  return code as number | null
+  // 'close' (not 'exit'): the last log lines are read by then
+  const exited = child.exitCode !== null || child.signalCode !== null
+  if (!exited || child.stdout?.readableEnded === false) await once(child, 'close')
+  return child.exitCode
 }
 
+/** The token of the generated-secret URL the binary logs (`tokenUrl: http://…/inspector/?token=<jwt>`). */
+export function tokenOf(line: { tokenUrl?: string }): string {
+  const token = new URL(line.tokenUrl ?? 'http://x/').searchParams.get('token')
+  if (!token) throw new Error(`no token URL in ${JSON.stringify(line)}`)
+  return token
+}
+
+/** Whether connecting to `port` on 127.0.0.1 is refused (nothing listens). */
+export function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1')
+    s.on('connect', () => (s.destroy(), resolve(false)))
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'))
+  })
+}

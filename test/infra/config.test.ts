@@ -5,7 +5,7 @@ import { request } from 'undici'
 import WebSocket from 'ws'
 import { ConfigError, configVariables, loadConfig } from '../../config.js'
 import { buildApp } from '../../app.js'
-import { exitCode, freePort, startBinary, waitFor } from './binary.js'
+import { exitCode, freePort, refused, startBinary, tokenOf, waitFor } from './binary.js'
 
 
 function configError(fn: () => unknown): ConfigError {
@@ -55,7 +55,12 @@ t.test('bad values give one clear message naming each variable', async (t) => {
   t.match(range.message, 'WK_PORT=70000: expected integer to be less or equal to 65535')
   t.match(range.message, 'WK_LOG_LEVEL="loud": expected one of fatal, error, warn, info, debug, trace, silent')
   t.match(range.message, 'WK_HTTP_MAX_CONCURRENT=0: expected integer to be greater or equal to 1')
-  t.match(configError(() => loadConfig({ WK_AUTH_ENABLED: 'true' }, [])).message, 'WK_JWT_SECRET: required when WK_AUTH_ENABLED is true')
+  t.equal(loadConfig({ WK_AUTH_ENABLED: 'true' }, []).jwtSecret, undefined, 'auth on without a secret: one is generated at start')
+  t.match(configError(() => loadConfig({ WK_AUTH_ENABLED: 'false', WK_HOST: '0.0.0.0' }, [])).message,
+    'WK_AUTH_ENABLED=false: auth may be off only on a loopback host (host is 0.0.0.0)')
+  t.match(configError(() => loadConfig({ WK_HOST: '192.168.1.5' }, [])).message, 'authEnabled=false: auth may be off only on a loopback host')
+  t.equal(loadConfig({ WK_HOST: '0.0.0.0' }, [], { authEnabled: true }).authEnabled, true, 'the standalone default (auth on) allows any host')
+  for (const host of ['localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]']) t.equal(loadConfig({ WK_HOST: host }, []).host, host, `auth off on ${host}`)
   const short = configError(() => loadConfig({ WK_JWT_SECRET: 'hunter2' }, []))
   t.match(short.message, 'WK_JWT_SECRET: expected string length greater or equal to 16')
   t.notMatch(short.message, 'hunter2', 'a secret is never echoed')
@@ -64,14 +69,6 @@ t.test('bad values give one clear message naming each variable', async (t) => {
   await t.rejects(buildApp({ bodyLimitBytes: 0 }), { code: 'INVALID_CONFIG', message: /bodyLimitBytes=0/ }, 'buildApp validates options too')
   await t.rejects(buildApp({ http: { maxConcurrent: -1 } }), { code: 'INVALID_CONFIG', message: /http\.maxConcurrent/ })
 })
-
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1')
-    s.on('connect', () => (s.destroy(), resolve(false)))
-    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'))
-  })
-}
 
 t.test('the binary refuses bad configuration with exit 1', async (t) => {
   const { child, stderr } = startBinary({ WK_PORT: 'eighty' })
@@ -88,20 +85,21 @@ t.test('the binary serves, then SIGTERM closes sockets and exits 0', async (t) =
     throw new Error(`${err.message}\n${stderr()}\n${JSON.stringify(lines)}`)
   })
   t.equal(listening.url, `http://127.0.0.1:${port}`)
+  const token = tokenOf(listening)
 
   const health = await request(`http://127.0.0.1:${port}/health`)
   t.equal(health.statusCode, 200)
-  t.match(await health.body.json(), { status: 'ok' })
+  t.match(await health.body.json(), { status: 'ok', authEnabled: true })
 
   // a live panel socket and an idle keep-alive HTTP connection
   const created = await request(`http://127.0.0.1:${port}/panels`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ id: 'p1', kind: 'counter', initialState: { n: 0 }, tools: [{ name: 'inc', handler: '$state.n = $state.n + 1' }] }),
   })
   t.equal(created.statusCode, 201)
   const { wsUrl } = (await created.body.json()) as { wsUrl: string }
-  const ws = new WebSocket(wsUrl)
+  const ws = new WebSocket(`${wsUrl}?token=${token}`)
   const [first] = await once(ws, 'message')
   t.equal(JSON.parse(String(first)).type, 'CONNECTED')
   const idle: Socket = connect(port, '127.0.0.1')
@@ -123,13 +121,13 @@ t.test('the binary serves, then SIGTERM closes sockets and exits 0', async (t) =
 t.test('a stuck shutdown is cut after shutdownTimeoutMs; a second signal exits at once', async (t) => {
   for (const [name, second] of [['timeout', false], ['second signal', true]] as const) {
     const port = await freePort()
-    const { child, lines } = startBinary({ WK_PORT: String(port), WK_SHUTDOWN_TIMEOUT_MS: '500' })
+    const { child, lines } = startBinary({ WK_PORT: String(port), WK_SHUTDOWN_TIMEOUT_MS: '500', WK_AUTH_ENABLED: 'false' })
     t.teardown(() => child.kill('SIGKILL'))
     await waitFor(() => lines.find((l) => l.url), child)
     // a request whose body never finishes keeps the server from closing
     const stuck = connect(port, '127.0.0.1')
     await once(stuck, 'connect')
-    stuck.write('POST /panels HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"id":')
+    stuck.write('POST /panels HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"id":')
     await new Promise((r) => setTimeout(r, 100))
     child.kill('SIGTERM')
     if (second) {
@@ -141,3 +139,4 @@ t.test('a stuck shutdown is cut after shutdownTimeoutMs; a second signal exits a
     stuck.destroy()
   }
 })
+

@@ -73,13 +73,21 @@ t.test('loopback/private/link-local targets are refused unless allowed', async (
     '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:a9fe:a9fe']) {
     t.ok(isPrivateAddress(ip), `${ip} is private`)
   }
-  for (const ip of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) t.notOk(isPrivateAddress(ip), `${ip} is public`)
+  // every IPv6 form embedding an IPv4 address (::/96, ::ffff:0:0/96, ::ffff:0:0:0/96), in any spelling, even of a public IPv4
+  for (const ip of ['::127.0.0.1', '::7f00:1', '0:0:0:0:0:0:7f00:1', '::8.8.8.8', '::ffff:8.8.8.8', '0:0:0:0:0:ffff:127.0.0.1',
+    '0000:0000:0000:0000:0000:ffff:7f00:0001', '::ffff:0:7f00:1', '::ffff:0:8.8.8.8', '[::ffff:169.254.169.254]', '::FFFF:A9FE:A9FE']) {
+    t.ok(isPrivateAddress(ip), `${ip} is refused`)
+  }
+  for (const ip of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '2001:4860:4860::8888']) t.notOk(isPrivateAddress(ip), `${ip} is public`)
 
   const srv = await startServer(t, (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"hi":1}'))
   const open = await httpManager(t, {})
   await t.rejects(open.call('http', 'get', [srv.url]), { code: 'ADDRESS_NOT_ALLOWED' })
   await t.rejects(open.call('http', 'get', [`http://[::1]:${srv.port}/`]), { code: 'ADDRESS_NOT_ALLOWED' })
   await t.rejects(open.call('http', 'get', [`http://2130706433:${srv.port}/`]), { code: 'ADDRESS_NOT_ALLOWED' }, 'decimal IPv4 is normalised')
+  for (const v6 of ['::127.0.0.1', '::ffff:127.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:7f00:1']) {
+    await t.rejects(open.call('http', 'get', [`http://[${v6}]:${srv.port}/`]), { code: 'ADDRESS_NOT_ALLOWED' }, `[${v6}] is refused`)
+  }
   await t.rejects(open.call('http', 'get', [`http://localhost:${srv.port}/`]), { code: 'ADDRESS_NOT_ALLOWED', message: /localhost resolves to/ },
     'a name is checked on the address DNS gives')
 

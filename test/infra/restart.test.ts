@@ -23,7 +23,7 @@ async function call(base: string, method: string, path: string, body?: unknown):
 /** The standalone server on a free port with this data dir; resolves once it listens. */
 async function serve(t: Tap.Test, dataDir: string) {
   const port = await freePort()
-  const bin = startBinary({ WK_PORT: String(port), WK_DATA_DIR: dataDir, WK_LOG_LEVEL: 'info' })
+  const bin = startBinary({ WK_PORT: String(port), WK_DATA_DIR: dataDir, WK_LOG_LEVEL: 'info', WK_AUTH_ENABLED: 'false' })
   t.teardown(() => bin.child.kill('SIGKILL'))
   await waitFor(() => bin.lines.find((l) => l.url), bin.child).catch((err) => {
     throw new Error(`${err.message}\n${bin.stderr()}\n${JSON.stringify(bin.lines)}`)
