@@ -62,7 +62,7 @@ t.test('panel quotas per namespace; state and timeout limits; SUBSCRIBE topics p
   const big = { ...spinner('big'), initialState: { blob: 'x'.repeat(2000) } }
   t.match(await api(base, 'POST', '/panels', big, as('b')), { status: 413, body: { code: 'STATE_TOO_LARGE' } }, 'initialState over maxStateBytes')
   const deep = `{"id":"deep","kind":"k","tools":[],"initialState":{"deep":${'['.repeat(20_000)}0${']'.repeat(20_000)}}}`
-  t.match(await api(base, 'POST', '/panels', deep, as('b')), { status: 400, body: { code: 'INVALID_STATE' } }, 'a 20,000-deep initialState is refused')
+  t.match(await api(base, 'POST', '/panels', deep, as('b')), { status: 400, body: { code: 'JSON_TOO_DEEP' } }, 'a 20,000-deep initialState is refused at the API edge')
   const slow = { ...spinner('slow'), tools: [{ name: 'x', handler: 'return 1', timeoutMs: 5000 }] }
   t.match(await api(base, 'POST', '/panels', slow, as('b')), { status: 400, body: { code: 'INVALID_DEFINITION', message: /maxToolTimeoutMs \(2000\)/ } })
   t.equal((await api(base, 'GET', '/panels', undefined, as('b'))).body.panels.length, 1, 'none of the refused panels exists')
