@@ -12,6 +12,7 @@
 import { Type, Kind, type Static, type TSchema, type TObject } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
+import { KernelsConfig } from './plugins/kernels/options.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -134,6 +135,7 @@ export const KernelConfig = Type.Object(
     ws: WsOptions,
     workers: WorkersConfig,
     processes: ProcessesConfig,
+    kernels: KernelsConfig,
   },
   { additionalProperties: false },
 )

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { realpathSync, statSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { relative, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { KernelError } from '../errors.js'
 import { ProcessSignal as ProcessSignalSchema } from '../../schemas/processes.js'
@@ -14,6 +14,7 @@ import {
   type AttachOptions,
   type ExitInfo,
   type ExitReason,
+  type InternalSpawnRequest,
   type OutputSnapshot,
   type ProcessInfo,
   type ProcessListener,
@@ -91,12 +92,43 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     return task
   }
 
-  private async doSpawn(req: SpawnRequest, scope: Scope): Promise<ProcessInfo> {
+  /**
+   * Start a process for another plugin (see `InternalSpawnRequest`); reach it afterwards with
+   * `{ owner }` as the scope. Throws 429 `TOO_MANY_PROCESSES`, 503 `SHUTTING_DOWN`, 500 `SPAWN_FAILED`.
+   */
+  spawnInternal(req: InternalSpawnRequest): Promise<ProcessInfo> {
+    const task = (async () => {
+      this.checkCapacity()
+      this.starting++
+      try {
+        const plan: Plan = { file: req.file, args: req.args, tty: false, cols: 0, rows: 0 }
+        const spawnReq = { type: req.type, timeoutMs: 0, idleTimeoutMs: 0 }
+        const rec = await this.start(spawnReq, plan, relative(this.options.workspaceRoot, req.cwd) || '.', req.cwd, req.env, { owner: req.owner })
+        if (this.closing) {
+          await this.terminate(rec, 'shutdown')
+          throw new KernelError(503, 'SHUTTING_DOWN', 'the process bridge is shutting down')
+        }
+        return rec.info()
+      } finally {
+        this.starting--
+      }
+    })()
+    this.inflight.add(task)
+    const forget = () => this.inflight.delete(task)
+    task.then(forget, forget)
+    return task
+  }
+
+  private checkCapacity(): void {
     if (this.closing) throw new KernelError(503, 'SHUTTING_DOWN', 'the process bridge is shutting down')
-    checkRequest(req)
     if (this.liveCount() + this.starting >= this.options.maxProcesses) {
       throw new KernelError(429, 'TOO_MANY_PROCESSES', `limit of ${this.options.maxProcesses} live processes reached; kill one first`)
     }
+  }
+
+  private async doSpawn(req: SpawnRequest, scope: Scope): Promise<ProcessInfo> {
+    checkRequest(req)
+    this.checkCapacity()
     const { workspaceRoot: root } = this.options
     const cwd = resolveCwd(root, req.cwd)
     const { env, dropped } = buildEnv(this.options.envAllowList, process.env, req.env)
@@ -128,6 +160,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     const rec = new ProcessRecord({
       type: req.type,
       namespace: scope.namespace ?? 'default',
+      owner: scope.owner,
       command: [plan.file, ...plan.args],
       cwd: cwdRel,
       bufferBytes: this.options.outputBufferBytes,
@@ -174,7 +207,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   /** Processes of a namespace, oldest first: running and retained exited ones (`running: true`: only live). */
   list(scope: Scope & { running?: boolean } = {}): ProcessInfo[] {
     const ns = scope.namespace ?? 'default'
-    return [...this.records.values()].filter((r) => r.namespace === ns && (!scope.running || r.running)).map((r) => r.info())
+    return [...this.records.values()].filter((r) => r.namespace === ns && r.owner === scope.owner && (!scope.running || r.running)).map((r) => r.info())
   }
 
   /** Status of one process. */
@@ -283,7 +316,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
 
   private find(pid: number, scope: Scope): ProcessRecord {
     const rec = this.records.get(pid)
-    if (!rec || rec.namespace !== (scope.namespace ?? 'default')) throw new KernelError(404, 'PROCESS_NOT_FOUND', `no process ${pid}`)
+    if (!rec || rec.namespace !== (scope.namespace ?? 'default') || rec.owner !== scope.owner) throw new KernelError(404, 'PROCESS_NOT_FOUND', `no process ${pid}`)
     return rec
   }
 

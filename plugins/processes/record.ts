@@ -11,6 +11,8 @@ const SHOWN_ARG_CHARS = 200
 export interface RecordInit {
   type: ProcessType
   namespace: string
+  /** Set for `spawnInternal` processes: only this owner's scope finds them. */
+  owner?: string
   command: string[]
   cwd: string
   bufferBytes: number
@@ -25,6 +27,7 @@ export class ProcessRecord {
   tty = false
   readonly type: ProcessType
   readonly namespace: string
+  readonly owner?: string
   readonly startedAt = new Date()
   droppedEnv: string[] = []
   /** workerd: where the worker serves, once it listens. */
@@ -48,6 +51,7 @@ export class ProcessRecord {
   constructor(private readonly init: RecordInit) {
     this.type = init.type
     this.namespace = init.namespace
+    this.owner = init.owner
     this.ring = new OutputRing(init.bufferBytes)
     this.exited = new Promise((resolve) => (this.resolveExit = resolve))
   }

@@ -61,9 +61,30 @@ export interface ProcessManagerEvents {
   exit: [event: ProcessExitEvent, info: ProcessInfo]
 }
 
-/** Caller scope: resources of another namespace answer 404. Default namespace is `'default'`. */
+/**
+ * Caller scope: resources of another namespace answer 404. Default namespace is `'default'`.
+ * `owner` reaches processes another plugin started with `spawnInternal` (and only those).
+ */
 export interface Scope {
   namespace?: string
+  owner?: string
+}
+
+/**
+ * A process another plugin starts for itself (e.g. a code kernel): explicit argv and environment
+ * (not filtered by `envAllowList`), absolute `cwd` inside the workspace, no timeout, no idle reaping.
+ * Hidden from everyone but `owner` (404 elsewhere, absent from lists), counted in `maxProcesses`,
+ * killed and reaped at close like any other. `type` labels it in `ProcessInfo`.
+ */
+export interface InternalSpawnRequest {
+  type: 'node' | 'python'
+  file: string
+  args: string[]
+  cwd: string
+  env: Record<string, string>
+  owner: string
+  /** What the sandbox must let through: host network (loopback TCP), extra read-only and writable paths. */
+  sandbox?: { network?: 'host'; readOnlyPaths?: string[]; writablePaths?: string[] }
 }
 
 export interface AttachOptions extends Scope {
