@@ -10,11 +10,13 @@ const tags = ['kernels']
 
 /**
  * JupyterLab's habits on `/api/*`: a bodiless POST still says `Content-Type: application/json` (accepted
- * as `{}`, where Fastify's default parser answers 400). Registered in each kernels route context.
+ * as `{}`, where Fastify's default parser answers 400), and a JSON body built with `new Request(url, {body})`
+ * arrives as `text/plain` (Jupyter Server parses bodies as JSON whatever the type). Registered in each
+ * kernels route context.
  */
 export function acceptEmptyJson(fastify: FastifyInstance): void {
-  fastify.removeContentTypeParser('application/json')
-  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  fastify.removeContentTypeParser(['application/json', 'text/plain'])
+  fastify.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => {
     const text = String(body)
     if (text.trim() === '') return done(null, {})
     try {
