@@ -3,11 +3,15 @@ import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { KernelManager } from './kernels/manager.js'
 import { KernelsConfig } from './kernels/options.js'
+import { KernelsRuntime } from './kernels/runtime.js'
 import { Value } from '@sinclair/typebox/value'
 
 export { KernelManager, type StartRequest } from './kernels/manager.js'
 export { Kernel, type KernelClient, type KernelModel, type ExecutionState } from './kernels/kernel.js'
 export { KernelsConfig } from './kernels/options.js'
+
+/** Transcript items each kernel worker keeps (the registry's default bound). */
+const TRANSCRIPT_ITEMS = 1000
 
 /** Options of the kernels plugin: any subset of `KernelsConfig` (defaults filled in). */
 export type KernelsOptions = Partial<KernelsConfig>
@@ -54,6 +58,10 @@ async function kernelsPlugin(fastify: FastifyInstance, options: KernelsOptions):
   const manager = await KernelManager.create(config, fastify.processes, fastify.log)
   fastify.decorate('kernels', manager)
   if (fastify.hasDecorator('promRegistry')) registerMetrics(fastify.promRegistry, manager)
+  // the worker registry lists every kernel as a worker of runtime `kernels` (when the registry is there)
+  if (fastify.hasDecorator('workers')) {
+    fastify.workers.register(new KernelsRuntime(manager, { workspaceRoot: fastify.processes.options.workspaceRoot, transcriptMaxItems: TRANSCRIPT_ITEMS }))
+  }
   fastify.addHook('onListen', async () => manager.fillPool())
   fastify.addHook('onClose', async () => manager.close())
 }

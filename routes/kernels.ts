@@ -2,7 +2,11 @@ import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fast
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { KernelError } from '../plugins/errors.js'
 import { errorReplies } from '../schemas/common.js'
-import { ApiStatus, ApiVersion, Kernel, KernelList, KernelParams, KernelSpecs, KernelSpecsQuery, StartKernelRequest } from '../schemas/kernels.js'
+import { ApiStatus, ApiVersion, Kernel, KernelInfo, KernelList, KernelParams, KernelSpecs, KernelSpecsQuery, PatchKernelRequest, PingReply, PoolStatus, StartKernelRequest } from '../schemas/kernels.js'
+import { cullsAt } from '../plugins/kernels/culler.js'
+import { KERNEL_OWNER } from '../plugins/kernels/launch.js'
+import type { Kernel as KernelObject } from '../plugins/kernels/kernel.js'
+import executionRoutes from './kernel-executions.js'
 import { namespaceOf } from './processes.js'
 import pkg from '../package.json' with { type: 'json' }
 
@@ -88,6 +92,59 @@ async function kernelRoutes(fastify: FastifyInstance): Promise<void> {
     const kernel = await km().start(namespaceOf(request), request.body ?? {})
     return reply.code(201).header('location', `${request.url.split('?')[0].replace(/\/$/, '')}/${kernel.id}`).send(kernel.model())
   })
+
+  app.get('/api/kernels/pool', {
+    schema: { tags, summary: 'Prespawn pool per kernelspec: {target, ready, starting}', response: { 200: PoolStatus, ...errorReplies(401) } },
+  }, async () => km().poolStatus())
+
+  const cullTime = (kernel: KernelObject) => {
+    const o = km().options
+    const at = cullsAt(kernel, { idleTimeoutMs: o.cullIdleTimeoutS * 1000, cullBusy: o.cullBusy, cullConnected: o.cullConnected })
+    return at === undefined ? null : new Date(at).toISOString()
+  }
+
+  app.post('/api/kernels/:id/ping', {
+    schema: { tags, summary: 'Count as activity (postpones culling)', params: KernelParams, response: { 200: PingReply, ...errorReplies(401, 404) } },
+  }, async (request) => {
+    const kernel = id(request)
+    kernel.lastActivity = new Date()
+    return { last_activity: kernel.lastActivity.toISOString(), culls_at: cullTime(kernel) }
+  })
+
+  app.get('/api/kernels/:id/info', {
+    schema: { tags, summary: 'Model plus usage, ongoing executions, restarts, culls_at', params: KernelParams, response: { 200: KernelInfo, ...errorReplies(401, 404) } },
+  }, async (request) => {
+    const kernel = id(request)
+    let usage: { rssBytes: number; cpuMs: number } | undefined
+    try {
+      usage = kernel.pid === undefined ? undefined : fastify.processes.get(kernel.pid, { owner: KERNEL_OWNER }).usage
+    } catch {
+      usage = undefined // the process just went away (restart)
+    }
+    const ongoing = km().ongoing(kernel)
+    const limit = kernel.settings.maxExecutionMs ?? km().options.maxExecutionMs
+    const busyMs = kernel.busySince === undefined ? 0 : Date.now() - kernel.busySince
+    return {
+      ...kernel.model(),
+      ...(usage ? { usage } : {}),
+      executions: { ongoing: ongoing.length, longestMs: Math.max(0, busyMs, ...ongoing.map((e) => e.elapsedMs)), stuck: limit > 0 && busyMs > limit },
+      restarts: kernel.restarts,
+      culls_at: cullTime(kernel),
+      settings: kernel.settings,
+    }
+  })
+
+  app.patch('/api/kernels/:id', {
+    attachValidation: true,
+    schema: { tags, summary: 'Change inactivityTimeoutMs / maxExecutionMs', params: KernelParams, body: PatchKernelRequest, response: { 200: Kernel, ...errorReplies(400, 401, 404) } },
+  }, async (request) => {
+    rejectInvalid(request, 'INVALID_KERNEL_REQUEST')
+    const kernel = id(request)
+    kernel.settings = { ...kernel.settings, ...request.body }
+    return kernel.model()
+  })
+
+  await fastify.register(executionRoutes)
 
   app.get('/api/kernels/:id', {
     schema: { tags, summary: 'A kernel', params: KernelParams, response: { 200: Kernel, ...errorReplies(401, 404) } },

@@ -121,3 +121,84 @@ export const PatchSessionRequest = Type.Object(
 export type PatchSessionRequest = Static<typeof PatchSessionRequest>
 
 export const SessionParams = Type.Object({ id: Type.String() })
+
+/** One nbformat v4 output. */
+export const NbOutput = Type.Object(
+  {
+    output_type: Literals(['stream', 'execute_result', 'display_data', 'error']),
+    name: Type.Optional(Type.String()),
+    text: Type.Optional(Type.String()),
+    execution_count: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+    data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    ename: Type.Optional(Type.String()),
+    evalue: Type.Optional(Type.String()),
+    traceback: Type.Optional(Type.Array(Type.String())),
+  },
+  { $id: 'NbOutput' },
+)
+
+/** A server-side execution record (outlives the client; head + tail kept past executionOutputMaxBytes). */
+export const ExecutionRecord = Type.Object(
+  {
+    execution_id: Type.String({ description: 'msg_id of the execute_request' }),
+    seq: Type.Integer({ minimum: 1, description: 'position among the kernel\'s executions (for ?since=)' }),
+    kernel_id: Type.String(),
+    code: Type.String(),
+    status: Literals(['running', 'ok', 'error', 'aborted']),
+    execution_count: Type.Union([Type.Integer(), Type.Null()]),
+    outputs: Type.Array(NbOutput),
+    error: Type.Optional(Type.Object({ ename: Type.String(), evalue: Type.String(), traceback: Type.Array(Type.String()) })),
+    truncated: Type.Boolean(),
+    started: Type.String(),
+    finished: Type.Optional(Type.String()),
+    durationMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { $id: 'ExecutionRecord' },
+)
+
+export const ExecutionList = Type.Array(ExecutionRecord, { $id: 'ExecutionList' })
+
+/** POST /api/kernels/:id/execute and /executions. `timeoutMs` ≤ kernels.maxExecuteWaitMs. */
+export const ExecuteRequest = Type.Object(
+  {
+    code: Type.String({ description: 'source to run (≤ kernels.maxCodeBytes bytes)' }),
+    silent: Type.Optional(Type.Boolean()),
+    storeHistory: Type.Optional(Type.Boolean()),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: 'how long /execute waits before answering 202 (default and cap: maxExecuteWaitMs), ms' })),
+    interruptOnTimeout: Type.Optional(Type.Boolean({ description: 'at timeoutMs interrupt the kernel and answer with the interrupted record' })),
+  },
+  { $id: 'ExecuteRequest' },
+)
+export type ExecuteRequest = Static<typeof ExecuteRequest>
+
+export const ExecutionAccepted = Type.Object({ execution_id: Type.String(), status: Type.Literal('running') }, { $id: 'ExecutionAccepted' })
+
+export const ExecutionParams = Type.Object({ id: Type.String(), eid: Type.String() })
+export const ExecutionListQuery = Type.Object({
+  since: Type.Optional(Type.Integer({ minimum: 0, description: 'only records with a greater seq' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+})
+export const ExecutionWaitQuery = Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 30_000, description: 'long-poll until it finishes, ms (≤ 30 s)' })) })
+
+/** GET /api/kernels/:id/info. */
+export const KernelInfo = Type.Composite([
+  Kernel,
+  Type.Object({
+    usage: Type.Optional(Type.Object({ rssBytes: Type.Integer(), cpuMs: Type.Number() })),
+    executions: Type.Object({ ongoing: Type.Integer(), longestMs: Type.Integer(), stuck: Type.Boolean({ description: 'busy past maxExecutionMs' }) }),
+    restarts: Type.Integer(),
+    culls_at: Type.Union([Type.String(), Type.Null()], { description: 'when the culler would take it as things stand (null: never)' }),
+    settings: Type.Object({ inactivityTimeoutMs: Type.Optional(Type.Integer()), maxExecutionMs: Type.Optional(Type.Integer()) }),
+  }),
+], { $id: 'KernelInfo' })
+
+export const PingReply = Type.Object({ last_activity: Type.String(), culls_at: Type.Union([Type.String(), Type.Null()]) }, { $id: 'PingReply' })
+
+/** PATCH /api/kernels/:id. */
+export const PatchKernelRequest = Type.Object(
+  { inactivityTimeoutMs: Type.Optional(Type.Integer({ minimum: 0 })), maxExecutionMs: Type.Optional(Type.Integer({ minimum: 0 })) },
+  { $id: 'PatchKernelRequest', additionalProperties: false },
+)
+
+export const PoolStatus = Type.Record(Type.String(), Type.Object({ target: Type.Integer(), ready: Type.Integer(), starting: Type.Integer() }), { $id: 'PoolStatus' })

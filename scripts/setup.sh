@@ -18,4 +18,16 @@ if ! python3 -c 'import websockets' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'websockets>=13'
 fi
 
+# Code kernels: ipykernel (python3 kernelspec) and the Jupyter clients the tests and benchmark use,
+# in a project virtualenv (.venv, gitignored) so the system Python stays untouched.
+if ! .venv/bin/python3 -c 'import ipykernel, jupyter_client, jupyter_kernel_test' 2>/dev/null; then
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    echo "setup: installing python3-venv"
+    apt-get update -qq && apt-get install -y -qq python3-venv
+  fi
+  echo "setup: installing ipykernel into .venv"
+  python3 -m venv .venv
+  .venv/bin/python3 -m pip install --quiet --disable-pip-version-check 'ipykernel>=6' 'jupyter_client>=8' 'jupyter_kernel_test>=0.7'
+fi
+
 bash wasm-runtime/build.sh

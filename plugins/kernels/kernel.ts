@@ -36,6 +36,19 @@ const NUDGE_INTERVAL_MS = 100
 /** Stderr lines quoted in KERNEL_START_FAILED. */
 const STDERR_LINES = 10
 
+/** `promise`'s value, or undefined after `ms` (the timer is cleared either way, so it never holds the process open). */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** Per-kernel settings a client may give at creation (and PATCH later). */
 export interface KernelSettings {
   inactivityTimeoutMs?: number
@@ -332,8 +345,8 @@ export class Kernel extends EventEmitter<KernelEvents> {
     this.emit('dead', reason)
   }
 
-  /** Ends the process: `shutdown_request` on control, `waitMs` to exit, then TERM→KILL through the bridge. */
-  private async stopProcess(waitMs: number): Promise<void> {
+  /** Ends the process: `shutdown_request` on control, `waitMs` to exit, then TERM→KILL (or at once KILL with `force`). */
+  private async stopProcess(waitMs: number, force = false): Promise<void> {
     const launched = this.launched
     if (!launched) return
     this.expectingExit = true
@@ -346,28 +359,31 @@ export class Kernel extends EventEmitter<KernelEvents> {
     }
     if (exited && waitMs > 0) {
       await this.zmq?.send('control', this.message('shutdown_request', { restart: false }))
-      await Promise.race([exited, delay(waitMs)])
+      await within(exited, waitMs)
     }
     this.zmq?.close()
     this.zmq = undefined
-    await this.forget(launched.pid)
+    await this.forget(launched.pid, force)
     launched.cleanup()
   }
 
   /** Kill (if still running) and forget the process in the bridge; a pid it already forgot is fine. */
-  private async forget(pid: number): Promise<void> {
+  private async forget(pid: number, force = false): Promise<void> {
     try {
-      await this.init.processes.kill(pid, { owner: KERNEL_OWNER })
+      await this.init.processes.kill(pid, force ? 'SIGKILL' : 'SIGTERM', { owner: KERNEL_OWNER })
     } catch {
       // already forgotten
     }
   }
 
-  /** Shuts the kernel down for good (graceful first; `now` skips the shutdown_request). Idempotent. */
-  async shutdown(now = false): Promise<void> {
+  /**
+   * Shuts the kernel down for good: `graceful` (shutdown_request, `shutdownWaitMs`, TERM→KILL), `now`
+   * (TERM→KILL), `kill` (SIGKILL). Idempotent.
+   */
+  async shutdown(how: 'graceful' | 'now' | 'kill' = 'graceful'): Promise<void> {
     clearTimeout(this.stallTimer)
     await this.transition?.catch(() => {})
-    await this.stopProcess(now ? 0 : this.init.options.shutdownWaitMs)
+    await this.stopProcess(how === 'graceful' ? this.init.options.shutdownWaitMs : 0, how === 'kill')
     if (this.state !== 'dead') this.die(this.reason ?? 'shut down')
     this.clients.clear()
     this.routes.clear()

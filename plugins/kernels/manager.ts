@@ -8,6 +8,7 @@ import { KernelError } from '../errors.js'
 import type { ProcessManager } from '../processes/manager.js'
 import { allowedKey, resolveCwd } from '../processes/sandbox.js'
 import { toCull, type CullReason } from './culler.js'
+import { ExecutionStore, type Execution } from './executions.js'
 import { Kernel, type KernelSettings } from './kernel.js'
 import type { KernelsConfig } from './options.js'
 import { KernelPool, type PoolStatus } from './pool.js'
@@ -55,6 +56,7 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
   readonly pool: KernelPool
   readonly sessions = new SessionManager(this)
   private readonly hubs = new Map<string, ChannelsHub>()
+  private readonly stores = new Map<string, ExecutionStore>()
   private reserved = new Map<string, number>()
   private cullTimer?: NodeJS.Timeout
   private closing = false
@@ -197,7 +199,7 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
     const kernel = new Kernel({ spec, namespace: ns, cwd, env, settings, processes: this.processes, options: this.options, log: this.log })
     await kernel.start()
     if (this.closing) {
-      await kernel.shutdown(true)
+      await kernel.shutdown('now')
       throw new KernelError(503, 'SHUTTING_DOWN', 'the server is shutting down')
     }
     return kernel
@@ -212,6 +214,8 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
     kernel.once('removed', () => {
       this.hubs.get(kernel.id)?.close()
       this.hubs.delete(kernel.id)
+      this.stores.get(kernel.id)?.close()
+      this.stores.delete(kernel.id)
     })
     this.emit('changed')
   }
@@ -228,14 +232,17 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
     return [...this.kernels.values()].filter((k) => k.namespace === ns)
   }
 
-  /** Shuts the kernel down (shutdown_request, `shutdownWaitMs`, then TERM→KILL) and forgets it. Throws 404. */
-  async shutdown(ns: string, id: string): Promise<void> {
-    await this.remove(this.get(ns, id))
+  /**
+   * Shuts the kernel down (default: shutdown_request, `shutdownWaitMs`, then TERM→KILL; `kill`: SIGKILL) and
+   * forgets it. Throws 404 KERNEL_NOT_FOUND.
+   */
+  async shutdown(ns: string, id: string, how: 'graceful' | 'kill' = 'graceful'): Promise<void> {
+    await this.remove(this.get(ns, id), how)
   }
 
-  private async remove(kernel: Kernel, now = false): Promise<void> {
+  private async remove(kernel: Kernel, how: 'graceful' | 'now' | 'kill' = 'graceful'): Promise<void> {
     if (!this.kernels.delete(kernel.id)) return
-    await kernel.shutdown(now)
+    await kernel.shutdown(how)
     kernel.emit('removed')
     this.emit('changed')
   }
@@ -251,7 +258,7 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
     await Promise.all(toCull(this.kernels.values(), rules, now).map(async ([kernel, reason]) => {
       this.log.info({ kernel: kernel.id, reason }, 'kernels: culling kernel')
       this.emit('culled', kernel, reason)
-      await this.remove(kernel, reason === 'dead')
+      await this.remove(kernel, reason === 'dead' ? 'now' : 'graceful')
     }))
   }
 
@@ -271,6 +278,18 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
     let hub = this.hubs.get(kernel.id)
     if (!hub) this.hubs.set(kernel.id, (hub = new ChannelsHub(kernel, this.options)))
     return hub
+  }
+
+  /** The execution records of a kernel (created on first use, dropped with the kernel). */
+  executions(kernel: Kernel): ExecutionStore {
+    let store = this.stores.get(kernel.id)
+    if (!store) this.stores.set(kernel.id, (store = new ExecutionStore(kernel, this.options)))
+    return store
+  }
+
+  /** Unfinished REST executions of a kernel (none when it never had a store). */
+  ongoing(kernel: Kernel): Execution[] {
+    return this.stores.get(kernel.id)?.ongoing() ?? []
   }
 
   /** Pool status per preloaded kernelspec. */

@@ -69,7 +69,7 @@ export class KernelPool {
       this.starting.set(name, (this.starting.get(name) ?? 0) + 1)
       try {
         const kernel = await this.options.start(name)
-        if (this.closed) await kernel.shutdown(true)
+        if (this.closed) await kernel.shutdown('now')
         else this.ready.get(name)?.push(kernel)
       } catch (err) {
         this.options.log.warn({ err, kernel: name }, 'kernels: pool refill failed')
@@ -94,6 +94,6 @@ export class KernelPool {
     this.closed = true
     const all = [...this.ready.values()].flat()
     for (const list of this.ready.values()) list.length = 0
-    await Promise.all([...all.map((k) => k.shutdown(true)), this.filling])
+    await Promise.all([...all.map((k) => k.shutdown('now')), this.filling])
   }
 }
