@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -7,6 +7,12 @@ import { buildApp } from '../../app.js'
 import type { KernelsConfig } from '../../plugins/kernels/options.js'
 import { createMessage, type JupyterMessage } from '../../plugins/kernels/wire.js'
 import { V1_PROTOCOL, decodeV1, encodeV1 } from '../../plugins/kernels/ws-protocol.js'
+import { until as poll } from '../processes/helpers.js'
+
+export { alive } from '../processes/helpers.js'
+
+/** Poll `fn` until it returns a truthy value (default 20 s: kernels start slowly on a shared machine). */
+export const until = <V>(fn: () => V | Promise<V>, ms = 20_000, what?: string) => poll(fn, ms, what)
 
 /** The slice of a tap `t` the helpers need. */
 interface T {
@@ -132,27 +138,6 @@ export async function channels(t: T, server: Server, kernelId: string, opts: { v
       await waitFor((m) => m.channel === 'iopub' && m.header.msg_type === 'status' && (m.content as { execution_state?: string }).execution_state === 'idle' && (m.parent_header as { msg_id?: string }).msg_id === id)
       return { reply, iopub: messages.filter((m) => m.channel === 'iopub' && (m.parent_header as { msg_id?: string }).msg_id === id) }
     },
-  }
-}
-
-/** Poll `fn` until it returns a truthy value; rejects after `ms`. */
-export async function until<V>(fn: () => V | Promise<V>, ms = 20_000, what = 'condition'): Promise<V> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
-/** True while `pid` exists and is not a zombie. */
-export function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
-  } catch {
-    return false
   }
 }
 
