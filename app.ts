@@ -20,6 +20,7 @@ import extensions, { type Extension } from './plugins/extensions.js'
 import executor from './plugins/executor.js'
 import panels from './plugins/panels.js'
 import healthRoutes from './routes/health.js'
+import metricsRoutes from './routes/metrics.js'
 import panelsRoutes from './routes/panels.js'
 import workers from './plugins/workers.js'
 import workersRoutes from './routes/workers.js'
@@ -104,7 +105,7 @@ export interface KernelCoreOptions {
 export const kernelCore = fp(
   async (fastify: FastifyInstance, { config, extensions: extra }: KernelCoreOptions) => {
     await registerInfra(fastify, config)
-    await fastify.register(metrics, { endpoint: null })
+    await fastify.register(metrics, { route: false })
     await fastify.register(auth, { enabled: config.authEnabled, secret: config.jwtSecret })
     await fastify.register(extensions, { http: config.http, extensions: extra })
     await fastify.register(executor, { ...config.runtime, suspensionTimeoutMs: config.suspensionTimeoutMs })
@@ -130,14 +131,7 @@ export const kernelCore = fp(
 export async function kernelRoutes(fastify: FastifyInstance, { config }: KernelCoreOptions): Promise<void> {
   fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
   await fastify.register(swaggerUi, { routePrefix: '/docs' })
-  fastify.get(
-    '/metrics',
-    {
-      schema: { tags: ['kernel'], summary: 'Prometheus metrics (text exposition format)', response: { 200: { type: 'string' } } },
-      config: { disableMetrics: true },
-    },
-    async (_request, reply) => reply.type(fastify.promRegistry.contentType).send(await fastify.promRegistry.metrics()),
-  )
+  await fastify.register(metricsRoutes)
   await fastify.register(healthRoutes, { version: pkg.version, authEnabled: config.authEnabled })
   await fastify.register(panelsRoutes)
   await fastify.register(processesRoutes)

@@ -178,15 +178,16 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executo
 
 /**
  * Executor plugin: decorates `fastify.executor` with one WasmRuntime (QuickJS in wasmtime) for
- * this app, shut down in `onClose`. Depends on the `extensions` plugin for suspended calls.
+ * this app, shut down in `onClose`. Depends on the `extensions` plugin for suspended calls and on
+ * `metrics` (the runtime's `wk_runtime_*` metrics go to the app's registry).
  * Registration fails with the runtime's own error when the native addon is not built.
  */
 async function executorPlugin(fastify: FastifyInstance, opts: ExecutorPluginOptions): Promise<void> {
-  const runtime = new WasmRuntime(opts)
+  const runtime = new WasmRuntime(opts, { registry: fastify.promRegistry })
   fastify.decorate('executor', createExecutor(fastify, runtime))
   fastify.addHook('onClose', async () => {
     await runtime.shutdown()
   })
 }
 
-export default fp(executorPlugin, { name: 'executor', fastify: '5.x', dependencies: ['extensions'] })
+export default fp(executorPlugin, { name: 'executor', fastify: '5.x', dependencies: ['extensions', 'metrics'] })

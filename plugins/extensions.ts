@@ -215,8 +215,7 @@ function callMetrics(registry: Registry): CallObserver {
 }
 
 async function extensionsPlugin(fastify: FastifyInstance, opts: ExtensionsPluginOptions): Promise<void> {
-  const observe = fastify.hasDecorator('promRegistry') ? callMetrics(fastify.promRegistry) : undefined
-  const manager = new ExtensionManager(fastify.log.child({ plugin: 'extensions' }), observe)
+  const manager = new ExtensionManager(fastify.log.child({ plugin: 'extensions' }), callMetrics(fastify.promRegistry))
   if (opts.http !== false) await manager.register(createHttpExtension(opts.http ?? {}))
   for (const ext of opts.extensions ?? []) await manager.register(ext)
   fastify.decorate('extensions', manager)
@@ -227,6 +226,6 @@ async function extensionsPlugin(fastify: FastifyInstance, opts: ExtensionsPlugin
 
 /**
  * Extensions: decorates `fastify.extensions` (ExtensionManager) with the built-in `http` extension.
- * Register your own: `await fastify.extensions.register({ name, methods, call })`.
+ * Register your own: `await fastify.extensions.register({ name, methods, call })`. Depends on `metrics`.
  */
-export default fp(extensionsPlugin, { name: 'extensions', fastify: '5.x' })
+export default fp(extensionsPlugin, { name: 'extensions', fastify: '5.x', dependencies: ['metrics'] })

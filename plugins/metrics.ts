@@ -2,11 +2,12 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import fastifyMetricsModule from 'fastify-metrics'
 import { Registry } from 'prom-client'
+import metricsRoutes from '../routes/metrics.js'
 
 /** Options of the metrics plugin. */
 export interface MetricsPluginOptions {
-  /** Path of the Prometheus endpoint (under the app's prefix); null = no route. Default '/metrics'. */
-  endpoint?: string | null
+  /** Also serve GET /metrics (routes/metrics.ts) in this context. Default true; the kernel serves it under its prefix. */
+  route?: boolean
   /** Collect Node process metrics (CPU, memory, event loop) too. Default true. */
   defaultMetrics?: boolean
 }
@@ -15,7 +16,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /**
      * This app's own prom-client Registry (never the global one, so several apps can live in one
-     * process). Plugins add their metrics to it when `fastify.hasDecorator('promRegistry')`.
+     * process). Plugins that list `metrics` in their dependencies add their metrics to it.
      */
     promRegistry: Registry
   }
@@ -37,22 +38,7 @@ async function metricsPlugin(fastify: FastifyInstance, opts: MetricsPluginOption
       overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } },
     },
   })
-  const endpoint = opts.endpoint === undefined ? '/metrics' : opts.endpoint
-  if (endpoint !== null) {
-    fastify.get(
-      endpoint,
-      {
-        schema: {
-          tags: ['kernel'],
-          summary: 'Prometheus metrics (text exposition format)',
-          produces: ['text/plain'],
-          response: { 200: { type: 'string' } },
-        },
-        config: { disableMetrics: true },
-      },
-      async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
-    )
-  }
+  if (opts.route ?? true) await fastify.register(metricsRoutes)
   fastify.addHook('onClose', async () => registry.clear())
 }
 

@@ -45,13 +45,10 @@ function registerMetrics(registry: Registry, manager: () => PanelManager): RunOb
 
 /**
  * Panels plugin: decorates `fastify.panels` (PanelManager). Depends on `executor` (and through it
- * `extensions`). Closes sockets (1001) and cancels suspended runs in `preClose`, before the executor goes.
+ * `extensions` and `metrics`). Closes sockets (1001) and cancels suspended runs in `preClose`, before the executor goes.
  */
 async function panelsPlugin(fastify: FastifyInstance, opts: PanelsPluginOptions): Promise<void> {
-  let observer: RunObserver | undefined
-  if (fastify.hasDecorator('promRegistry')) {
-    observer = registerMetrics((fastify as unknown as { promRegistry: Registry }).promRegistry, () => manager)
-  }
+  const observer = registerMetrics(fastify.promRegistry, () => manager)
   const manager = new PanelManager(
     fastify.executor,
     () => fastify.extensions.methodMap(),
@@ -65,4 +62,4 @@ async function panelsPlugin(fastify: FastifyInstance, opts: PanelsPluginOptions)
   })
 }
 
-export default fp(panelsPlugin, { name: 'panels', fastify: '5.x', dependencies: ['executor'] })
+export default fp(panelsPlugin, { name: 'panels', fastify: '5.x', dependencies: ['executor', 'metrics'] })

@@ -87,6 +87,33 @@ const TRAP_CODES: Record<string, ExecutionErrorCode> = {
   FUEL_EXHAUSTED: 'RESOURCE_LIMIT',
 }
 
+type RuntimeMetrics = ReturnType<typeof runtimeMetrics>
+
+/** The runtime's Prometheus metrics, registered on `registry`. */
+function runtimeMetrics(registry: Registry) {
+  const registers = [registry]
+  return {
+    segments: new Counter({
+      name: 'wk_runtime_segments_total',
+      help: 'Handler run segments by outcome (success, error, suspended)',
+      labelNames: ['status'] as const,
+      registers,
+    }),
+    errors: new Counter({
+      name: 'wk_runtime_errors_total',
+      help: 'Executions that ended in an error, by code',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+    segmentSeconds: new Histogram({
+      name: 'wk_runtime_segment_duration_seconds',
+      help: 'Wall time of one handler run segment inside the sandbox',
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1, 5],
+      registers,
+    }),
+  }
+}
+
 /**
  * A sandbox runtime. One per app is typical; every method is safe to call concurrently.
  * Construction throws `RuntimeError` INTERNAL_ERROR when the addon is not built, or the addon's
@@ -94,34 +121,23 @@ const TRAP_CODES: Record<string, ExecutionErrorCode> = {
  */
 export class WasmRuntime {
   readonly config: Required<Omit<RuntimeConfig, 'cacheDir'>> & Pick<RuntimeConfig, 'cacheDir'>
-  /** Prometheus metrics of this runtime (its own registry, so several runtimes can coexist). */
-  readonly registry = new Registry()
+  /**
+   * Where this runtime's `wk_runtime_*` metrics live: the registry passed to the constructor (the
+   * app's, so they appear on its /metrics) or one of its own.
+   */
+  readonly registry: Registry
   private readonly raw: RawRuntime
   private readonly slots: Slots
   private readonly suspensions = new Map<string, { timer: NodeJS.Timeout; timeoutMs: number }>()
   private readonly byStatus = { success: 0, error: 0, suspended: 0 }
   private executions = 0
   private closed = false
-  private readonly executionsTotal = new Counter({
-    name: 'wk_runtime_segments_total',
-    help: 'Handler run segments by outcome (success, error, suspended)',
-    labelNames: ['status'] as const,
-    registers: [this.registry],
-  })
-  private readonly errorsTotal = new Counter({
-    name: 'wk_runtime_errors_total',
-    help: 'Executions that ended in an error, by code',
-    labelNames: ['code'] as const,
-    registers: [this.registry],
-  })
-  private readonly segmentSeconds = new Histogram({
-    name: 'wk_runtime_segment_duration_seconds',
-    help: 'Wall time of one handler run segment inside the sandbox',
-    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1, 5],
-    registers: [this.registry],
-  })
+  private readonly metrics: RuntimeMetrics
 
-  constructor(config: RuntimeConfig = {}) {
+  /** `options.registry`: a prom-client Registry to register the runtime's metrics on (default: a new one). */
+  constructor(config: RuntimeConfig = {}, options: { registry?: Registry } = {}) {
+    this.registry = options.registry ?? new Registry()
+    this.metrics = runtimeMetrics(this.registry)
     this.config = { ...RUNTIME_DEFAULTS, ...stripUndefined(config) }
     const Runtime = loadAddon()
     this.raw = new Runtime({
@@ -259,9 +275,9 @@ export class WasmRuntime {
 
   private record(result: ExecutionResult, durationUs: number): void {
     this.byStatus[result.status]++
-    this.executionsTotal.inc({ status: result.status })
-    this.segmentSeconds.observe(durationUs / 1e6)
-    if (result.error) this.errorsTotal.inc({ code: result.error.code })
+    this.metrics.segments.inc({ status: result.status })
+    this.metrics.segmentSeconds.observe(durationUs / 1e6)
+    if (result.error) this.metrics.errors.inc({ code: result.error.code })
   }
 
   private contextJson(context: ExecutionContext): string {

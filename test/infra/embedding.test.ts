@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { request } from 'undici'
 import WebSocket from 'ws'
 import { kernelPlugin } from '../../app.js'
+import metrics from '../../plugins/metrics.js'
 import extensions from '../../plugins/extensions.js'
 import executor from '../../plugins/executor.js'
 import panels from '../../plugins/panels.js'
@@ -58,7 +59,9 @@ t.test('the whole kernel under /kernel, next to the host app’s own routes', as
   t.ok(spec.paths['/kernel/panels'], 'the OpenAPI document lists the prefixed routes')
   t.notOk(spec.paths['/hello'], 'and not the host’s')
   const metrics = await request(`${base}/kernel/metrics`)
-  t.match(await metrics.body.text(), /kernel_panels 1/)
+  const text = await metrics.body.text()
+  t.match(text, /kernel_panels 1/)
+  t.match(text, /wk_runtime_segments_total\{status="success"\} 1/, "the sandbox's own metrics are on the app's /metrics")
 })
 
 t.test('single plugins registered by hand, with the app’s own extension used by a panel', async (t) => {
@@ -68,6 +71,7 @@ t.test('single plugins registered by hand, with the app’s own extension used b
   app.get('/hello', async () => ({ from: 'host' }))
   await app.register(
     async (k) => {
+      await k.register(metrics, { route: false })
       await k.register(extensions, { http: false })
       await k.register(executor, {})
       await k.register(panels, {})
