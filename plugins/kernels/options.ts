@@ -39,7 +39,6 @@ export const KernelsConfig = Type.Object(
     rateLimitWindowS: Int(3, 1, 'window the iopub rates are averaged over, s'),
     allowedMessageTypes: Names([], 'shell/control/stdin message types clients may send (empty = all)'),
     clientEnvAllowList: Names(['KERNEL_*'], 'env keys a client may pass when starting a kernel; `PREFIX_*` matches a prefix'),
-    wsMaxPayloadBytes: Int(10 * 1024 * 1024, 1, 'largest WebSocket frame a client may send (bigger: close 1009)'),
     executionsKept: Int(100, 1, 'execution records kept per kernel (oldest dropped first)'),
     executionOutputMaxBytes: Int(1024 * 1024, 1, 'output kept per execution record (head + tail beyond it)'),
     maxCodeBytes: Int(1024 * 1024, 1, 'largest code of a REST execute (bigger: 413 CODE_TOO_LARGE)'),

@@ -130,21 +130,67 @@ interface Buffered {
   parts?: Buffer[]
 }
 
-/** Options of a hub. */
+/** Options of a hub (kernels options of the same names). Rates per second, 0 = off. */
 export interface HubOptions {
   bufferOfflineMessages: boolean
   offlineBufferBytes: number
+  iopubMsgRateLimit: number
+  iopubDataRateLimit: number
+  rateLimitWindowS: number
+}
+
+/** iopub messages the rate limit never drops (jupyter_server's exemptions). */
+const UNLIMITED = new Set(['status', 'comm_open', 'execute_input'])
+
+/**
+ * jupyter_server's iopub rate limit for one connection: message and stream-byte rates averaged over
+ * `rateLimitWindowS`; above either limit messages are dropped (with one stderr notice) until the rate is
+ * back under 80 % of it. `check` says whether to send.
+ */
+export class IopubRateLimit {
+  private readonly window: Array<[at: number, bytes: number]> = []
+  private bytes = 0
+  private limited = false
+
+  constructor(private readonly options: HubOptions, private readonly notify: (text: string, parent: JupyterMessage['parent_header']) => void) {}
+
+  check(message: JupyterMessage, parts?: Buffer[]): boolean {
+    const { iopubMsgRateLimit: msgLimit, iopubDataRateLimit: dataLimit, rateLimitWindowS: windowS } = this.options
+    if ((msgLimit <= 0 && dataLimit <= 0) || UNLIMITED.has(message.header.msg_type)) return true
+    const now = Date.now() / 1000
+    const size = message.header.msg_type === 'stream' ? (parts ? parts.reduce((n, p) => n + p.length, 0) : String((message.content as { text?: unknown }).text ?? '').length) : 0
+    this.window.push([now, size])
+    this.bytes += size
+    while (this.window.length > 0 && this.window[0][0] < now - windowS) this.bytes -= (this.window.shift() as [number, number])[1]
+    const msgRate = this.window.length / windowS
+    const dataRate = this.bytes / windowS
+    const over = (msgLimit > 0 && msgRate > msgLimit) || (dataLimit > 0 && dataRate > dataLimit)
+    const under = (msgLimit <= 0 || msgRate < 0.8 * msgLimit) && (dataLimit <= 0 || dataRate < 0.8 * dataLimit)
+    if (over && !this.limited) {
+      this.limited = true
+      this.notify(`IOPub rate exceeded (limits: ${msgLimit} msgs/s, ${dataLimit} bytes/s over ${windowS} s; kernels.iopubMsgRateLimit / iopubDataRateLimit); output is dropped until the rate falls.\n`, message.parent_header)
+    } else if (this.limited && under) this.limited = false
+    return !this.limited
+  }
 }
 
 /** One WebSocket connection to a kernel: a KernelClient that encodes for its protocol. */
 export class ChannelsConnection implements KernelClient {
   open = true
+  private readonly limit: IopubRateLimit
 
-  constructor(private readonly hub: ChannelsHub, readonly sessionId: string, readonly v1: boolean, private readonly socket: Sink) {}
+  constructor(private readonly hub: ChannelsHub, readonly sessionId: string, readonly v1: boolean, private readonly socket: Sink, options: HubOptions, notice: (text: string, parent: JupyterMessage['parent_header']) => JupyterMessage) {
+    this.limit = new IopubRateLimit(options, (text, parent) => this.send('iopub', notice(text, parent)))
+  }
 
   deliver(channel: Channel, message: JupyterMessage, parts?: Buffer[]): void {
-    if (this.open) this.socket.send(this.v1 ? encodeV1(channel, message, parts) : encodeLegacy(channel, message))
-    else this.hub.buffer(this.sessionId, channel, message, parts)
+    if (!this.open) return this.hub.buffer(this.sessionId, channel, message, parts)
+    if (channel === 'iopub' && !this.limit.check(message, parts)) return
+    this.send(channel, message, parts)
+  }
+
+  private send(channel: Channel, message: JupyterMessage, parts?: Buffer[]): void {
+    this.socket.send(this.v1 ? encodeV1(channel, message, parts) : encodeLegacy(channel, message))
   }
 }
 
@@ -166,7 +212,12 @@ export class ChannelsHub {
 
   /** Registers a connection; replays the offline buffer when it is the absent session coming back. */
   connect(sessionId: string, v1: boolean, socket: Sink): { connection: ChannelsConnection; unsubscribe: () => void } {
-    const connection = new ChannelsConnection(this, sessionId, v1, socket)
+    const notice = (text: string, parent: JupyterMessage['parent_header']) => {
+      const msg = this.kernel.message('stream', { name: 'stderr', text })
+      msg.parent_header = parent
+      return msg
+    }
+    const connection = new ChannelsConnection(this, sessionId, v1, socket, this.options, notice)
     const replay = this.offline?.sessionId === sessionId ? this.offline : undefined
     if (replay) {
       replay.unsubscribe()

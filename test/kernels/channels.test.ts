@@ -95,3 +95,16 @@ t.test('channels: legacy JSON and v1, fan-out, replay, bad frames', async (t) =>
     t.ok(c.messages.some((m) => m.header.msg_type === 'status' && m.content.execution_state === 'dead'))
   })
 })
+
+t.test('iopub rate limit: over it, output is dropped with one notice; replies still arrive', async (t) => {
+  const server = await startServer(t, { iopubMsgRateLimit: 20, rateLimitWindowS: 1 })
+  const { body: kernel } = await server.request('POST', '/api/kernels', { body: {} })
+  const c = await channels(t, server, kernel.id)
+  const r = await c.execute('from IPython.display import display\nfor i in range(100): display(i)')
+  t.equal(r.reply.content.status, 'ok')
+  const shown = r.iopub.filter((m) => m.header.msg_type === 'display_data').length
+  t.ok(shown >= 20 && shown < 100, `some display_data dropped (${shown} of 100 delivered)`)
+  t.match(streamText(r.iopub, 'stderr'), /^IOPub rate exceeded/)
+  const record = await server.request('POST', `/api/kernels/${kernel.id}/execute`, { body: { code: 'from IPython.display import display\nfor i in range(100): display(i)' } })
+  t.equal(record.body.outputs.length, 100, 'the execution record is not rate-limited')
+})
