@@ -53,6 +53,19 @@ t.test('channels: legacy JSON and v1, fan-out, replay, bad frames', async (t) =>
     t.equal((await server.request('GET', `/api/kernels/${id}`)).body.connections, 2)
   })
 
+  t.test('input_request goes to the client that asked; its input_reply answers it', async (t) => {
+    const asker = await channels(t, server, id)
+    const other = await channels(t, server, id)
+    const msgId = asker.send('shell', 'execute_request', { code: 'name = input("who? ")\nprint("hi", name)', silent: false, allow_stdin: true })
+    const request = await asker.waitFor((m) => m.channel === 'stdin' && m.header.msg_type === 'input_request')
+    t.equal(request.content.prompt, 'who? ')
+    asker.send('stdin', 'input_reply', { value: 'ada' })
+    const reply = await asker.waitFor((m) => m.channel === 'shell' && m.parent_header.msg_id === msgId)
+    t.equal(reply.content.status, 'ok')
+    await other.waitFor((m) => m.header.msg_type === 'stream' && m.content.text === 'hi ada\n')
+    t.notOk(other.messages.some((m) => m.channel === 'stdin'), 'the other client saw no input_request')
+  })
+
   t.test('reconnect with the same session_id replays what was missed', async (t) => {
     const first = await channels(t, server, id, { session: 'replay-session' })
     const msgId = first.send('shell', 'execute_request', { code: 'import time; time.sleep(0.5); print("missed")', silent: false })
