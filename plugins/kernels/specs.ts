@@ -84,9 +84,13 @@ function resolvable(pkg: string): boolean {
   }
 }
 
-/** One of our Node kernel programs; unavailable when its file (or npm package) is missing. */
+/**
+ * One of our Node kernel programs (TypeScript sources run through tsx's loader, as the `kernels-node`
+ * programs document); unavailable when its file (or an npm package it needs) is missing.
+ */
 function nodeKernel(name: string, display: string, language: string, script: string, args: string[], opts: SpecOptions, needs?: string): KernelSpec {
   const file = join(RUNTIMES_DIR, script)
+  const loader = join(PROJECT_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')
   const reason = !existsSync(file)
     ? `the ${name} kernel program is not installed (${script} missing)`
     : needs && !resolvable(needs)
@@ -99,7 +103,7 @@ function nodeKernel(name: string, display: string, language: string, script: str
     processType: 'node',
     readOnlyPaths: [RUNTIMES_DIR, join(PROJECT_ROOT, 'node_modules'), dirname(process.execPath)],
     spec: {
-      argv: [process.execPath, `--max-old-space-size=${opts.nodeHeapMb}`, file, ...args, '-f', '{connection_file}'],
+      argv: [process.execPath, `--max-old-space-size=${opts.nodeHeapMb}`, '--import', loader, file, '-f', '{connection_file}', ...args],
       display_name: display,
       language,
       interrupt_mode: 'signal',
@@ -109,13 +113,13 @@ function nodeKernel(name: string, display: string, language: string, script: str
   }
 }
 
-/** Probes every built-in kind (in parallel) and returns them by name. */
+/** Probes every built-in kind (python3 runs its interpreter once) and returns them by name. */
 export async function loadSpecs(opts: SpecOptions): Promise<Map<string, KernelSpec>> {
   const specs = [
     await python3(opts),
-    nodeKernel('pyodide', 'Python 3 (Pyodide)', 'python', 'pyodide-kernel.mjs', [], opts, 'pyodide'),
-    nodeKernel('javascript', 'JavaScript (Node.js)', 'javascript', 'node-kernel.mjs', ['--language', 'javascript'], opts),
-    nodeKernel('typescript', 'TypeScript (Node.js)', 'typescript', 'node-kernel.mjs', ['--language', 'typescript'], opts, 'esbuild'),
+    nodeKernel('pyodide', 'Python 3 (Pyodide)', 'python', 'pyodide-kernel.ts', [], opts, 'pyodide'),
+    nodeKernel('javascript', 'JavaScript (Node.js)', 'javascript', 'node-kernel.ts', ['--language', 'javascript'], opts),
+    nodeKernel('typescript', 'TypeScript (Node.js)', 'typescript', 'node-kernel.ts', ['--language', 'typescript'], opts, 'esbuild'),
   ]
   return new Map(specs.map((s) => [s.name, s]))
 }
