@@ -164,8 +164,9 @@ export class Kernel extends EventEmitter<KernelEvents> {
     const deadline = Date.now() + this.init.options.startupTimeoutMs
     while (!(replied && this.iopubSeen)) {
       if (gone) throw new KernelError(500, 'KERNEL_START_FAILED', `kernel ${this.spec.name} exited at start (${gone.signal ?? `code ${gone.code}`}): ${this.stderrTail()}`)
-      if (Date.now() > deadline) throw new KernelError(504, 'KERNEL_START_TIMEOUT', `kernel ${this.spec.name} did not answer kernel_info within ${this.init.options.startupTimeoutMs} ms`)
-      if (!replied) this.send('shell', this.message('kernel_info_request', {}), probe)
+      if (Date.now() > deadline) throw new KernelError(504, 'KERNEL_START_TIMEOUT', `kernel ${this.spec.name} did not answer kernel_info within ${this.init.options.startupTimeoutMs} ms: ${this.stderrTail()}`)
+      // until iopub is seen too: status messages published before our SUB joined are lost (slow joiner)
+      this.send('shell', this.message('kernel_info_request', {}), probe)
       await Promise.race([delay(NUDGE_INTERVAL_MS), exited])
     }
   }
