@@ -16,7 +16,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY . .
-RUN npm run build:runtime && npm prune --omit=dev
+RUN npm run build:runtime && npm run build:inspector && npm prune --omit=dev
 
 FROM node:20-bookworm-slim AS runtime
 # python3 for the process bridge's `python` processes (bash comes with the base image)
@@ -31,6 +31,7 @@ COPY --from=build /app/app.ts /app/server.ts /app/config.ts ./
 COPY --from=build /app/plugins ./plugins
 COPY --from=build /app/routes ./routes
 COPY --from=build /app/schemas ./schemas
+COPY --from=build /app/inspector/dist ./inspector/dist
 COPY --from=build /app/wasm-runtime/*.ts ./wasm-runtime/
 COPY --from=build /app/wasm-runtime/build/guest.wasm /app/wasm-runtime/build/wasm_runtime.node ./wasm-runtime/build/
 # code stays root-owned (read-only for the server); the server runs unprivileged, its only

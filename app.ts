@@ -30,6 +30,7 @@ import kernels from './plugins/kernels.js'
 import kernelsRoutes from './routes/kernels.js'
 import kernelsWsRoutes from './routes/kernels-ws.js'
 import sessionsRoutes from './routes/sessions.js'
+import inspector from './plugins/inspector.js'
 
 export { resolveConfig, loadConfig, ConfigError, type KernelConfig, type KernelOptions } from './config.js'
 export { KernelError } from './plugins/errors.js'
@@ -125,8 +126,8 @@ export const kernelCore = fp(
 )
 
 /**
- * Every kernel route (register it with a `prefix`): /health, /metrics, /openapi.json, /docs, and the
- * panels, processes and workers APIs. Needs `kernelCore` registered in the same or a parent context.
+ * Every kernel route (register it with a `prefix`): /health, /metrics, /openapi.json, /docs, the
+ * panels, processes and workers APIs, and the inspector page at /inspector/. Needs `kernelCore` registered in the same or a parent context.
  */
 export async function kernelRoutes(fastify: FastifyInstance, { config }: KernelCoreOptions): Promise<void> {
   fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
@@ -139,6 +140,7 @@ export async function kernelRoutes(fastify: FastifyInstance, { config }: KernelC
   await fastify.register(kernelsRoutes)
   await fastify.register(kernelsWsRoutes)
   await fastify.register(sessionsRoutes)
+  if (config.inspector.enabled) await fastify.register(inspector)
 }
 
 /**

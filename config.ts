@@ -13,6 +13,7 @@ import { Type, Kind, type Static, type TSchema, type TObject } from '@sinclair/t
 import { Value } from '@sinclair/typebox/value'
 import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
 import { KernelsConfig } from './plugins/kernels/options.js'
+import { defaultWorkerThreads } from './wasm-runtime/admission.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -36,6 +37,7 @@ export const RuntimeOptions = Type.Object(
     memoryCacheEntries: Int(512, 1, 'compiled handlers kept in memory (LRU entries)'),
     cacheDir: Type.Optional(Type.String({ minLength: 1, description: 'folder of the on-disk bytecode cache (unset = none)' })),
     maxCacheSizeBytes: Int(64 * MiB, 0, 'bound of the disk bytecode cache, bytes'),
+    workerThreads: Int(defaultWorkerThreads(), 1, 'threads that run sandbox guests (default: cores − 1, the event loop keeps one)', 256),
   },
   { default: {}, additionalProperties: false },
 )
@@ -80,6 +82,12 @@ export const WorkersConfig = Type.Object(
     transcriptMaxItems: Int(1000, 1, 'transcript items kept per worker, oldest dropped first'),
     maxWorkers: Type.Optional(Type.Integer({ minimum: 1, description: 'workers each built-in runtime keeps at once (default 1000 embedded, 32 process)' })),
   },
+  { default: {}, additionalProperties: false },
+)
+
+/** Options of the inspector page (plugins/inspector.ts). */
+export const InspectorConfig = Type.Object(
+  { enabled: Type.Boolean({ default: true, description: 'serve the inspector page at /inspector' }) },
   { default: {}, additionalProperties: false },
 )
 
@@ -136,6 +144,7 @@ export const KernelConfig = Type.Object(
     workers: WorkersConfig,
     processes: ProcessesConfig,
     kernels: KernelsConfig,
+    inspector: InspectorConfig,
   },
   { additionalProperties: false },
 )

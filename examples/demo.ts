@@ -1,9 +1,11 @@
 /**
  * Demo: starts a kernel on 127.0.0.1 (or uses KERNEL_URL, e.g. http://127.0.0.1:3000) and a slow
  * local forecast service, creates the todo and forecast panels, connects over WebSocket, triggers
- * tools and prints every PATCH / EVENT / PROGRESS / RESULT / ERROR it receives. Exits 0 on success.
+ * tools and prints every PATCH / EVENT / PROGRESS / RESULT / ERROR it receives. Exits 0 on success;
+ * run in a terminal (or with --serve) it then keeps its kernel up with a todo panel for the
+ * inspector page, whose URL it prints, until Ctrl-C.
  *
- *   node --import tsx examples/demo.ts
+ *   node --import tsx examples/demo.ts [--serve]
  */
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../app.js'
@@ -71,9 +73,15 @@ const forecast = await startForecastServer(300)
 const kernel = await startKernel()
 try {
   console.log(`kernel at ${kernel.base}, forecast service at ${forecast.url}`)
+  console.log(`inspector: ${kernel.base}/inspector/`)
   await todoDemo(kernel.base)
   await forecastDemo(kernel.base, forecast.url)
   console.log('demo finished')
+  if (kernel.app && (process.stdout.isTTY || process.argv.includes('--serve'))) {
+    await createPanel(kernel.base, todoPanel())
+    console.log(`serving the inspector at ${kernel.base}/inspector/ (Ctrl-C to stop)`)
+    await new Promise((r) => process.once('SIGINT', r))
+  }
 } finally {
   await kernel.app?.close()
   await forecast.close()

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { WasmRuntime } from '../wasm-runtime/index.js'
+import { WasmRuntime, type PanelState } from '../wasm-runtime/index.js'
 import type {
   CallResult,
   CompiledHandler,
@@ -32,10 +32,11 @@ export interface RunOptions {
   signal?: AbortSignal
   /** Called with every segment, in order, before the loop goes on: commit and broadcast its mutations here. */
   onSegment?: (segment: ExecutionResult) => void
-  /** Called when the extension calls of a suspension have settled, just before `resume`. */
+  /**
+   * Called when the extension calls of a suspension have settled, just before `resume`; the
+   * resumed segment reads the context's `PanelState` as committed by then (DESIGN "State consistency").
+   */
   onResume?: (calls: PendingCall[]) => void
-  /** The committed state as of now, read by the segment after each resume (DESIGN "State consistency"). */
-  currentState?: () => Record<string, unknown>
   callContext?: RunCallContext
 }
 
@@ -59,8 +60,10 @@ export interface Executor {
   /** @throws RuntimeError COMPILATION_ERROR (with line/column) or INVALID_INPUT */
   precompile(source: string): Promise<CompiledHandler>
   execute(handler: string | CompiledHandler, context: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>
-  /** `state`: the committed state the next segment reads; a resumed run may suspend again under a new id. */
-  resume(executionId: string, results: CallResult[], timeoutMs?: number, state?: Record<string, unknown>): Promise<ExecutionResult>
+  /** The next segment reads the context's `PanelState` as committed now; it may suspend again under a new id. */
+  resume(executionId: string, results: CallResult[], timeoutMs?: number): Promise<ExecutionResult>
+  /** A panel's committed state for `ExecutionContext.state`. @throws RuntimeError INVALID_INPUT */
+  createState(initial?: Record<string, unknown>): PanelState
   cancel(executionId: string): boolean
   stats(): RuntimeStats
   /** Prometheus text of the runtime's own metrics */
@@ -136,7 +139,7 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executo
     }
     opts.onResume?.(seg.pendingCalls)
     try {
-      return await runtime.resume(id, results, opts.timeoutMs, opts.currentState?.())
+      return await runtime.resume(id, results, opts.timeoutMs)
     } catch (err) {
       const e = err as { code?: string; message?: string }
       const code = e.code === 'UNKNOWN_EXECUTION' ? 'TIMEOUT' : 'INTERNAL_ERROR'
@@ -168,7 +171,8 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executo
   return {
     precompile: (source) => runtime.precompile(source),
     execute: (handler, context, timeoutMs) => runtime.execute(handler, context, timeoutMs),
-    resume: (id, results, timeoutMs, state) => runtime.resume(id, results, timeoutMs, state),
+    resume: (id, results, timeoutMs) => runtime.resume(id, results, timeoutMs),
+    createState: (initial) => runtime.createState(initial),
     cancel: (id) => runtime.cancel(id),
     stats: () => runtime.getStats(),
     metrics: () => runtime.getMetrics(),

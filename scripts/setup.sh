@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a fresh machine of this kind, and skips what is
 # already there: Debian packages for the guest build, npm packages, the Python client library
-# used by the tests, then builds the sandbox (guest + addon). Safe to run again.
+# used by the tests, Chromium for the inspector's browser tests, then builds the sandbox (guest +
+# addon) and the inspector page. Safe to run again.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -30,4 +31,10 @@ if ! .venv/bin/python3 -c 'import ipykernel, jupyter_client, jupyter_kernel_test
   .venv/bin/python3 -m pip install --quiet --disable-pip-version-check 'ipykernel>=6' 'jupyter_client>=8' 'jupyter_kernel_test>=0.7'
 fi
 
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing Debian's chromium (the inspector's browser tests drive it with playwright-core)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 bash wasm-runtime/build.sh
+bash inspector/build.sh

@@ -1,4 +1,13 @@
+import { availableParallelism } from 'node:os'
 import type { RuntimeErrorCode } from './types.js'
+
+/**
+ * Default `workerThreads`: every core but one, which stays Node's event loop's (issue 10 item 3:
+ * guests on more threads than cores starve the loop), at least 1.
+ */
+export function defaultWorkerThreads(): number {
+  return Math.max(1, availableParallelism() - 1)
+}
 
 /**
  * Thrown (never returned) when a call to the runtime itself is wrong or cannot be served:
@@ -22,6 +31,8 @@ export class RuntimeError extends Error {
 /**
  * Admission control: at most `max` live instances (running + suspended); up to `maxQueue`
  * callers wait in FIFO order for one, and callers beyond that fail fast with CAPACITY_EXCEEDED.
+ * Admitted calls then run on the addon's `workerThreads` threads, queueing there while all are
+ * busy (`RuntimeStats.running` / `queued` count both stages).
  */
 export class Slots {
   private used = 0

@@ -4,15 +4,15 @@
  *
  * This wrapper owns what is policy rather than mechanism: argument checks, admission
  * (`maxInstances` live instances, a bounded wait queue), suspension timeouts, mapping traps to
- * execution error codes, and metrics. The addon owns the engine, instances, limits and cache.
+ * execution error codes, and metrics. The addon owns the engine, instances, limits, cache, the
+ * worker threads (`workerThreads`) and each panel's committed state (`PanelState`, state.ts).
  * Behaviour follows ../shared/DESIGN.md ("The sandbox"); the guest contract is ABI.md.
  */
-import { createRequire } from 'node:module'
 import { randomInt } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { Counter, Histogram, Registry } from 'prom-client'
-import { RuntimeError, Slots } from './admission.js'
+import { RuntimeError, Slots, defaultWorkerThreads } from './admission.js'
+import { GUEST_PATH, addon, type NativeRuntime, type RawResult } from './addon.js'
+import { PanelState } from './state.js'
 import type {
   CallResult,
   CompiledHandler,
@@ -25,11 +25,8 @@ import type {
 } from './types.js'
 
 export * from './types.js'
-export { RuntimeError } from './admission.js'
-
-const here = fileURLToPath(new URL('.', import.meta.url))
-const ADDON_PATH = `${here}build/wasm_runtime.node`
-const GUEST_PATH = `${here}build/guest.wasm`
+export { RuntimeError, defaultWorkerThreads } from './admission.js'
+export { PanelState } from './state.js'
 
 /** Defaults of every RuntimeConfig field (sizes in bytes, times in ms). */
 export const RUNTIME_DEFAULTS = {
@@ -46,38 +43,19 @@ export const RUNTIME_DEFAULTS = {
   suspensionTimeoutMs: 30_000,
   memoryCacheEntries: 512,
   maxCacheSizeBytes: 64 * 1024 * 1024,
+  workerThreads: defaultWorkerThreads(),
 } satisfies Required<Omit<RuntimeConfig, 'cacheDir'>>
 
-/** The addon's raw surface (generated typings: build/binding.d.ts). */
-interface RawRuntime {
-  precompile(source: string): Promise<CompiledHandler>
-  execute(code: Buffer, contextJson: string, timeoutMs: number): Promise<RawResult>
-  executeInline(code: Buffer, contextJson: string, timeoutMs: number, sliceMs: number): RawResult | null
-  resume(executionId: string, resultsJson: string, timeoutMs: number): Promise<RawResult>
-  cancel(executionId: string): boolean
-  stats(): { live: number; suspended: number; cacheEntries: number; cacheHits: number; cacheMisses: number }
-  shutdown(): void
-}
-interface RawResult {
-  outputJson: string
-  suspended: boolean
-  executionId?: string
-  trap?: string
-  trapMessage?: string
-  durationUs: number
-  fuelConsumed: number
-  memoryPeakBytes: number
-  memoryLimitHit: boolean
-}
 interface GuestOutput extends Omit<ExecutionResult, 'metrics' | 'executionId'> {
   hostCalls: number
 }
 
-function loadAddon(): new (options: object) => RawRuntime {
-  if (!existsSync(ADDON_PATH) || !existsSync(GUEST_PATH)) {
-    throw new RuntimeError('INTERNAL_ERROR', `wasm-runtime is not built (${ADDON_PATH}): run \`npm run build:runtime\``)
-  }
-  return createRequire(import.meta.url)(ADDON_PATH).Runtime
+/** A suspended execution as the wrapper tracks it. */
+interface Suspension {
+  timer: NodeJS.Timeout
+  timeoutMs: number
+  /** The private state made from a plain-object context, which this wrapper commits itself. */
+  owned?: PanelState
 }
 
 const TRAP_CODES: Record<string, ExecutionErrorCode> = {
@@ -126,9 +104,9 @@ export class WasmRuntime {
    * app's, so they appear on its /metrics) or one of its own.
    */
   readonly registry: Registry
-  private readonly raw: RawRuntime
+  private readonly raw: NativeRuntime
   private readonly slots: Slots
-  private readonly suspensions = new Map<string, { timer: NodeJS.Timeout; timeoutMs: number }>()
+  private readonly suspensions = new Map<string, Suspension>()
   private readonly byStatus = { success: 0, error: 0, suspended: 0 }
   private executions = 0
   private closed = false
@@ -139,8 +117,7 @@ export class WasmRuntime {
     this.registry = options.registry ?? new Registry()
     this.metrics = runtimeMetrics(this.registry)
     this.config = { ...RUNTIME_DEFAULTS, ...stripUndefined(config) }
-    const Runtime = loadAddon()
-    this.raw = new Runtime({
+    this.raw = new (addon().Runtime)({
       guestPath: GUEST_PATH,
       maxInstances: this.config.maxInstances,
       memoryLimitBytes: this.config.memoryLimitBytes,
@@ -149,6 +126,7 @@ export class WasmRuntime {
       memoryCacheEntries: this.config.memoryCacheEntries,
       cacheDir: this.config.cacheDir,
       maxCacheSizeBytes: this.config.maxCacheSizeBytes,
+      workerThreads: this.config.workerThreads,
     })
     this.slots = new Slots(this.config.maxInstances, this.config.maxQueue)
   }
@@ -170,42 +148,63 @@ export class WasmRuntime {
   }
 
   /**
+   * A new committed state for executions (`ExecutionContext.state`), holding `initial`'s entries.
+   * Throws RuntimeError INVALID_INPUT (see `PanelState.apply`).
+   */
+  createState(initial?: Record<string, unknown>): PanelState {
+    return new PanelState(initial)
+  }
+
+  /**
    * Runs a handler (source, or bytecode from `precompile`) in a fresh instance for at most
    * `timeoutMs` (default `defaultTimeoutMs`) of running time. Resolves with the first segment's
    * result; `status: 'suspended'` carries `executionId` and `pendingCalls` for `resume`.
+   * The handler reads `context.state` lazily (a `PanelState`; a plain object is copied into a
+   * private one first, which costs what the object's size costs).
    * Execution failures are results (`error.code`); rejects only with RuntimeError INVALID_INPUT,
    * COMPILATION_ERROR, CAPACITY_EXCEEDED or SHUTDOWN.
    */
   async execute(handler: string | CompiledHandler, context: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult> {
     this.assertOpen()
     const timeout = checkTimeout(timeoutMs, this.config.defaultTimeoutMs)
-    const contextJson = this.contextJson(context)
+    checkContext(context)
     const compiled = typeof handler === 'string' ? await this.precompile(handler) : checkCompiled(handler)
     await this.slots.acquire()
+    // built only once a slot is granted, so queued calls hold no serialized context
+    let contextJson: string, state: PanelState, owned: PanelState | undefined
+    try {
+      contextJson = this.contextJson(context)
+      state = context.state instanceof PanelState ? context.state : (owned = new PanelState(context.state))
+    } catch (err) {
+      this.slots.release()
+      throw err
+    }
     this.executions++
     const run = async (): Promise<RawResult> =>
-      (this.config.inlineSliceMs > 0 && this.raw.executeInline(compiled.bytecode, contextJson, timeout, this.config.inlineSliceMs)) ||
-      this.raw.execute(compiled.bytecode, contextJson, timeout)
-    return this.settle(run, compiled.cacheHit || typeof handler !== 'string', timeout)
+      (this.config.inlineSliceMs > 0 &&
+        this.raw.executeInline(compiled.bytecode, contextJson, state.native, timeout, this.config.inlineSliceMs)) ||
+      this.raw.execute(compiled.bytecode, contextJson, state.native, timeout)
+    return this.settle(run, compiled.cacheHit || typeof handler !== 'string', timeout, owned)
   }
 
   /**
    * Settles the pending calls of a suspended execution and runs it on; it may suspend again
-   * (with a new `executionId`). `state`, when given, is the panel's committed state as of now,
-   * which the next segment reads (DESIGN.md "State consistency").
+   * (with a new `executionId`). The next segment reads the execution's `PanelState` as committed
+   * now (DESIGN.md "State consistency"): commit each segment's mutations into it before resuming
+   * (an execution started with a plain-object state has its own writes committed for it).
    * Rejects RuntimeError UNKNOWN_EXECUTION (never suspended, already resumed, cancelled or timed
    * out), INVALID_INPUT (bad results: the execution stays suspended), SHUTDOWN.
    */
-  async resume(executionId: string, results: CallResult[], timeoutMs?: number, state?: Record<string, unknown>): Promise<ExecutionResult> {
+  async resume(executionId: string, results: CallResult[], timeoutMs?: number): Promise<ExecutionResult> {
     this.assertOpen()
     const suspension = typeof executionId === 'string' ? this.suspensions.get(executionId) : undefined
     if (!suspension) throw new RuntimeError('UNKNOWN_EXECUTION', `no suspended execution ${JSON.stringify(executionId)}`)
-    const input = resumeJson(results, state)
+    const input = resumeJson(results)
     this.suspensions.delete(executionId)
     clearTimeout(suspension.timer)
     const timeout = checkTimeout(timeoutMs, suspension.timeoutMs)
     try {
-      return await this.settle(() => this.raw.resume(executionId, input, timeout), true, timeout)
+      return await this.settle(() => this.raw.resume(executionId, input, timeout), true, timeout, suspension.owned)
     } catch (err) {
       this.raw.cancel(executionId) // a resume that failed leaves nothing suspended behind
       throw err
@@ -219,6 +218,7 @@ export class WasmRuntime {
     clearTimeout(suspension.timer)
     this.suspensions.delete(executionId)
     this.raw.cancel(executionId)
+    suspension.owned?.clear()
     this.slots.release()
     return true
   }
@@ -229,8 +229,9 @@ export class WasmRuntime {
     return {
       executions: this.executions,
       suspended: this.suspensions.size,
-      running: this.slots.inUse - this.suspensions.size,
-      queued: this.slots.waiting,
+      running: raw.runningJobs,
+      queued: this.slots.waiting + raw.queuedJobs,
+      threads: raw.threads,
       cacheEntries: raw.cacheEntries,
       cacheHits: raw.cacheHits,
       cacheMisses: raw.cacheMisses,
@@ -252,11 +253,12 @@ export class WasmRuntime {
     this.raw.shutdown()
   }
 
-  private async settle(run: () => Promise<RawResult>, cacheHit: boolean, timeoutMs: number): Promise<ExecutionResult> {
+  private async settle(run: () => Promise<RawResult>, cacheHit: boolean, timeoutMs: number, owned?: PanelState): Promise<ExecutionResult> {
     let raw: RawResult
     try {
       raw = await run()
     } catch (err) {
+      owned?.clear()
       this.slots.release()
       throw fromAddonError(err)
     }
@@ -266,8 +268,10 @@ export class WasmRuntime {
       const id = result.executionId
       const timer = setTimeout(() => this.cancel(id), this.config.suspensionTimeoutMs)
       timer.unref()
-      this.suspensions.set(id, { timer, timeoutMs })
+      owned?.apply(result.stateMutations)
+      this.suspensions.set(id, { timer, timeoutMs, owned })
     } else {
+      owned?.clear()
       this.slots.release()
     }
     return result
@@ -287,7 +291,6 @@ export class WasmRuntime {
       return JSON.stringify({
         panelId: context.panelId,
         handlerName: context.handlerName,
-        state: context.state,
         args: context.args ?? null,
         scope: context.scope ?? {},
         capabilities: context.capabilities,
@@ -393,7 +396,7 @@ function checkContext(c: ExecutionContext): void {
   if (!isPlainObject(c)) bad(`expected an object, got ${typeOf(c)}`)
   if (typeof c.panelId !== 'string') bad('panelId must be a string')
   if (typeof c.handlerName !== 'string') bad('handlerName must be a string')
-  if (!isPlainObject(c.state)) bad('state must be an object')
+  if (!(c.state instanceof PanelState) && !isPlainObject(c.state)) bad('state must be an object or a PanelState')
   if (c.scope !== undefined && !isPlainObject(c.scope)) bad('scope must be an object')
   if (!Array.isArray(c.capabilities) || !c.capabilities.every((t) => typeof t === 'string')) bad('capabilities must be an array of strings')
   if (c.extensions !== undefined) {
@@ -404,7 +407,7 @@ function checkContext(c: ExecutionContext): void {
   }
 }
 
-function resumeJson(results: CallResult[], state?: Record<string, unknown>): string {
+function resumeJson(results: CallResult[]): string {
   const bad = (what: string): never => {
     throw new RuntimeError('INVALID_INPUT', `invalid resume results: ${what}`)
   }
@@ -413,9 +416,8 @@ function resumeJson(results: CallResult[], state?: Record<string, unknown>): str
     if (!isPlainObject(r) || !Number.isInteger(r.callId) || typeof r.ok !== 'boolean') bad('each result needs an integer callId and a boolean ok')
     if (r.ok === false && (!isPlainObject(r.error) || typeof r.error.message !== 'string')) bad(`result ${r.callId} has ok:false without error.message`)
   }
-  if (state !== undefined && !isPlainObject(state)) bad('state must be an object')
   try {
-    return JSON.stringify(state === undefined ? { results } : { results, state })
+    return JSON.stringify({ results })
   } catch (err) {
     return bad(`not JSON-serializable: ${(err as Error).message}`)
   }

@@ -3,6 +3,7 @@
  * (QuickJS compiled to WebAssembly, run by wasmtime through an N-API addon).
  * Behaviour follows ../shared/DESIGN.md ("The sandbox") and seed 000 (executor).
  */
+import type { PanelState } from './state.js'
 
 /** Error codes an execution can end with (`ExecutionResult.error.code`). */
 export type ExecutionErrorCode =
@@ -65,13 +66,22 @@ export interface RuntimeConfig {
   cacheDir?: string
   /** Bound of the disk cache, bytes (oldest files evicted first). Default 64 MiB. */
   maxCacheSizeBytes?: number
+  /**
+   * Threads that run guest work (execute past its inline slice, resume, precompile); more calls
+   * wait for one. Default: the number of cores minus one (left to the event loop), at least 1.
+   */
+  workerThreads?: number
 }
 
-/** What a handler runs against. `state` is the panel's committed state at the start. */
+/**
+ * What a handler runs against. `state` is the panel's committed state, read lazily by the
+ * handler: a `PanelState` (state.ts), or a plain object, which is copied into a private
+ * `PanelState` for this one execution (and costs its size in serialization).
+ */
 export interface ExecutionContext {
   panelId: string
   handlerName: string
-  state: Record<string, unknown>
+  state: PanelState | Record<string, unknown>
   args: unknown
   scope?: Record<string, unknown>
   /** Capability tokens, e.g. `state:write:count`, `ext:http`, `*`. */
@@ -168,8 +178,12 @@ export type CallResult =
 export interface RuntimeStats {
   executions: number
   suspended: number
+  /** calls running on a worker thread now */
   running: number
+  /** calls waiting for an instance slot or for a worker thread */
   queued: number
+  /** worker threads */
+  threads: number
   cacheEntries: number
   cacheHits: number
   cacheMisses: number

@@ -4,6 +4,7 @@ import type { WebSocket } from 'ws'
 import { KernelError } from '../errors.js'
 import type { Executor, RunResult } from '../executor.js'
 import type { CompiledHandler, ExecutionResult, PendingCall, StateMutation } from '../../wasm-runtime/types.js'
+import type { PanelState } from '../../wasm-runtime/state.js'
 import type {
   DeletePanelReply,
   PanelDefinition,
@@ -61,6 +62,8 @@ interface Panel {
   kind: string
   title?: string
   state: Record<string, unknown>
+  /** The same committed state, held by the sandbox for handlers to read lazily. */
+  committed: PanelState
   version: number
   createdAt: string
   tools: Map<string, Tool>
@@ -175,6 +178,7 @@ export class PanelManager {
       kind: def.kind,
       title: def.title,
       state: applyMutations({}, Object.entries(def.initialState ?? {}).map(([k, value]) => ({ key: k, value, operation: 'set' }))),
+      committed: this.committedState(def.initialState),
       version: 0,
       createdAt: new Date().toISOString(),
       tools: new Map(def.tools.map((t, i) => [t.name, { ...tools[i], def: t, check: checks[i] }])),
@@ -298,6 +302,7 @@ export class PanelManager {
     }
     this.sessions.closeAll(WsCloseCode.PANEL_DELETED, 'PANEL_DELETED', p.key)
     p.removed = true
+    p.committed.clear() // the sandbox's copy lives outside V8's heap: free it now, not at the next GC
     this.panels.delete(p.key)
     return { id, deleted: true, unmount }
   }
@@ -346,7 +351,7 @@ export class PanelManager {
         {
           panelId: p.id,
           handlerName: name,
-          state: p.state,
+          state: p.committed,
           args,
           scope: { panelId: p.id, namespace: p.namespace, kind: p.kind, tool: name },
           capabilities: h.capabilities,
@@ -356,7 +361,6 @@ export class PanelManager {
           timeoutMs: h.timeoutMs,
           signal: run.controller.signal,
           callContext: { panelId: p.id, namespace: p.namespace },
-          currentState: () => p.state,
           onSegment: (seg) => {
             this.onSegment(p, name, run, seg)
             if (seg.status === 'suspended') progress('suspended', seg.pendingCalls)
@@ -377,6 +381,15 @@ export class PanelManager {
     }
   }
 
+  /** The sandbox's copy of a new panel's state. @throws KernelError 400 INVALID_INPUT (e.g. a lone-surrogate key) */
+  private committedState(initial: Record<string, unknown> | undefined): PanelState {
+    try {
+      return this.executor.createState(initial)
+    } catch (err) {
+      throw runtimeErrorToKernel(err)
+    }
+  }
+
   /** Commit one segment atomically (one version bump), broadcast it, track its suspension. */
   private onSegment(p: Panel, tool: string, run: ActiveRun, seg: ExecutionResult): void {
     if (run.executionId) this.suspensions.settle(run.executionId)
@@ -384,6 +397,7 @@ export class PanelManager {
     if (p.removed) return
     if (seg.stateMutations.length > 0) {
       p.state = applyMutations(p.state, seg.stateMutations)
+      p.committed.apply(seg.stateMutations)
       p.version++
       this.sessions.broadcastPatch(p.key, seg.stateMutations, p.version)
     }

@@ -46,10 +46,18 @@ t.test('a failed call rejects inside the handler, which can catch it; then it su
   t.same(done.returnValue, ['refused/DOMAIN_NOT_ALLOWED', 7])
 })
 
-t.test('resume with state: the next segment reads the committed state as of the resume', async (t) => {
-  const s = await rt.execute(`const before = $state.n; await $ext.http.get('x'); return [before, $state.n]`, ctx({ state: { n: 1 } }))
-  const done = await rt.resume(s.executionId!, [{ callId: 1, ok: true, value: null }], undefined, { n: 5 })
+t.test('a commit to the PanelState while suspended is what the resumed segment reads', async (t) => {
+  const state = rt.createState({ n: 1 })
+  const s = await rt.execute(`const before = $state.n; await $ext.http.get('x'); return [before, $state.n]`, ctx({ state }))
+  state.apply([{ key: 'n', value: 5, operation: 'set' }])
+  const done = await rt.resume(s.executionId!, [{ callId: 1, ok: true, value: null }])
   t.same(done.returnValue, [1, 5])
+})
+
+t.test('a plain-object state keeps the run\'s own writes across a resume', async (t) => {
+  const s = await rt.execute(`$state.n = 2; await $ext.http.get('x'); return $state.n`, ctx({ state: { n: 1 } }))
+  const done = await rt.resume(s.executionId!, [{ callId: 1, ok: true, value: null }])
+  t.equal(done.returnValue, 2)
 })
 
 t.test('unknown id, double resume, resume after cancel are UNKNOWN_EXECUTION', async (t) => {

@@ -2,7 +2,11 @@
  *
  * One instance runs one execution (Wizer snapshot → fresh instance), so the state below is
  * per execution. The natives here are the trusted core: they check capabilities and limits and
- * record mutations, events, view commands, logs and pending extension calls. */
+ * record mutations, events, view commands, logs and pending extension calls.
+ *
+ * $state is read lazily (ABI.md "State"): a key's committed JSON comes from the host the first
+ * time the handler reads it in a segment (`wk.state_get`), the key list only when the handler
+ * enumerates (`wk.state_keys`). Each segment reads the state as committed at its start. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +22,31 @@
 #define WRAP_SUFFIX "\n})"
 #define FILENAME "<handler>"
 #define GC_HEADROOM_BYTES (4 * 1024 * 1024)
+#define SCRATCH_BYTES (64 * 1024) /* state values up to this size arrive in one host call */
 #define JS_STACK_BYTES (128 * 1024) /* QuickJS stops deep recursion well before the 1 MiB wasm stack or the host stack ends */
 
 enum { STATUS_DONE = 0, STATUS_SUSPENDED = 1, STATUS_FAILED = 2 };
+
+/* Host imports (host.rs): the committed JSON of a key / the key list as a JSON array; each
+ * returns the byte length (-1: the key is not committed) and copies only when it fits in cap. */
+__attribute__((import_module("wk"), import_name("state_get")))
+int32_t host_state_get(const char *key, int32_t key_len, char *buf, int32_t cap);
+__attribute__((import_module("wk"), import_name("state_keys")))
+int32_t host_state_keys(char *buf, int32_t cap);
 
 static JSRuntime *rt;
 static JSContext *ctx;
 static JSValue start_fn; /* returned by the prelude */
 
-/* per execution */
-static JSValue state = JS_UNDEFINED;     /* committed state + own writes */
+/* per segment: what this segment knows of $state (null-prototype objects keyed by state key) */
+static JSValue known = JS_UNDEFINED;     /* key → value, read from the host or written */
+static JSValue absent = JS_UNDEFINED;    /* key → true, not committed or deleted */
+static JSValue keyset = JS_UNDEFINED;    /* key → true, the visible keys; built at the first enumeration */
+static JSValue early = JS_UNDEFINED;     /* [key, deleted] writes made before keyset was built */
 static JSValue snapshots = JS_UNDEFINED; /* key → JSON of object values as read, for nested diffs */
+static char *scratch;                    /* host replies land here, NUL-terminated */
+static size_t scratch_cap;
+/* per execution */
 static JSValue promise = JS_UNDEFINED;   /* the handler's promise */
 static JSValue extensions = JS_UNDEFINED;
 static JSValue *pending_funcs; /* [2*callId .. 2*callId+1] = resolve, reject */
@@ -123,30 +141,117 @@ static bool arg_keys2(JSValueConst *argv, str *a, str *b) {
   return false;
 }
 
-static void remember_snapshot(JSValueConst key, JSValueConst value) {
+/* QuickJS encodes a lone surrogate as ED A0..BF xx; well-formed UTF-8 never has ED ≥ A0. */
+static bool well_formed(const str *k) {
+  for (size_t i = 0; i + 1 < k->n; i++) {
+    if ((unsigned char)k->s[i] == 0xED && (unsigned char)k->s[i + 1] >= 0xA0) return false;
+  }
+  return true;
+}
+
+/* A state key: a string of well-formed Unicode. A lone surrogate would reach the host as a
+ * different key than the one the capability check saw, so it is refused (TypeError, catchable,
+ * code INVALID_STATE_KEY). */
+static bool state_key(JSValueConst v, str *k) {
+  if (!arg_key(v, k)) return false;
+  if (well_formed(k)) return true;
+  JS_FreeCString(ctx, k->s);
+  JS_ThrowTypeError(ctx, "state keys must be well-formed Unicode; this one has a lone surrogate");
+  JSValue err = JS_GetException(ctx);
+  JS_SetPropertyStr(ctx, err, "code", JS_NewString(ctx, "INVALID_STATE_KEY"));
+  JS_Throw(ctx, err);
+  return false;
+}
+
+static JSValue new_map(void) { return JS_NewObjectProto(ctx, JS_NULL); }
+
+static bool has_own(JSValueConst obj, JSAtom atom) {
+  return JS_IsObject(obj) && JS_GetOwnProperty(ctx, NULL, obj, atom) > 0;
+}
+
+static void put_own(JSValueConst obj, JSAtom atom, JSValue v) {
+  JS_DefinePropertyValue(ctx, obj, atom, v, JS_PROP_C_W_E);
+}
+
+/* Forgets what the previous segment knew: this one reads the state as committed now. */
+static void begin_state_view(void) {
+  JSValue *held[] = {&known, &absent, &keyset, &early, &snapshots};
+  for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) JS_FreeValue(ctx, *held[i]);
+  known = new_map();
+  absent = new_map();
+  keyset = JS_UNDEFINED;
+  early = JS_NewArray(ctx);
+  snapshots = new_map();
+}
+
+static bool scratch_fits(size_t n) {
+  if (n < scratch_cap) return true;
+  size_t cap = scratch_cap ? scratch_cap : 4096;
+  while (cap <= n) cap *= 2;
+  char *p = realloc(scratch, cap);
+  if (!p) return false;
+  scratch = p;
+  scratch_cap = cap;
+  return true;
+}
+
+/* One host reply into scratch: its length, -1 when the host has none, -2 when out of memory. */
+static int32_t host_reply(const str *key) {
+  int32_t room = scratch_cap ? (int32_t)scratch_cap - 1 : 0;
+  int32_t n = key ? host_state_get(key->s, (int32_t)key->n, scratch, room) : host_state_keys(scratch, room);
+  if (n < 0) return -1;
+  if (n > room) {
+    if (!scratch_fits((size_t)n)) return -2;
+    n = key ? host_state_get(key->s, (int32_t)key->n, scratch, (int32_t)scratch_cap - 1)
+            : host_state_keys(scratch, (int32_t)scratch_cap - 1);
+  }
+  scratch[n] = '\0';
+  return n;
+}
+
+static void remember_snapshot(JSAtom atom, JSValueConst value) {
   if (!JS_IsObject(value)) return;
   JSValue json = to_json(value, "state value");
   if (JS_IsException(json)) {
     JS_FreeValue(ctx, JS_GetException(ctx));
     return;
   }
-  JSAtom atom = JS_ValueToAtom(ctx, key);
-  JS_SetProperty(ctx, snapshots, atom, json);
-  JS_FreeAtom(ctx, atom);
+  put_own(snapshots, atom, json);
+}
+
+/* The value of a readable key: known in this segment, or fetched from the host (one call). */
+static JSValue load_key(const str *k, JSAtom atom) {
+  JSValue v = JS_GetProperty(ctx, known, atom);
+  if (!JS_IsUndefined(v) || has_own(absent, atom)) return v;
+  int32_t n = host_reply(k);
+  if (n == -2) return JS_ThrowOutOfMemory(ctx);
+  if (n == -1) {
+    put_own(absent, atom, JS_TRUE);
+    return JS_UNDEFINED;
+  }
+  v = JS_ParseJSON(ctx, scratch, (size_t)n, "<state>");
+  if (JS_IsException(v)) return v;
+  put_own(known, atom, JS_DupValue(ctx, v));
+  remember_snapshot(atom, v);
+  return v;
 }
 
 static JSValue js_state_get(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
   str k;
-  if (!arg_key(argv[0], &k)) return JS_EXCEPTION;
-  bool ok = caps_allow("state:read:", k.s, k.n);
-  JSValue r = ok ? JS_UNDEFINED : throw_coded("PERMISSION_DENIED", "state:read:%.*s is not granted", k.s, k.n);
+  if (!state_key(argv[0], &k)) return JS_EXCEPTION;
+  JSValue r;
+  if (!caps_allow("state:read:", k.s, k.n)) {
+    /* JSON.stringify($state) looks up `toJSON` first: unreadable, it reads as absent, so
+     * stringifying works under narrow grants (and still shows no value it may not read) */
+    bool to_json_probe = k.n == 6 && memcmp(k.s, "toJSON", 6) == 0;
+    r = to_json_probe ? JS_UNDEFINED : throw_coded("PERMISSION_DENIED", "state:read:%.*s is not granted", k.s, k.n);
+  } else {
+    JSAtom atom = JS_ValueToAtom(c, argv[0]);
+    r = load_key(&k, atom);
+    JS_FreeAtom(c, atom);
+  }
   JS_FreeCString(c, k.s);
-  if (!ok) return r;
-  JSAtom atom = JS_ValueToAtom(c, argv[0]);
-  JSValue v = JS_GetProperty(c, state, atom);
-  if (JS_IsObject(v) && !JS_HasProperty(c, snapshots, atom)) remember_snapshot(argv[0], v);
-  JS_FreeAtom(c, atom);
-  return v;
+  return r;
 }
 
 static void record_mutation(const char *key, size_t key_len, JSValueConst json, bool is_delete) {
@@ -170,9 +275,35 @@ static JSValue write_check(str *k) {
   return JS_UNDEFINED;
 }
 
+static void keyset_write(JSAtom atom, bool deleted) {
+  if (deleted) JS_DeleteProperty(ctx, keyset, atom, 0);
+  else if (!has_own(keyset, atom)) put_own(keyset, atom, JS_TRUE);
+}
+
+/* Keeps the visible key list in step with a write (or notes the write for when it is built). */
+static void note_write(JSValueConst key, JSAtom atom, bool deleted) {
+  if (JS_IsObject(keyset)) {
+    keyset_write(atom, deleted);
+    return;
+  }
+  JSValue entry = JS_NewArray(ctx);
+  JS_SetPropertyUint32(ctx, entry, 0, JS_DupValue(ctx, key));
+  JS_SetPropertyUint32(ctx, entry, 1, JS_NewBool(ctx, deleted));
+  int64_t n = 0;
+  JS_GetLength(ctx, early, &n);
+  JS_SetPropertyUint32(ctx, early, (uint32_t)n, entry);
+}
+
+static void forget_key(JSValueConst key, JSAtom atom) {
+  JS_DeleteProperty(ctx, known, atom, 0);
+  JS_DeleteProperty(ctx, snapshots, atom, 0);
+  put_own(absent, atom, JS_TRUE);
+  note_write(key, atom, true);
+}
+
 static JSValue js_state_set(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
   str k;
-  if (!arg_key(argv[0], &k)) return JS_EXCEPTION;
+  if (!state_key(argv[0], &k)) return JS_EXCEPTION;
   JSValue r = write_check(&k);
   JSValue json = JS_UNDEFINED;
   if (!JS_IsException(r)) {
@@ -183,14 +314,16 @@ static JSValue js_state_set(JSContext *c, JSValueConst this_val, int argc, JSVal
     JSAtom atom = JS_ValueToAtom(c, argv[0]);
     if (JS_IsUndefined(argv[1])) {
       /* undefined is not JSON: setting it means removing the key */
-      JS_DeleteProperty(c, state, atom, 0);
+      forget_key(argv[0], atom);
       record_mutation(k.s, k.n, JS_UNDEFINED, true);
     } else {
-      JS_SetProperty(c, state, atom, JS_DupValue(c, argv[1]));
+      put_own(known, atom, JS_DupValue(c, argv[1]));
+      JS_DeleteProperty(c, absent, atom, 0);
+      JS_DeleteProperty(c, snapshots, atom, 0);
+      if (JS_IsObject(argv[1])) put_own(snapshots, atom, JS_DupValue(c, json));
+      note_write(argv[0], atom, false);
       record_mutation(k.s, k.n, json, false);
     }
-    JS_DeleteProperty(c, snapshots, atom, 0);
-    if (JS_IsObject(argv[1])) JS_SetProperty(c, snapshots, atom, JS_DupValue(c, json));
     JS_FreeAtom(c, atom);
   }
   JS_FreeValue(c, json);
@@ -200,12 +333,11 @@ static JSValue js_state_set(JSContext *c, JSValueConst this_val, int argc, JSVal
 
 static JSValue js_state_delete(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
   str k;
-  if (!arg_key(argv[0], &k)) return JS_EXCEPTION;
+  if (!state_key(argv[0], &k)) return JS_EXCEPTION;
   JSValue r = write_check(&k);
   if (!JS_IsException(r)) {
     JSAtom atom = JS_ValueToAtom(c, argv[0]);
-    JS_DeleteProperty(c, state, atom, 0);
-    JS_DeleteProperty(c, snapshots, atom, 0);
+    forget_key(argv[0], atom);
     JS_FreeAtom(c, atom);
     record_mutation(k.s, k.n, JS_UNDEFINED, true);
   }
@@ -213,23 +345,65 @@ static JSValue js_state_delete(JSContext *c, JSValueConst this_val, int argc, JS
   return r;
 }
 
+/* Whether a readable key exists, without fetching its value when nothing knows it yet. */
 static JSValue js_state_has(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
   str k;
-  if (!arg_key(argv[0], &k)) return JS_EXCEPTION;
-  bool ok = caps_allow("state:read:", k.s, k.n);
+  if (!state_key(argv[0], &k)) return JS_EXCEPTION;
+  bool has = false;
+  if (caps_allow("state:read:", k.s, k.n)) {
+    JSAtom atom = JS_ValueToAtom(c, argv[0]);
+    if (has_own(known, atom)) has = true;
+    else if (has_own(absent, atom)) has = false;
+    else if (JS_IsObject(keyset)) has = has_own(keyset, atom);
+    else has = host_state_get(k.s, (int32_t)k.n, scratch, 0) >= 0;
+    JS_FreeAtom(c, atom);
+  }
   JS_FreeCString(c, k.s);
-  if (!ok) return JS_FALSE;
-  JSAtom atom = JS_ValueToAtom(c, argv[0]);
-  int has = JS_HasProperty(c, state, atom);
-  JS_FreeAtom(c, atom);
-  return JS_NewBool(c, has > 0);
+  return JS_NewBool(c, has);
 }
 
-/* Keys the handler may read. */
+/* Builds keyset from the host's key list, then replays the writes made before. */
+static bool build_keyset(void) {
+  int32_t n = host_reply(NULL);
+  if (n == -2) {
+    JS_ThrowOutOfMemory(ctx);
+    return false;
+  }
+  JSValue list = n < 0 ? JS_NewArray(ctx) : JS_ParseJSON(ctx, scratch, (size_t)n, "<state keys>");
+  if (JS_IsException(list)) return false;
+  keyset = new_map();
+  int64_t len = 0, writes = 0;
+  JS_GetLength(ctx, list, &len);
+  for (int64_t i = 0; i < len; i++) {
+    JSValue key = JS_GetPropertyUint32(ctx, list, (uint32_t)i);
+    JSAtom atom = JS_ValueToAtom(ctx, key);
+    put_own(keyset, atom, JS_TRUE);
+    JS_FreeAtom(ctx, atom);
+    JS_FreeValue(ctx, key);
+  }
+  JS_FreeValue(ctx, list);
+  JS_GetLength(ctx, early, &writes);
+  for (int64_t i = 0; i < writes; i++) {
+    JSValue entry = JS_GetPropertyUint32(ctx, early, (uint32_t)i);
+    JSValue key = JS_GetPropertyUint32(ctx, entry, 0), deleted = JS_GetPropertyUint32(ctx, entry, 1);
+    JSAtom atom = JS_ValueToAtom(ctx, key);
+    keyset_write(atom, JS_ToBool(ctx, deleted));
+    JS_FreeAtom(ctx, atom);
+    JS_FreeValue(ctx, key);
+    JS_FreeValue(ctx, deleted);
+    JS_FreeValue(ctx, entry);
+  }
+  JS_FreeValue(ctx, early);
+  early = JS_NewArray(ctx);
+  return true;
+}
+
+/* Keys the handler may read, in JS property order. */
 static JSValue js_state_keys(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+  if (!JS_IsObject(keyset) && !build_keyset()) return JS_EXCEPTION;
   JSPropertyEnum *tab;
   uint32_t len;
-  if (JS_GetOwnPropertyNames(c, &tab, &len, state, JS_GPN_STRING_MASK | JS_GPN_ENUM_ONLY) < 0) return JS_EXCEPTION;
+  if (JS_GetOwnPropertyNames(c, &tab, &len, keyset, JS_GPN_STRING_MASK | JS_GPN_ENUM_ONLY) < 0) return JS_EXCEPTION;
   JSValue arr = JS_NewArray(c);
   uint32_t j = 0;
   for (uint32_t i = 0; i < len; i++) {
@@ -500,7 +674,7 @@ static void diff_nested(void) {
   if (JS_GetOwnPropertyNames(ctx, &tab, &len, snapshots, JS_GPN_STRING_MASK) < 0) return;
   for (uint32_t i = 0; i < len && !nested_denied && !fatal_code; i++) {
     JSValue before = JS_GetProperty(ctx, snapshots, tab[i].atom);
-    JSValue now = JS_GetProperty(ctx, state, tab[i].atom);
+    JSValue now = JS_GetProperty(ctx, known, tab[i].atom);
     JSValue json = to_json(now, "state value");
     size_t an, bn;
     const char *a = JS_IsString(json) ? JS_ToCStringLen(ctx, &an, json) : NULL;
@@ -714,9 +888,8 @@ EXPORT("wk_execute") int32_t wk_execute(const uint8_t *code, int32_t code_len, c
     JS_FreeValue(ctx, c);
     return fail_early("INTERNAL_ERROR", "capabilities must be an array of strings");
   }
-  state = object_or_empty(get_prop(c, "state"));
+  begin_state_view();
   extensions = object_or_empty(get_prop(c, "extensions"));
-  snapshots = JS_NewObject(ctx);
   JSValue args = get_prop(c, "args"), scope = object_or_empty(get_prop(c, "scope"));
   JSValue seed = get_prop(c, "seed");
   JS_FreeValue(ctx, c);
@@ -788,16 +961,7 @@ EXPORT("wk_resume") int32_t wk_resume(const char *input, int32_t input_len) {
     JS_FreeValue(ctx, in);
     return fail_early("INTERNAL_ERROR", "resume input is not a JSON object");
   }
-  JSValue fresh = get_prop(in, "state");
-  if (JS_IsObject(fresh) && !JS_IsArray(fresh)) {
-    /* the panel's committed state as of now: this segment reads it plus its own writes */
-    JS_FreeValue(ctx, state);
-    JS_FreeValue(ctx, snapshots);
-    state = fresh;
-    snapshots = JS_NewObject(ctx);
-  } else {
-    JS_FreeValue(ctx, fresh);
-  }
+  begin_state_view();
   JSValue results = get_prop(in, "results");
   int64_t n = 0;
   if (JS_IsArray(results)) JS_GetLength(ctx, results, &n);
@@ -827,7 +991,7 @@ static const JSCFunctionListEntry natives[] = {
 
 /* Back to the state of a fresh instance: what an execution left is released and counted from zero. */
 static void reset_execution(void) {
-  JSValue *held[] = {&state, &snapshots, &promise, &extensions, &denied};
+  JSValue *held[] = {&known, &absent, &keyset, &early, &snapshots, &promise, &extensions, &denied};
   for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
     JS_FreeValue(ctx, *held[i]);
     *held[i] = JS_UNDEFINED;
@@ -849,16 +1013,18 @@ static void reset_execution(void) {
 
 /* Runs one representative execution at init so that every table QuickJS grows on first use
  * (atoms, shapes, the job queue, our buffers) is already grown in the snapshot; otherwise each
- * execution would redo that work from the same starting point. */
+ * execution would redo that work from the same starting point. Under Wizer the state imports
+ * are build.sh's stub (no key is committed). */
 static void warm_up(void) {
   static const char src[] =
-      "$state.n = ($state.n ?? 0) + $args.by; $state.list.push($state.n); $emit('changed', { n: $state.n });"
+      "$state.n = ($state.n ?? 0) + $args.by; ($state.list = []).push($state.n); $emit('changed', { n: $state.n });"
+      "if (!('n' in $state) || Object.keys($state).length !== 2) throw new Error('warm-up: state view');"
       "$view.focus('main'); $log('warm'); const r = await $ext.http.get('u'); return { n: $state.n, r }";
   static const char context[] =
-      "{\"panelId\":\"warm\",\"handlerName\":\"warm\",\"state\":{\"n\":1,\"list\":[]},\"args\":{\"by\":1},"
+      "{\"panelId\":\"warm\",\"handlerName\":\"warm\",\"args\":{\"by\":1},"
       "\"scope\":{},\"capabilities\":[\"*\"],\"extensions\":{\"http\":[\"get\",\"post\"]},"
       "\"limits\":{\"maxHostCalls\":1000,\"maxStateMutations\":1000,\"maxEvents\":1000,\"maxLogs\":1000},\"seed\":1}";
-  static const char results[] = "{\"results\":[{\"callId\":1,\"ok\":true,\"value\":{\"status\":200}}],\"state\":{\"n\":2}}";
+  static const char results[] = "{\"results\":[{\"callId\":1,\"ok\":true,\"value\":{\"status\":200}}]}";
   /* QuickJS frees atoms and shapes with their last user: keep one parsed context alive so the
    * names and object layouts every context uses stay in the snapshot. */
   JS_ParseJSON(ctx, context, sizeof context - 1, "<warm-up>"); /* never freed, on purpose */
@@ -895,6 +1061,7 @@ EXPORT("wizer-initialize") void wk_initialize(void) {
   JS_FreeValue(ctx, factory);
   JS_FreeValue(ctx, n);
   if (!JS_IsFunction(ctx, start_fn)) abort(); /* a broken prelude must fail the build, not run */
+  if (!scratch_fits(SCRATCH_BYTES)) abort();
   warm_up();
   /* The context alone is past QuickJS's initial 256 KiB GC threshold, so without this every
    * execution would start with a full collection of the snapshot's heap (≈100k instructions).

@@ -1,7 +1,8 @@
 // The handler prelude. Evaluated once at Wizer time with the guest's C natives; it returns
 // `start`, which the guest calls per execution. Every check that guards anything (capabilities,
 // limits, what gets recorded) happens inside the natives, so a handler that patches builtins
-// can only confuse its own execution, never widen what it may do.
+// can only confuse its own execution, never widen what it may do. $state is a proxy over the
+// natives, which read committed keys from the host lazily (ABI.md "State").
 (function (N) {
   'use strict'
   const { stateGet, stateSet, stateDelete, stateHas, stateKeys, emit, view, log, extCall } = N
@@ -20,6 +21,15 @@
       isSymbol(k) || !stateHas(k)
         ? undefined
         : { value: stateGet(k), writable: true, enumerable: true, configurable: true },
+  })
+
+  // Object.keys asks a proxy for each key's descriptor, which would read every value from the
+  // host; for $state the key list alone answers it. Every other object goes to the original.
+  const objectKeys = Object.keys
+  Object.defineProperty(Object, 'keys', {
+    value: { keys: (o) => (o === $state ? stateKeys() : objectKeys(o)) }.keys,
+    writable: true,
+    configurable: true,
   })
 
   const $emit = (name, payload) => emit(String(name), payload)

@@ -7,6 +7,7 @@ use wasmtime::{Engine, InstancePre, Memory, Store, Trap, TypedFunc};
 use crate::error::{HostError, HostResult};
 use crate::host::{HostState, ProcExit};
 use crate::limits::{self, Deadline, Interrupt, MemoryLimiter};
+use crate::state::SharedState;
 
 /// Why a guest call ended abnormally. The instance is dropped afterwards, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,15 +104,17 @@ pub struct InstanceLimits {
 }
 
 impl GuestInstance {
-    /// Instantiates the guest in a fresh store. A full pool is CAPACITY_EXCEEDED.
+    /// Instantiates the guest in a fresh store whose executions read `state`. A full pool is
+    /// CAPACITY_EXCEEDED.
     pub fn instantiate(
         engine: &Engine,
         pre: &InstancePre<HostState>,
         lim: InstanceLimits,
+        state: SharedState,
     ) -> HostResult<Self> {
         let mut store = Store::new(
             engine,
-            HostState::new(MemoryLimiter::new(lim.memory_bytes), lim.deadline),
+            HostState::new(MemoryLimiter::new(lim.memory_bytes), lim.deadline, state),
         );
         store.limiter(|s| &mut s.limiter);
         store
@@ -162,14 +165,19 @@ impl GuestInstance {
     pub fn execute(&mut self, code: &[u8], context: &[u8]) -> Result<i32, GuestTrap> {
         let (cp, cn) = self.put(code)?;
         let (xp, xn) = self.put(context)?;
+        self.store.data_mut().begin_segment();
         let r = self.exports.execute.call(&mut self.store, (cp, cn, xp, xn));
+        self.store.data_mut().end_segment();
         self.check(r)
     }
 
-    /// `wk_resume(results)`: the guest status, as for [`GuestInstance::execute`].
+    /// `wk_resume(results)`: the guest status, as for [`GuestInstance::execute`]. The segment
+    /// reads the state as committed now.
     pub fn resume(&mut self, results: &[u8]) -> Result<i32, GuestTrap> {
         let (p, n) = self.put(results)?;
+        self.store.data_mut().begin_segment();
         let r = self.exports.resume.call(&mut self.store, (p, n));
+        self.store.data_mut().end_segment();
         self.check(r)
     }
 

@@ -5,16 +5,27 @@
 //! arguments, no sockets. stdout/stderr writes are swallowed (their first bytes are kept for trap
 //! messages); the clocks are real; `random_get` is a real RNG. A guest that imports anything
 //! else is refused at load time ([`check_imports`]).
+//!
+//! Besides WASI, the guest imports the two functions of [`STATE_MODULE`] that read the panel
+//! state lazily (ABI.md "State"): `state_get` (one key's JSON) and `state_keys` (the key list).
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::{Caller, Extern, Linker, Memory, Module};
 
 use crate::error::{HostError, HostResult};
 use crate::limits::{Deadline, MemoryLimiter};
+use crate::state::{SharedState, StateMap};
 
-/// The only import module the guest may use.
+/// The WASI import module (a hand-written subset, see [`PROVIDED`]).
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
+/// The import module of the lazy state reads.
+pub const STATE_MODULE: &str = "wk";
+/// The functions of [`STATE_MODULE`].
+const STATE_FUNCS: &[&str] = &["state_get", "state_keys"];
+/// What `state_get` returns for a key that is not committed.
+const ABSENT: i32 = -1;
 
 /// Bytes of guest stdout/stderr kept per store (to explain traps), bytes.
 const CONSOLE_KEEP_BYTES: usize = 4096;
@@ -36,20 +47,41 @@ pub struct HostState {
     pub console_bytes: u64,
     /// First [`CONSOLE_KEEP_BYTES`] of those bytes.
     pub console_head: Vec<u8>,
+    /// The panel state this execution reads (its owner commits into it between segments).
+    pub state: SharedState,
+    /// The version the running segment reads, taken at its start; None between segments.
+    pub snapshot: Option<Arc<StateMap>>,
+    /// The running segment's key list JSON, built at its first `state_keys`.
+    keys_json: Option<String>,
     /// Process clock origin for the monotonic clock.
     clock_origin: Instant,
 }
 
 impl HostState {
     /// Fresh state for one store.
-    pub fn new(limiter: MemoryLimiter, deadline: Deadline) -> Self {
+    pub fn new(limiter: MemoryLimiter, deadline: Deadline, state: SharedState) -> Self {
         HostState {
             limiter,
             deadline,
             console_bytes: 0,
             console_head: Vec::new(),
+            state,
+            snapshot: None,
+            keys_json: None,
             clock_origin: Instant::now(),
         }
+    }
+
+    /// Starts a segment: it reads the state as committed now.
+    pub fn begin_segment(&mut self) {
+        self.snapshot = Some(self.state.snapshot());
+        self.keys_json = None;
+    }
+
+    /// Ends a segment: the snapshot is released, so commits while suspended copy nothing.
+    pub fn end_segment(&mut self) {
+        self.snapshot = None;
+        self.keys_json = None;
     }
 }
 
@@ -71,13 +103,15 @@ const PROVIDED: &[&str] = &[
     "proc_exit",
 ];
 
-/// Refuses a guest that imports anything but the functions of [`PROVIDED`].
+/// Refuses a guest that imports anything but the functions of [`PROVIDED`] and [`STATE_FUNCS`].
 pub fn check_imports(module: &Module) -> HostResult<()> {
+    let known = |m: &str, n: &str| {
+        (m == WASI_MODULE && PROVIDED.contains(&n))
+            || (m == STATE_MODULE && STATE_FUNCS.contains(&n))
+    };
     let unknown: Vec<String> = module
         .imports()
-        .filter(|i| {
-            i.module() != WASI_MODULE || !PROVIDED.contains(&i.name()) || i.ty().func().is_none()
-        })
+        .filter(|i| !known(i.module(), i.name()) || i.ty().func().is_none())
         .map(|i| format!("{}::{}", i.module(), i.name()))
         .collect();
     if unknown.is_empty() {
@@ -116,7 +150,69 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> HostResult<()> {
         )
         .map_err(def)?;
     linker.func_wrap(m, "random_get", random_get).map_err(def)?;
+    linker
+        .func_wrap(STATE_MODULE, "state_get", state_get)
+        .map_err(def)?;
+    linker
+        .func_wrap(STATE_MODULE, "state_keys", state_keys)
+        .map_err(def)?;
     Ok(())
+}
+
+/// `state_get(key, key_len, buf, cap) -> len`: the byte length of the committed JSON of the key
+/// (UTF-8 at `key`), copied to `buf` when it fits in `cap` bytes (call again with a bigger buffer
+/// otherwise; `cap` 0 only asks whether the key exists); [`ABSENT`] (-1) when the key is not
+/// committed. Out-of-bounds pointers trap.
+fn state_get(
+    mut caller: Caller<'_, HostState>,
+    key: i32,
+    key_len: i32,
+    buf: i32,
+    cap: i32,
+) -> wasmtime::Result<i32> {
+    let mem = memory(&mut caller).ok_or_else(|| wasmtime::Error::msg("guest has no memory"))?;
+    let (data, st) = mem.data_and_store_mut(&mut caller);
+    let name = guest_slice(data, key, key_len)?;
+    let found = std::str::from_utf8(name)
+        .ok()
+        .and_then(|k| st.snapshot.as_ref()?.get(k).cloned());
+    let Some(json) = found else {
+        return Ok(ABSENT);
+    };
+    copy_out(data, json.as_bytes(), buf, cap)
+}
+
+/// `state_keys(buf, cap) -> len`: the committed keys as a JSON array of strings, in insertion
+/// order; copied as for `state_get`.
+fn state_keys(mut caller: Caller<'_, HostState>, buf: i32, cap: i32) -> wasmtime::Result<i32> {
+    let mem = memory(&mut caller).ok_or_else(|| wasmtime::Error::msg("guest has no memory"))?;
+    let (data, st) = mem.data_and_store_mut(&mut caller);
+    let snapshot = &st.snapshot;
+    let json = st.keys_json.get_or_insert_with(|| {
+        snapshot
+            .as_ref()
+            .map_or_else(|| "[]".to_owned(), |s| s.keys_json())
+    });
+    copy_out(data, json.as_bytes(), buf, cap)
+}
+
+fn guest_slice(data: &[u8], ptr: i32, len: i32) -> wasmtime::Result<&[u8]> {
+    let start = ptr as u32 as usize;
+    data.get(start..start.saturating_add(len as u32 as usize))
+        .ok_or_else(|| wasmtime::Error::msg("state import: pointer outside guest memory"))
+}
+
+/// Copies `bytes` to `buf` when they fit in `cap`; returns their length either way.
+fn copy_out(data: &mut [u8], bytes: &[u8], buf: i32, cap: i32) -> wasmtime::Result<i32> {
+    let len = i32::try_from(bytes.len())
+        .map_err(|_| wasmtime::Error::msg("state value larger than 2 GiB"))?;
+    if len <= cap {
+        let start = buf as u32 as usize;
+        data.get_mut(start..start + bytes.len())
+            .ok_or_else(|| wasmtime::Error::msg("state import: buffer outside guest memory"))?
+            .copy_from_slice(bytes);
+    }
+    Ok(len)
 }
 
 /// The guest's exported memory, if any.

@@ -4,9 +4,11 @@
 //! Modules: [`engine`] (engine, pool, guest loading, epoch ticker), [`host`] (imported functions),
 //! [`guest`] (ABI calls), [`limits`] (memory limiter, deadlines, fuel), [`cache`] (bytecode cache), [`reaper`]
 //! (frees finished instances off the result path),
-//! [`sandbox`] (the runtime in plain Rust), [`error`] (error codes). This file is only the N-API
-//! surface: it converts values and runs every blocking call on Tokio's blocking pool, so Node's
-//! event loop (and libuv's small thread pool) never waits for a guest.
+//! [`sandbox`] (the runtime in plain Rust), [`state`] (a panel's committed state, read lazily by
+//! the guest), [`pool`] (the worker threads), [`error`] (error codes). This file is only the N-API
+//! surface: it converts values and runs every blocking call on the runtime's own worker threads
+//! (`workerThreads`, by default every core but one), so Node's event loop (and libuv's small
+//! thread pool) never waits for a guest and guests never outnumber the cores.
 //!
 //! Errors: every rejected promise / thrown error is a JS `Error` whose `code` property is one of
 //! `INVALID_INPUT`, `UNKNOWN_EXECUTION`, `CAPACITY_EXCEEDED`, `SHUTDOWN`, `COMPILATION_ERROR`,
@@ -20,18 +22,22 @@ pub mod error;
 pub mod guest;
 pub mod host;
 pub mod limits;
+pub mod pool;
 pub mod reaper;
 pub mod sandbox;
+pub mod state;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, Object, spawn_blocking};
+use napi::bindgen_prelude::{Buffer, Object};
 use napi::{Env, JsError, Status, Unknown};
 use napi_derive::napi;
 
 use crate::error::HostError;
+use crate::pool::{WorkerPool, default_threads};
 use crate::sandbox::{Compiled, RawOutcome, Sandbox, SandboxOptions};
+use crate::state::SharedState;
 
 /// Options of `new Runtime(options)`. Sizes in bytes; every field but `guestPath` has the
 /// default of types.ts.
@@ -55,6 +61,9 @@ pub struct RuntimeOptions {
     pub max_cache_size_bytes: Option<f64>,
     /// Native stack available to wasm frames, bytes. Default 1 MiB.
     pub max_wasm_stack_bytes: Option<u32>,
+    /// Threads that run guest work (execute, resume, precompile), 1..=256. Default: the number of
+    /// cores minus one (the event loop's), at least 1.
+    pub worker_threads: Option<u32>,
 }
 
 /// Result of `precompile`.
@@ -114,12 +123,106 @@ pub struct RuntimeStats {
     pub disk_cache_bytes: f64,
     /// Files of the disk cache.
     pub disk_cache_entries: u32,
+    /// Worker threads.
+    pub threads: u32,
+    /// Calls (execute, resume, precompile) running on a worker thread now.
+    pub running_jobs: u32,
+    /// Calls waiting for a free worker thread.
+    pub queued_jobs: u32,
 }
 
-/// The sandbox runtime. All async methods run on worker threads.
+/// A panel's committed state: key → JSON text, held by the addon so that an execution reads only
+/// the keys its handler touches (ABI.md "State"). Executions given this object read it as
+/// committed at the start of each of their segments; `apply` commits a batch atomically.
+#[napi]
+pub struct PanelState {
+    inner: SharedState,
+}
+
+#[napi]
+impl PanelState {
+    /// An empty state.
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        PanelState {
+            inner: SharedState::default(),
+        }
+    }
+
+    /// Applies mutations in order, atomically: `values[i]` is the JSON text `keys[i]` is set to,
+    /// or null to delete it. Throws INVALID_INPUT (lengths differ, a value is not one JSON text)
+    /// and then applies nothing.
+    #[napi]
+    pub fn apply(
+        &self,
+        env: Env,
+        keys: Vec<String>,
+        values: Vec<Option<String>>,
+    ) -> napi::Result<()> {
+        if keys.len() != values.len() {
+            return Err(js_error(
+                &env,
+                HostError::invalid("keys and values must have the same length"),
+            ));
+        }
+        self.inner
+            .apply(keys.into_iter().zip(values).collect())
+            .map_err(|e| js_error(&env, e))
+    }
+
+    /// Drops every key at once (running segments keep reading the version they started with).
+    #[napi]
+    pub fn clear(&self) {
+        self.inner.clear();
+    }
+
+    /// The committed JSON text of `key`, or null.
+    #[napi]
+    pub fn get(&self, key: String) -> Option<String> {
+        self.inner.snapshot().get(&key).map(|j| j.to_string())
+    }
+
+    /// The committed keys, in insertion order.
+    #[napi]
+    pub fn keys(&self) -> Vec<String> {
+        self.inner
+            .snapshot()
+            .keys()
+            .into_iter()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    /// The whole state as one JSON object text.
+    #[napi]
+    pub fn to_json_text(&self) -> String {
+        self.inner.snapshot().to_json()
+    }
+
+    /// Number of keys.
+    #[napi(getter)]
+    pub fn size(&self) -> u32 {
+        u32::try_from(self.inner.snapshot().len()).unwrap_or(u32::MAX)
+    }
+
+    /// Sum of the keys' and values' UTF-8 lengths, bytes.
+    #[napi(getter)]
+    pub fn byte_size(&self) -> f64 {
+        self.inner.snapshot().byte_size() as f64
+    }
+}
+
+impl Default for PanelState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The sandbox runtime. All async methods run on its worker threads.
 #[napi]
 pub struct Runtime {
     inner: Arc<Sandbox>,
+    pool: WorkerPool,
 }
 
 #[napi]
@@ -129,10 +232,13 @@ impl Runtime {
     /// Throws INVALID_INPUT (bad options) or GUEST_LOAD_ERROR.
     #[napi(constructor)]
     pub fn new(env: Env, options: RuntimeOptions) -> napi::Result<Self> {
+        let threads = options.worker_threads.unwrap_or_else(default_threads);
         let opts = sandbox_options(options).map_err(|e| js_error(&env, e))?;
+        let pool = WorkerPool::new(threads).map_err(|e| js_error(&env, e))?;
         let inner = Sandbox::new(opts).map_err(|e| js_error(&env, e))?;
         Ok(Runtime {
             inner: Arc::new(inner),
+            pool,
         })
     }
 
@@ -142,7 +248,7 @@ impl Runtime {
     #[napi(ts_return_type = "Promise<CompiledHandler>")]
     pub fn precompile<'env>(&self, env: &'env Env, source: String) -> napi::Result<Object<'env>> {
         let sandbox = Arc::clone(&self.inner);
-        run_blocking(
+        self.run_blocking(
             env,
             move || sandbox.precompile(&source),
             |c: Compiled| CompiledHandler {
@@ -154,7 +260,8 @@ impl Runtime {
         )
     }
 
-    /// Runs bytecode with a context JSON (ABI.md) for at most `timeoutMs` ms.
+    /// Runs bytecode with a context JSON (ABI.md) for at most `timeoutMs` ms; the handler reads
+    /// `state` lazily, as committed at the start of each segment.
     /// Rejects INVALID_INPUT, CAPACITY_EXCEEDED, SHUTDOWN, INTERNAL_ERROR; traps resolve.
     #[napi(ts_return_type = "Promise<RawResult>")]
     pub fn execute<'env>(
@@ -162,13 +269,15 @@ impl Runtime {
         env: &'env Env,
         code: Buffer,
         context_json: String,
+        state: &PanelState,
         timeout_ms: u32,
     ) -> napi::Result<Object<'env>> {
         let sandbox = Arc::clone(&self.inner);
         let code: Vec<u8> = code.to_vec();
-        run_blocking(
+        let state = state.inner.clone();
+        self.run_blocking(
             env,
-            move || sandbox.execute(&code, &context_json, timeout_ms),
+            move || sandbox.execute(&code, &context_json, &state, timeout_ms),
             raw_result,
         )
     }
@@ -184,18 +293,18 @@ impl Runtime {
         env: Env,
         code: Buffer,
         context_json: String,
+        state: &PanelState,
         timeout_ms: u32,
         slice_ms: u32,
     ) -> napi::Result<Option<RawResult>> {
         self.inner
-            .execute_slice(&code, &context_json, timeout_ms, slice_ms)
+            .execute_slice(&code, &context_json, &state.inner, timeout_ms, slice_ms)
             .map(|o| o.map(raw_result))
             .map_err(|e| js_error(&env, e))
     }
 
-    /// Settles a suspended execution's pending calls and runs on. `resumeJson` is ABI.md's
-    /// `{"results":[{callId,ok,value|error}...],"state"?:{...}}`.
-    /// Consumes the id. Rejects INVALID_INPUT (the execution stays suspended), UNKNOWN_EXECUTION,
+    /// Settles a suspended execution's pending calls and runs on, reading its state as committed
+    /// now. `resumeJson` is ABI.md's `{"results":[{callId,ok,value|error}...]}`. Consumes the id. Rejects INVALID_INPUT (the execution stays suspended), UNKNOWN_EXECUTION,
     /// SHUTDOWN, INTERNAL_ERROR.
     #[napi(ts_return_type = "Promise<RawResult>")]
     pub fn resume<'env>(
@@ -206,7 +315,7 @@ impl Runtime {
         timeout_ms: u32,
     ) -> napi::Result<Object<'env>> {
         let sandbox = Arc::clone(&self.inner);
-        run_blocking(
+        self.run_blocking(
             env,
             move || sandbox.resume(&execution_id, &resume_json, timeout_ms),
             raw_result,
@@ -223,6 +332,7 @@ impl Runtime {
     #[napi]
     pub fn stats(&self) -> RuntimeStats {
         let s = self.inner.stats();
+        let p = self.pool.stats();
         RuntimeStats {
             live: s.live,
             suspended: s.suspended,
@@ -232,6 +342,9 @@ impl Runtime {
             cache_misses: s.cache.misses as f64,
             disk_cache_bytes: s.cache.disk_bytes as f64,
             disk_cache_entries: s.cache.disk_entries as u32,
+            threads: p.threads,
+            running_jobs: p.running,
+            queued_jobs: p.queued,
         }
     }
 
@@ -255,25 +368,35 @@ impl Runtime {
     }
 }
 
-/// Runs `work` on Tokio's blocking pool; resolves with `map(value)` or rejects with a coded error.
-fn run_blocking<'env, T, V, W, M>(env: &'env Env, work: W, map: M) -> napi::Result<Object<'env>>
-where
-    T: Send + 'static,
-    V: napi::bindgen_prelude::ToNapiValue + 'static,
-    W: FnOnce() -> Result<T, HostError> + Send + 'static,
-    M: FnOnce(T) -> V + Send + 'static,
-{
-    // One hop out (to Tokio's blocking pool, which grows, so a guest spinning until its
-    // timeout never holds up another) and one hop back (the deferred's threadsafe function).
-    let (deferred, promise) = env.create_deferred()?;
-    spawn_blocking(move || {
-        let outcome = work();
-        deferred.resolve(move |env| match outcome {
-            Ok(value) => Ok(map(value)),
-            Err(e) => Err(js_error(&env, e)),
+impl Runtime {
+    /// Runs `work` on a worker thread; resolves with `map(value)` or rejects with a coded error
+    /// (INTERNAL_ERROR when `work` panicked).
+    fn run_blocking<'env, T, V, W, M>(
+        &self,
+        env: &'env Env,
+        work: W,
+        map: M,
+    ) -> napi::Result<Object<'env>>
+    where
+        T: Send + 'static,
+        V: napi::bindgen_prelude::ToNapiValue + 'static,
+        W: FnOnce() -> Result<T, HostError> + Send + 'static,
+        M: FnOnce(T) -> V + Send + 'static,
+    {
+        // One hop out (to a worker; a guest spinning until its timeout holds that worker, which
+        // is the price of never running more guests than cores) and one hop back (the deferred's
+        // threadsafe function).
+        let (deferred, promise) = env.create_deferred()?;
+        self.pool.spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|_| Err(HostError::internal("a worker thread panicked")));
+            deferred.resolve(move |env| match outcome {
+                Ok(value) => Ok(map(value)),
+                Err(e) => Err(js_error(&env, e)),
+            });
         });
-    });
-    Ok(promise)
+        Ok(promise)
+    }
 }
 
 fn raw_result(o: RawOutcome) -> RawResult {

@@ -16,6 +16,7 @@ use crate::error::{HostError, HostResult};
 use crate::guest::{GuestInstance, GuestTrap, InstanceLimits, TrapKind};
 use crate::limits::{Deadline, UNLIMITED_FUEL, fuel_left};
 use crate::reaper::{REAP_BACKLOG, Reaper};
+use crate::state::SharedState;
 
 /// Pool slots reserved for `precompile` on top of `max_instances`; more concurrent compilations wait.
 pub const COMPILE_SLOTS: u32 = 4;
@@ -258,7 +259,12 @@ impl Sandbox {
             fuel: UNLIMITED_FUEL,
             deadline: self.deadline(COMPILE_TIMEOUT),
         };
-        let mut inst = GuestInstance::instantiate(&self.engine, &self.guest.pre, limits)?;
+        let mut inst = GuestInstance::instantiate(
+            &self.engine,
+            &self.guest.pre,
+            limits,
+            SharedState::default(),
+        )?;
         let result = {
             let _tick = self.ticker.enter();
             inst.compile(source)
@@ -276,13 +282,15 @@ impl Sandbox {
         }
     }
 
-    /// Runs bytecode with a context JSON for at most `timeout_ms` ms.
+    /// Runs bytecode with a context JSON for at most `timeout_ms` ms. The handler reads `state`
+    /// lazily, each segment as committed at its start (ABI.md "State").
     /// Errors: INVALID_INPUT (empty bytecode, context not JSON, timeout 0), CAPACITY_EXCEEDED
     /// (maxInstances executions live), SHUTDOWN, INTERNAL_ERROR. Traps are outcomes, not errors.
     pub fn execute(
         &self,
         bytecode: &[u8],
         context_json: &str,
+        state: &SharedState,
         timeout_ms: u32,
     ) -> HostResult<RawOutcome> {
         self.check_open()?;
@@ -303,7 +311,8 @@ impl Sandbox {
             fuel,
             deadline: self.deadline(timeout),
         };
-        let mut inst = GuestInstance::instantiate(&self.engine, &self.guest.pre, limits)?;
+        let mut inst =
+            GuestInstance::instantiate(&self.engine, &self.guest.pre, limits, state.clone())?;
         let call = {
             let _tick = self.ticker.enter();
             inst.execute(bytecode, context_json.as_bytes())
@@ -318,18 +327,20 @@ impl Sandbox {
         &self,
         bytecode: &[u8],
         context_json: &str,
+        state: &SharedState,
         timeout_ms: u32,
         slice_ms: u32,
     ) -> HostResult<Option<RawOutcome>> {
         let sliced = slice_ms > 0 && slice_ms < timeout_ms;
-        let out = self.execute(bytecode, context_json, if sliced { slice_ms } else { timeout_ms })?;
+        let timeout = if sliced { slice_ms } else { timeout_ms };
+        let out = self.execute(bytecode, context_json, state, timeout)?;
         let expired = sliced && out.trap == Some(TrapKind::Timeout.as_str());
         Ok((!expired).then_some(out))
     }
 
     /// Settles the pending calls of a suspended execution with the resume JSON of ABI.md
-    /// (`{"results":[...],"state"?:{...}}`) and runs on for at most `timeout_ms` ms. Consumes
-    /// `execution_id` (a new suspension gets a new id).
+    /// (`{"results":[...]}`) and runs on for at most `timeout_ms` ms, reading the execution's
+    /// state as committed now. Consumes `execution_id` (a new suspension gets a new id).
     /// Errors: INVALID_INPUT (input not of that shape, timeout 0; the execution stays
     /// suspended), UNKNOWN_EXECUTION, SHUTDOWN.
     pub fn resume(
@@ -541,19 +552,7 @@ fn timeout(ms: u32) -> HostResult<Duration> {
     Ok(Duration::from_millis(u64::from(ms)))
 }
 
-/// Checks that `text` is a JSON object, without keeping the parse.
-fn check_json_object(
-    text: &str,
-    what: &str,
-) -> HostResult<serde_json::Map<String, serde_json::Value>> {
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(_) => Err(HostError::invalid(format!("{what} must be a JSON object"))),
-        Err(e) => Err(HostError::invalid(format!("{what} is not valid JSON: {e}"))),
-    }
-}
-
-/// Checks that the context is one JSON object, without building it (a panel's state may be large).
+/// Checks that the context is one JSON object, without building it.
 fn check_context_json(text: &str) -> HostResult<()> {
     if !text.trim_start().starts_with('{') {
         return Err(HostError::invalid("context must be a JSON object"));
@@ -563,18 +562,20 @@ fn check_context_json(text: &str) -> HostResult<()> {
         .map_err(|e| HostError::invalid(format!("context is not valid JSON: {e}")))
 }
 
-/// Checks the resume input of ABI.md: `{ "results": [...], "state"?: {...} }`.
+/// Checks the resume input of ABI.md, `{ "results": [...] }`, without building its values. A
+/// `state` field is refused: the next segment reads the execution's committed state itself.
 fn check_resume_json(text: &str) -> HostResult<()> {
-    let map = check_json_object(text, "resume input")?;
-    if !map.get("results").is_some_and(serde_json::Value::is_array) {
-        return Err(HostError::invalid("resume input needs a \"results\" array"));
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Resume {
+        #[serde(rename = "results")]
+        _results: Vec<serde::de::IgnoredAny>,
     }
-    if map.get("state").is_some_and(|s| !s.is_object()) {
-        return Err(HostError::invalid(
-            "resume input \"state\" must be an object",
-        ));
-    }
-    Ok(())
+    serde_json::from_str::<Resume>(text)
+        .map(|_| ())
+        .map_err(|e| {
+            HostError::invalid(format!("resume input must be {{\"results\": [...]}}: {e}"))
+        })
 }
 
 /// True when the guest output is an object with `"status": "error"`.

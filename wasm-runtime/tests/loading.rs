@@ -6,6 +6,7 @@ use std::fs;
 
 use common::{fixture_wasm, fixture_wat, options};
 use wasm_runtime::sandbox::{Sandbox, SandboxOptions};
+use wasm_runtime::state::SharedState;
 
 fn load(wasm: &[u8], opts: SandboxOptions) -> Result<Sandbox, wasm_runtime::error::HostError> {
     Sandbox::from_wasm(wasm, opts)
@@ -86,14 +87,26 @@ fn the_compiled_guest_is_cached_beside_it_and_reused() {
 
     let second = Sandbox::new(o.clone()).unwrap();
     assert!(second.guest_from_cwasm());
-    assert_eq!(second.execute(b"E", "{}", 1_000).unwrap().output_json, "{}");
+    assert_eq!(
+        second
+            .execute(b"E", "{}", &SharedState::default(), 1_000)
+            .unwrap()
+            .output_json,
+        "{}"
+    );
     drop(second);
 
     // A damaged .cwasm is ignored and replaced.
     fs::write(dir.path().join(&cwasm[0]), b"garbage").unwrap();
     let third = Sandbox::new(o.clone()).unwrap();
     assert!(!third.guest_from_cwasm());
-    assert_eq!(third.execute(b"E", "{}", 1_000).unwrap().output_json, "{}");
+    assert_eq!(
+        third
+            .execute(b"E", "{}", &SharedState::default(), 1_000)
+            .unwrap()
+            .output_json,
+        "{}"
+    );
     drop(third);
     assert!(Sandbox::new(o.clone()).unwrap().guest_from_cwasm());
 

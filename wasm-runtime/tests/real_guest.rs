@@ -6,10 +6,11 @@ use std::path::Path;
 use serde_json::{Value, json};
 use wasm_runtime::error::HostError;
 use wasm_runtime::sandbox::{Sandbox, SandboxOptions};
+use wasm_runtime::state::SharedState;
 
 fn context() -> String {
     json!({
-        "panelId": "p1", "handlerName": "h", "state": { "count": 1 }, "args": { "by": 2 }, "scope": {},
+        "panelId": "p1", "handlerName": "h", "args": { "by": 2 }, "scope": {},
         "capabilities": ["*"], "extensions": { "http": ["get"] },
         "limits": { "maxHostCalls": 100, "maxStateMutations": 100, "maxEvents": 100, "maxLogs": 100 },
         "seed": 7
@@ -31,6 +32,14 @@ fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
     opts.max_instances = 4;
     opts.memory_limit_bytes = 16 << 20;
     let sb = Sandbox::from_wasm(&wasm, opts).expect("guest loads");
+    let state = SharedState::default();
+    let set = |k: &str, v: &str| {
+        state
+            .apply(vec![(k.to_owned(), Some(v.to_owned()))])
+            .unwrap()
+    };
+    set("count", "1");
+    set("big", &format!("\"{}\"", "x".repeat(1 << 20)));
 
     // Run: state write, event, return value.
     let c = sb
@@ -38,7 +47,7 @@ fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
             "$state.count = $state.count + $args.by; $emit('changed', {}); return $state.count",
         )
         .unwrap();
-    let out = sb.execute(&c.bytecode, &context(), 2_000).unwrap();
+    let out = sb.execute(&c.bytecode, &context(), &state, 2_000).unwrap();
     assert_eq!(out.trap, None);
     let v: Value = serde_json::from_str(&out.output_json).unwrap();
     assert_eq!(v["status"], "success");
@@ -48,6 +57,18 @@ fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
         json!({ "key": "count", "value": 3, "operation": "set" })
     );
     assert!(out.fuel_consumed > 0 && out.memory_peak_bytes > 0);
+
+    // Enumeration sees every key; `in` does not need the value.
+    let c = sb
+        .precompile("return [Object.keys($state), 'big' in $state, 'nope' in $state]")
+        .unwrap();
+    let v: Value = serde_json::from_str(
+        &sb.execute(&c.bytecode, &context(), &state, 2_000)
+            .unwrap()
+            .output_json,
+    )
+    .unwrap();
+    assert_eq!(v["returnValue"], json!([["count", "big"], true, false]));
 
     // Compile error: flat JSON with the position in the handler's own source.
     match sb.precompile("const a = 1\nconst b = ;") {
@@ -61,15 +82,16 @@ fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
         other => panic!("expected COMPILATION_ERROR, got {other:?}"),
     }
 
-    // Suspend on an extension call, resume with its value and a fresh state.
+    // Suspend on an extension call; a commit meanwhile is what the resumed segment reads.
     let c = sb
-        .precompile("const r = await $ext.http.get('u'); return [r, $state.count]")
+        .precompile("const before = $state.count; const r = await $ext.http.get('u'); return [r, before, $state.count]")
         .unwrap();
-    let first = sb.execute(&c.bytecode, &context(), 2_000).unwrap();
+    let first = sb.execute(&c.bytecode, &context(), &state, 2_000).unwrap();
     assert!(first.suspended, "{first:?}");
     let pending: Value = serde_json::from_str(&first.output_json).unwrap();
     assert_eq!(pending["pendingCalls"][0]["method"], "get");
-    let resume = json!({ "results": [{ "callId": pending["pendingCalls"][0]["callId"], "ok": true, "value": 42 }], "state": { "count": 9 } });
+    set("count", "9");
+    let resume = json!({ "results": [{ "callId": pending["pendingCalls"][0]["callId"], "ok": true, "value": 42 }] });
     let done = sb
         .resume(
             first.execution_id.as_deref().unwrap(),
@@ -78,16 +100,18 @@ fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
         )
         .unwrap();
     let v: Value = serde_json::from_str(&done.output_json).unwrap();
-    assert_eq!(v["returnValue"], json!([42, 9]));
+    assert_eq!(v["returnValue"], json!([42, 1, 9]));
 
     // Limits.
     let c = sb.precompile("new Array(1e9).fill(1)").unwrap();
-    let oom = sb.execute(&c.bytecode, &context(), 10_000).unwrap();
+    let oom = sb.execute(&c.bytecode, &context(), &state, 10_000).unwrap();
     assert_eq!(oom.trap, Some("MEMORY_LIMIT"));
     assert!(oom.memory_limit_hit && oom.memory_peak_bytes <= 16 << 20);
     let c = sb.precompile("while (true) {}").unwrap();
     assert_eq!(
-        sb.execute(&c.bytecode, &context(), 100).unwrap().trap,
+        sb.execute(&c.bytecode, &context(), &state, 100)
+            .unwrap()
+            .trap,
         Some("TIMEOUT")
     );
     assert_eq!(sb.stats().live, 0);

@@ -11,13 +11,15 @@ use common::{code, options, sandbox, sandbox_with};
 use wasm_runtime::cache::source_key;
 use wasm_runtime::error::HostError;
 use wasm_runtime::sandbox::{RawOutcome, Sandbox};
+use wasm_runtime::state::SharedState;
 
 const CTX: &str = r#"{"panelId":"p1","state":{"n":1}}"#;
-const RESULTS: &str = r#"{"results":[{"callId":1,"ok":true,"value":5}],"state":{"n":2}}"#;
+const RESULTS: &str = r#"{"results":[{"callId":1,"ok":true,"value":5}]}"#;
 const NO_RESULTS: &str = r#"{"results":[]}"#;
 
 fn run(sb: &Sandbox, op: char) -> RawOutcome {
-    sb.execute(&code(op), CTX, 2_000).expect("execute resolves")
+    sb.execute(&code(op), CTX, &SharedState::default(), 2_000)
+        .expect("execute resolves")
 }
 
 #[test]
@@ -102,19 +104,27 @@ fn execute_passes_context_and_returns_output() {
 fn bad_arguments_are_rejected_before_running() {
     let sb = sandbox();
     assert_eq!(
-        sb.execute(&code('E'), "{not json", 100).unwrap_err().code(),
+        sb.execute(&code('E'), "{not json", &SharedState::default(), 100)
+            .unwrap_err()
+            .code(),
         "INVALID_INPUT"
     );
     assert_eq!(
-        sb.execute(&code('E'), "[1]", 100).unwrap_err().code(),
+        sb.execute(&code('E'), "[1]", &SharedState::default(), 100)
+            .unwrap_err()
+            .code(),
         "INVALID_INPUT"
     );
     assert_eq!(
-        sb.execute(&code('E'), CTX, 0).unwrap_err().code(),
+        sb.execute(&code('E'), CTX, &SharedState::default(), 0)
+            .unwrap_err()
+            .code(),
         "INVALID_INPUT"
     );
     assert_eq!(
-        sb.execute(&[], CTX, 100).unwrap_err().code(),
+        sb.execute(&[], CTX, &SharedState::default(), 100)
+            .unwrap_err()
+            .code(),
         "INVALID_INPUT"
     );
     assert_eq!(sb.stats().live, 0);
@@ -124,7 +134,9 @@ fn bad_arguments_are_rejected_before_running() {
 fn endless_loop_times_out() {
     let sb = sandbox();
     let started = Instant::now();
-    let out = sb.execute(&code('L'), CTX, 100).unwrap();
+    let out = sb
+        .execute(&code('L'), CTX, &SharedState::default(), 100)
+        .unwrap();
     assert_eq!(out.trap, Some("TIMEOUT"));
     assert_eq!(out.output_json, "");
     assert!(started.elapsed() >= Duration::from_millis(100));
@@ -255,6 +267,7 @@ fn invalid_results_leave_the_execution_suspended() {
         "[]",
         r#"{"results":{}}"#,
         r#"{"results":[],"state":[]}"#,
+        r#"{"results":[],"state":{"n":2}}"#,
     ] {
         assert_eq!(
             sb.resume(&id, bad, 1_000).unwrap_err().code(),
@@ -318,7 +331,9 @@ fn max_instances_counts_suspended_executions() {
     let sb = sandbox_with(o);
     let id = run(&sb, 'S').execution_id.unwrap();
     assert_eq!(
-        sb.execute(&code('E'), CTX, 100).unwrap_err().code(),
+        sb.execute(&code('E'), CTX, &SharedState::default(), 100)
+            .unwrap_err()
+            .code(),
         "CAPACITY_EXCEEDED"
     );
     assert!(
@@ -339,7 +354,9 @@ fn concurrent_executions_each_get_a_fresh_instance() {
             let sb = Arc::clone(&sb);
             thread::spawn(move || {
                 let ctx = format!(r#"{{"i":{i}}}"#);
-                let out = sb.execute(&code('E'), &ctx, 2_000).unwrap();
+                let out = sb
+                    .execute(&code('E'), &ctx, &SharedState::default(), 2_000)
+                    .unwrap();
                 assert_eq!(out.output_json, ctx);
                 assert_eq!(
                     out.memory_peak_bytes,
@@ -361,7 +378,7 @@ fn shutdown_drops_suspended_stops_running_and_refuses_new_calls() {
     let id = run(&sb, 'S').execution_id.unwrap();
     let spinner = {
         let sb = Arc::clone(&sb);
-        thread::spawn(move || sb.execute(&code('L'), CTX, 60_000))
+        thread::spawn(move || sb.execute(&code('L'), CTX, &SharedState::default(), 60_000))
     };
     while sb.stats().live < 2 {
         thread::sleep(Duration::from_millis(5));
@@ -381,7 +398,9 @@ fn shutdown_drops_suspended_stops_running_and_refuses_new_calls() {
         "SHUTDOWN"
     );
     assert_eq!(
-        sb.execute(&code('E'), CTX, 100).unwrap_err().code(),
+        sb.execute(&code('E'), CTX, &SharedState::default(), 100)
+            .unwrap_err()
+            .code(),
         "SHUTDOWN"
     );
     assert_eq!(sb.precompile("E").unwrap_err().code(), "SHUTDOWN");
