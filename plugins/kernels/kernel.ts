@@ -119,6 +119,7 @@ export class Kernel extends EventEmitter<KernelEvents> {
   private crashes: number[] = []
   private startedAt = 0
   private stallTimer?: NodeJS.Timeout
+  private aborted = false
   private busyParent?: string
   private transition?: Promise<void>
 
@@ -163,6 +164,7 @@ export class Kernel extends EventEmitter<KernelEvents> {
     void exited.then((e) => (gone = e))
     const deadline = Date.now() + this.init.options.startupTimeoutMs
     while (!(replied && this.iopubSeen)) {
+      if (this.aborted) throw new KernelError(503, 'SHUTTING_DOWN', `the start of kernel ${this.spec.name} was abandoned`)
       if (gone) throw new KernelError(500, 'KERNEL_START_FAILED', `kernel ${this.spec.name} exited at start (${gone.signal ?? `code ${gone.code}`}): ${this.stderrTail()}`)
       if (Date.now() > deadline) throw new KernelError(504, 'KERNEL_START_TIMEOUT', `kernel ${this.spec.name} did not answer kernel_info within ${this.init.options.startupTimeoutMs} ms: ${this.stderrTail()}`)
       // until iopub is seen too: status messages published before our SUB joined are lost (slow joiner)
@@ -181,6 +183,11 @@ export class Kernel extends EventEmitter<KernelEvents> {
     } catch {
       return '(no output)'
     }
+  }
+
+  /** Abandons a start in progress (server shutdown): `start()` then fails with 503 and stops its process. */
+  abort(): void {
+    this.aborted = true
   }
 
   /** A message from this server's own session (nudges, REST executions, synthesized status). */

@@ -58,6 +58,8 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
   private readonly hubs = new Map<string, ChannelsHub>()
   private readonly stores = new Map<string, ExecutionStore>()
   private reserved = new Map<string, number>()
+  /** Cold starts in progress (abandoned at close). */
+  private readonly startingKernels = new Set<Kernel>()
   private cullTimer?: NodeJS.Timeout
   private closing = false
 
@@ -73,7 +75,7 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
       size: options.poolSize,
       names: options.poolSize > 0 ? preload : [],
       autoRefill: options.poolAutoRefill,
-      start: (name) => this.launch(this.spec(name), undefined, {}, {}, this.processes.options.workspaceRoot),
+      create: (name) => this.create(this.spec(name), undefined, {}, {}, this.processes.options.workspaceRoot),
       hasRoom: () => this.liveCount() + this.reservedCount() < options.maxKernels,
       log,
     })
@@ -195,9 +197,18 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
     }
   }
 
+  private create(spec: KernelSpec, ns: string | undefined, env: Record<string, string>, settings: KernelSettings, cwd: string): Kernel {
+    return new Kernel({ spec, namespace: ns, cwd, env, settings, processes: this.processes, options: this.options, log: this.log })
+  }
+
   private async launch(spec: KernelSpec, ns: string | undefined, env: Record<string, string>, settings: KernelSettings, cwd: string): Promise<Kernel> {
-    const kernel = new Kernel({ spec, namespace: ns, cwd, env, settings, processes: this.processes, options: this.options, log: this.log })
-    await kernel.start()
+    const kernel = this.create(spec, ns, env, settings, cwd)
+    this.startingKernels.add(kernel)
+    try {
+      await kernel.start()
+    } finally {
+      this.startingKernels.delete(kernel)
+    }
     if (this.closing) {
       await kernel.shutdown('now')
       throw new KernelError(503, 'SHUTTING_DOWN', 'the server is shutting down')
@@ -301,6 +312,7 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
   async close(): Promise<void> {
     this.closing = true
     clearInterval(this.cullTimer)
+    for (const kernel of this.startingKernels) kernel.abort()
     await Promise.all([this.pool.close(), ...[...this.kernels.values()].map((k) => this.remove(k))])
   }
 }

@@ -13,12 +13,12 @@ export interface PoolStatus {
   starting: number
 }
 
-/** Options of the pool. `start` creates, starts and returns a kernel not owned by any namespace. */
+/** Options of the pool. `create` makes a kernel (not started) owned by no namespace. */
 export interface PoolOptions {
   size: number
   names: string[]
   autoRefill: boolean
-  start: (name: string) => Promise<Kernel>
+  create: (name: string) => Kernel
   /** May one more kernel start now (global cap)? */
   hasRoom: () => boolean
   log: { warn(obj: object, msg?: string): void }
@@ -29,6 +29,7 @@ export class KernelPool {
   private readonly ready = new Map<string, Kernel[]>()
   private readonly starting = new Map<string, number>()
   private filling?: Promise<void>
+  private current?: Kernel
   private closed = false
 
   constructor(private readonly options: PoolOptions) {
@@ -67,14 +68,17 @@ export class KernelPool {
       const name = this.options.names.find((n) => (this.ready.get(n)?.length ?? 0) + (this.starting.get(n) ?? 0) < this.options.size)
       if (!name || this.closed || !this.options.hasRoom()) return
       this.starting.set(name, (this.starting.get(name) ?? 0) + 1)
+      const kernel = this.options.create(name)
+      this.current = kernel
       try {
-        const kernel = await this.options.start(name)
+        await kernel.start()
         if (this.closed) await kernel.shutdown('now')
         else this.ready.get(name)?.push(kernel)
       } catch (err) {
-        this.options.log.warn({ err, kernel: name }, 'kernels: pool refill failed')
+        if (!this.closed) this.options.log.warn({ err, kernel: name }, 'kernels: pool refill failed')
         return
       } finally {
+        this.current = undefined
         this.starting.set(name, (this.starting.get(name) ?? 1) - 1)
       }
     }
@@ -89,9 +93,10 @@ export class KernelPool {
     return out
   }
 
-  /** Shuts every pooled kernel down; a start still running is shut down when it finishes. */
+  /** Shuts every pooled kernel down; a start still running is abandoned. */
   async close(): Promise<void> {
     this.closed = true
+    this.current?.abort()
     const all = [...this.ready.values()].flat()
     for (const list of this.ready.values()) list.length = 0
     await Promise.all([...all.map((k) => k.shutdown('now')), this.filling])

@@ -110,3 +110,14 @@ t.test('server shutdown leaves no kernel process', async (t) => {
   for (const pid of pids) t.notOk(alive(pid), `kernel ${pid} is gone`)
   t.same(server.app.processes.list({ owner: 'kernels' }), [])
 })
+
+t.test('server shutdown while a pooled kernel is still starting: abandoned, nothing left', async (t) => {
+  const server = await startServer(t, { poolSize: 1 })
+  const pids = await until(() => {
+    const list = server.app.processes.list({ owner: 'kernels' }).map((p) => p.pid)
+    return list.length > 0 && server.app.kernels.poolStatus().python3.starting === 1 ? list : undefined
+  }, 20_000, 'the pooled kernel process')
+  await server.app.close()
+  for (const pid of pids) t.notOk(alive(pid), `kernel ${pid} is gone`)
+  t.same(server.app.kernels.poolStatus().python3, { target: 1, ready: 0, starting: 0 })
+})
