@@ -205,11 +205,6 @@ export class ChannelsHub {
 
   constructor(private readonly kernel: Kernel, private readonly options: HubOptions) {}
 
-  /** Open connections. */
-  get size(): number {
-    return this.connections.size
-  }
-
   /** Registers a connection; replays the offline buffer when it is the absent session coming back. */
   connect(sessionId: string, v1: boolean, socket: Sink): { connection: ChannelsConnection; unsubscribe: () => void } {
     const notice = (text: string, parent: JupyterMessage['parent_header']) => {
