@@ -21,8 +21,9 @@ t.test('channels: legacy JSON and v1, fan-out, replay, bad frames', async (t) =>
     const sum = await c.execute('y = 5\n1+1')
     t.same(sum.iopub.find((m) => m.header.msg_type === 'execute_result')?.content.data, { 'text/plain': '2' })
 
-    const sleeping = c.send('shell', 'execute_request', { code: 'import time; time.sleep(30)', silent: false })
-    await c.waitFor((m) => m.header.msg_type === 'execute_input' && m.parent_header.msg_id === sleeping)
+    // interrupt once the cell runs user code (a SIGINT before ipykernel installs its handler is lost, as in Jupyter)
+    const sleeping = c.send('shell', 'execute_request', { code: 'import time; print("sleeping", flush=True); time.sleep(30)', silent: false })
+    await c.waitFor((m) => m.header.msg_type === 'stream' && m.parent_header.msg_id === sleeping)
     t.equal((await server.request('POST', `/api/kernels/${id}/interrupt`)).status, 204)
     const reply = await c.waitFor((m) => m.channel === 'shell' && m.parent_header.msg_id === sleeping)
     t.equal(reply.content.ename, 'KeyboardInterrupt')

@@ -52,7 +52,7 @@ t.test('REST execute, streams, records, info', async (t) => {
     t.equal(slow.status, 202)
     t.equal(slow.body.status, 'running')
     t.equal((await server.request('GET', `${base}/executions/${slow.body.execution_id}?wait=10000`)).body.status, 'ok', 'it finished later')
-    const interrupted = await server.request('POST', `${base}/execute`, { body: { code: 'import time; time.sleep(30)', timeoutMs: 200, interruptOnTimeout: true } })
+    const interrupted = await server.request('POST', `${base}/execute`, { body: { code: 'import time; time.sleep(30)', timeoutMs: 1000, interruptOnTimeout: true } })
     t.equal(interrupted.status, 200)
     t.equal(interrupted.body.error.ename, 'KeyboardInterrupt')
     const list = await server.request('GET', `${base}/executions`)

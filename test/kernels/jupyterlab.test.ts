@@ -42,10 +42,11 @@ t.test('@jupyterlab/services: execute, interrupt, restart, sessions, shutdown', 
   t.equal((result?.content as KernelMessage.IExecuteResultMsg['content']).data['text/plain'], '2')
 
   // interrupt during sleep: KeyboardInterrupt error reply (the REST interrupt JupyterLab uses)
-  const future = kernel.requestExecute({ code: 'import time; time.sleep(30)' })
+  // once the cell runs user code: a SIGINT before ipykernel installs its handler is lost (as in Jupyter)
+  const future = kernel.requestExecute({ code: 'import time; print("sleeping", flush=True); time.sleep(30)' })
   await new Promise<void>((resolve) => {
     future.onIOPub = (msg) => {
-      if (msg.header.msg_type === 'execute_input') resolve()
+      if (msg.header.msg_type === 'stream') resolve()
     }
   })
   await kernel.interrupt()
