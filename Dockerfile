@@ -19,9 +19,10 @@ COPY . .
 RUN npm run build:runtime && npm run build:inspector && npm prune --omit=dev
 
 FROM node:20-bookworm-slim AS runtime
-# python3 for the process bridge's `python` processes (bash comes with the base image)
+# python3 for the process bridge's `python` processes (bash comes with the base image); bubblewrap is
+# its sandbox (run the container with --cap-add SYS_ADMIN, or a runtime that allows user namespaces)
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 bubblewrap util-linux \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/package.json ./

@@ -9,6 +9,9 @@
  *    options as the bridge: own session, filtered env) vs.
  *    the in-process API (`fastify.processes.spawn` → first output event) vs. HTTP + WebSocket
  *    (POST /processes → first OUTPUT message on a freshly attached socket).
+ *    Both bridge paths include the bubblewrap sandbox (prlimit → bwrap → program); direct has none.
+ * 3. A process worker printing `y` flat out (issue 10 item 4): `GET /runtimes/process` p99 and a
+ *    force stop while it floods vs. the same with an idle worker, plus items appended and bytes kept.
  */
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
@@ -20,8 +23,10 @@ import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import WebSocket from 'ws'
 import processesPlugin from '../plugins/processes.js'
-import { buildEnv } from '../plugins/processes/sandbox.js'
+import { buildEnv } from '../plugins/processes/workspace.js'
 import processesRoutes from '../routes/processes.js'
+import workersPlugin from '../plugins/workers.js'
+import workersRoutes from '../routes/workers.js'
 
 const require = createRequire(import.meta.url)
 const BYTES = 200 * 1024 * 1024
@@ -82,7 +87,61 @@ async function main(): Promise<void> {
     await app.close()
     rmSync(root, { recursive: true, force: true })
   }
+  const flood = await workerFlood()
+  rows.push(flood.latency, flood.stop)
   printTable(rows)
+  console.log(flood.note)
+}
+
+const FLOOD_MS = Number(process.env.BENCH_FLOOD_MS ?? 5000)
+
+/** Item 3 of the header: one worker printing `y\n` as fast as it can, against an idle one. */
+async function workerFlood(): Promise<{ latency: Row; stop: Row; note: string }> {
+  const root = mkdtempSync(join(tmpdir(), 'wk-bench-flood-'))
+  const app = Fastify({ logger: false, routerOptions: { maxParamLength: 256 } })
+  await app.register(websocket)
+  await app.register(processesPlugin, { workspaceRoot: root, idleTimeoutMs: 0 })
+  await app.register(workersPlugin, { workspaceRoot: root })
+  await app.register(workersRoutes)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const ctx = { namespace: 'default' }
+  const spawnWorker = async (code: string) =>
+    (await app.workers.spawn(ctx, 'process', { intent: { kind: 'workspace_companion' }, process: { type: 'node', code } })).worker!.worker_id
+  const probe = async (ms: number) => {
+    const times: number[] = []
+    for (const end = performance.now() + ms; performance.now() < end; ) {
+      const t0 = performance.now()
+      await (await fetch(`${base}/runtimes/process`)).text()
+      times.push(performance.now() - t0)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    return times
+  }
+  const stopTime = async (id: string) => {
+    const t0 = performance.now()
+    await app.workers.stop(ctx, 'process', id, 'force')
+    return performance.now() - t0
+  }
+  try {
+    const idle = await spawnWorker('setInterval(() => {}, 1000)')
+    const idleTimes = await probe(FLOOD_MS)
+    const idleStop = await stopTime(idle)
+    const busy = await spawnWorker('const b = Buffer.from("y\\n".repeat(32768)); const go = () => process.stdout.write(b, go); go()')
+    const busyTimes = await probe(FLOOD_MS)
+    const page = await app.workers.transcript(ctx, 'process', busy, 0, 0)
+    const busyStop = await stopTime(busy)
+    const kept = await app.workers.transcript(ctx, 'process', busy, 0, 0)
+    const p99 = (v: number[]) => percentile(v, 99)
+    return {
+      latency: { metric: `GET /runtimes/process p99 while a process worker prints y flat out for ${FLOOD_MS / 1000} s (ms; baseline: idle worker)`, baseline: p99(idleTimes).toFixed(1), bridge: p99(busyTimes).toFixed(1), ratio: `${(p99(busyTimes) / p99(idleTimes)).toFixed(2)}x` },
+      stop: { metric: 'force stop of that worker (ms; baseline: idle worker)', baseline: idleStop.toFixed(1), bridge: busyStop.toFixed(1), ratio: `${(busyStop / idleStop).toFixed(2)}x` },
+      note: `flood: ${page.total_items.toLocaleString("en")} transcript items appended in ${FLOOD_MS / 1000} s; ${kept.total_items - kept.first_start} kept (bounds per worker: 1000 items, 1 MiB)`,
+    }
+  } finally {
+    await app.close()
+    rmSync(root, { recursive: true, force: true })
+  }
 }
 
 /**

@@ -10,8 +10,8 @@ export { KernelManager, type StartRequest } from './kernels/manager.js'
 export { Kernel, type KernelClient, type KernelModel, type ExecutionState } from './kernels/kernel.js'
 export { KernelsConfig } from './kernels/options.js'
 
-/** Transcript items each kernel worker keeps (the registry's default bound). */
-const TRANSCRIPT_ITEMS = 1000
+/** Transcript bounds of the kernel workers (the registry's defaults). */
+const TRANSCRIPT_BOUNDS = { transcriptMaxItems: 1000, transcriptMaxBytes: 1024 * 1024, runtimeTranscriptMaxBytes: 64 * 1024 * 1024 }
 
 /** Options of the kernels plugin: any subset of `KernelsConfig` (defaults filled in). */
 export type KernelsOptions = Partial<KernelsConfig>
@@ -60,7 +60,7 @@ async function kernelsPlugin(fastify: FastifyInstance, options: KernelsOptions):
   if (fastify.hasDecorator('promRegistry')) registerMetrics(fastify.promRegistry, manager)
   // the worker registry lists every kernel as a worker of runtime `kernels` (when the registry is there)
   if (fastify.hasDecorator('workers')) {
-    fastify.workers.register(new KernelsRuntime(manager, { workspaceRoot: fastify.processes.options.workspaceRoot, transcriptMaxItems: TRANSCRIPT_ITEMS }))
+    fastify.workers.register(new KernelsRuntime(manager, { workspaceRoot: fastify.processes.options.workspaceRoot, ...TRANSCRIPT_BOUNDS }))
   }
   fastify.addHook('onListen', async () => manager.fillPool())
   fastify.addHook('onClose', async () => manager.close())

@@ -33,9 +33,12 @@ const tags = ['workers']
 /** Bytes a slow events client may have queued before it is dropped (close 1013). */
 const MAX_WS_BUFFERED = 4 * 1024 * 1024
 
-/** HTTP status for an operation outcome: accepted → `ok`, rejected 409, unsupported 501, unavailable 503. */
+/**
+ * HTTP status for an operation outcome: accepted → `ok`, rejected and unsupported 409 (the request is
+ * fine, the runtime will not do it: a client error, never a 5xx), unavailable 503.
+ */
 function statusFor(state: OperationState, ok: number): number {
-  return { accepted: ok, rejected: 409, unsupported: 501, unavailable: 503 }[state]
+  return { accepted: ok, rejected: 409, unsupported: 409, unavailable: 503 }[state]
 }
 
 /** The caller's namespace: set by the auth plugin, else 'default'. */
@@ -45,12 +48,12 @@ function ctxOf(request: FastifyRequest): CallContext {
 }
 
 /**
- * Reply schemas of an operation: its typed result for every outcome status; at 409 / 501 / 503 an
+ * Reply schemas of an operation: its typed result for every outcome status; at 409 / 503 an
  * error thrown by an adapter (ErrorReply) is also allowed, so either body serializes.
  */
 function outcomes<T extends TSchema>(schema: T, ok: number, ...errors: number[]) {
   const either = Type.Union([schema, ErrorReply])
-  return { [ok]: schema, 409: either, 501: either, 503: either, ...errorReplies(...errors) }
+  return { [ok]: schema, 409: either, 503: either, ...errorReplies(...errors) }
 }
 
 /**

@@ -20,7 +20,8 @@ const Dimension = (what: string) => Type.Integer({ minimum: 1, maximum: 1000, de
  * Body of POST /processes and argument of `ProcessManager.spawn`.
  * Per type: `code` is inline source (node -e, python -c, bash -c, or the workerd module);
  * `script` a file path relative to `cwd` that must stay inside the workspace root.
- * `args` are passed as argv entries, never through a shell.
+ * `args` are passed as argv entries, never through a shell (for node, always after `--`).
+ * Every process runs in a bubblewrap sandbox: the workspace is `/workspace` inside it.
  */
 export const SpawnRequest = Type.Object(
   {
@@ -32,6 +33,11 @@ export const SpawnRequest = Type.Object(
     env: Type.Optional(
       Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 32_768 }), {
         description: 'extra variables; keys outside the allow-list are dropped (reported in droppedEnv)',
+      }),
+    ),
+    network: Type.Optional(
+      Type.Boolean({
+        description: 'node, python, shell: share the host network (true) or run in a new network namespace with no interfaces, not even loopback (false, the default); workerd always shares it',
       }),
     ),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 0, description: 'kill after this many ms (0 = no limit)' })),
@@ -67,12 +73,12 @@ export type ExitInfo = Static<typeof ExitInfo>
 /** Status of one process, as returned by every process route and `ProcessManager.get`. */
 export const ProcessInfo = Type.Object(
   {
-    pid: Type.Integer({ description: 'OS process id (process-group and session leader)' }),
+    pid: Type.Integer({ description: 'host process id of the sandbox (bwrap); the program inside has its own PID namespace' }),
     type: ProcessType,
     namespace: Type.String(),
     status: Type.Union([Type.Literal('running'), Type.Literal('exited')]),
     command: Type.Array(Type.String(), { description: 'argv as run (long entries shortened)' }),
-    cwd: Type.String({ description: 'relative to the workspace root' }),
+    cwd: Type.String({ description: 'relative to the workspace root (inside the sandbox: /workspace/<cwd>)' }),
     tty: Type.Boolean(),
     cols: Type.Optional(Type.Integer()),
     rows: Type.Optional(Type.Integer()),

@@ -183,10 +183,17 @@ export const SpawnRequest = Type.Object(
     intent: ref(SpawnIntent),
     requested_worker_name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     acceptance: Type.Optional(
-      Type.Union([
-        Type.Object({ kind: Type.Literal('created') }),
-        Type.Object({ kind: Type.Literal('socket_ready') }),
-      ]),
+      Type.Union(
+        [
+          Type.Object({ kind: Type.Literal('created') }),
+          Type.Object({ kind: Type.Literal('socket_ready') }),
+          Type.Object({
+            kind: Type.Literal('run_accepted'),
+            expected_segments: Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'run segments the caller expects (seed 003)' }),
+          }),
+        ],
+        { description: 'when the spawn counts as done: created (default), socket_ready (no built-in runtime has a socket: rejected), or run_accepted (seed 003)' },
+      ),
     ),
     process: Type.Optional(ref(ProcessLaunch)),
   },
@@ -194,7 +201,7 @@ export const SpawnRequest = Type.Object(
 )
 export type SpawnRequest = Static<typeof SpawnRequest>
 
-/** Reply to a spawn: 201 accepted, 409 rejected, 501 unsupported, 503 unavailable. */
+/** Reply to a spawn: 201 accepted, 409 rejected or unsupported, 503 unavailable. */
 export const SpawnResult = Type.Object(
   {
     state: ref(OperationState),
@@ -214,7 +221,7 @@ export const StopRequest = Type.Object(
 export type StopRequest = Static<typeof StopRequest>
 export type StopMode = 'graceful' | 'force'
 
-/** Reply to a stop: 200 accepted, 409 rejected, 501 unsupported, 503 unavailable. */
+/** Reply to a stop: 200 accepted, 409 rejected or unsupported, 503 unavailable. */
 export const StopResult = Type.Object(
   { state: ref(OperationState), worker: Type.Optional(ref(WorkerSummary)), diagnostics: Diagnostics },
   { $id: 'WorkerStopResult' },
@@ -232,7 +239,7 @@ export const InputRequest = Type.Object(
 export type InputRequest = Static<typeof InputRequest>
 export type InputKind = 'user' | 'system'
 
-/** Reply to an input: 200 accepted (with the transcript sequence and event id), else 409 / 501 / 503. */
+/** Reply to an input: 200 accepted (with the transcript sequence and event id), else 409 (rejected, unsupported) / 503. */
 export const InputResult = Type.Object(
   {
     state: ref(OperationState),

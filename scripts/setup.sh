@@ -14,6 +14,14 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm install --no-audit --no-fund --loglevel=error
 fi
 
+# The process bridge runs every process under bubblewrap, with rlimits set by util-linux prlimit.
+if ! command -v bwrap >/dev/null 2>&1 || ! command -v prlimit >/dev/null 2>&1; then
+  echo "setup: installing bubblewrap and util-linux (the process sandbox)"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends bubblewrap util-linux
+fi
+
 if ! python3 -c 'import websockets' 2>/dev/null; then
   echo "setup: installing the Python websockets library"
   python3 -m pip install --quiet --disable-pip-version-check 'websockets>=13'

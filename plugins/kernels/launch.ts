@@ -73,6 +73,7 @@ export async function launch(processes: ProcessManager, spec: KernelSpec, opts: 
       env: { ...baseEnv(dir), ...spec.spec.env, ...opts.env },
       owner: KERNEL_OWNER,
       sandbox: { network: 'host', readOnlyPaths: spec.readOnlyPaths, writablePaths: [dir] },
+      addressSpaceBytes: spec.addressSpaceBytes,
     })
     return { pid: info.pid, connection, dir, cleanup }
   } catch (err) {

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events'
 import { KernelError } from '../errors.js'
 import type { ProcessManager } from '../processes/manager.js'
-import { allowedKey, resolveCwd } from '../processes/sandbox.js'
+import { allowedKey, resolveCwd } from '../processes/workspace.js'
 import { toCull, type CullReason } from './culler.js'
 import { ExecutionStore, type Execution } from './executions.js'
 import { Kernel, type KernelSettings } from './kernel.js'

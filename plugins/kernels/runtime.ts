@@ -8,7 +8,7 @@ import type { InputRequest, InputResult, SpawnRequest, SpawnResult, StopMode, St
 import { KernelError } from '../errors.js'
 import type { CallContext } from '../workers/runtime.js'
 import { diagnostic, inputOutcome } from '../workers/runtime.js'
-import { TrackedRuntime, rejectedSpawn, spawnOutcome, type TrackedWorker, type WorkerDetails } from '../workers/tracked.js'
+import { TrackedRuntime, rejectedSpawn, spawnOutcome, type TrackedWorker, type TranscriptBounds, type WorkerDetails } from '../workers/tracked.js'
 import type { Execution, NbOutput } from './executions.js'
 import type { Kernel } from './kernel.js'
 import type { KernelManager } from './manager.js'
@@ -20,10 +20,9 @@ interface KernelWorker extends TrackedWorker {
 }
 
 /** Options of the runtime. */
-export interface KernelsRuntimeOptions {
+export interface KernelsRuntimeOptions extends TranscriptBounds {
   /** Hashed into the host id; never shown. */
   workspaceRoot: string
-  transcriptMaxItems: number
 }
 
 /** One transcript item per nbformat output. */
@@ -47,7 +46,10 @@ export class KernelsRuntime extends TrackedRuntime<KernelWorker> {
       hostLabel: 'Kernel host',
       hostKind: 'kernel_host',
       maxWorkers: manager.options.maxKernels,
+      maxWorkersPerNamespace: manager.options.maxKernelsPerNamespace,
       transcriptMaxItems: options.transcriptMaxItems,
+      transcriptMaxBytes: options.transcriptMaxBytes,
+      runtimeTranscriptMaxBytes: options.runtimeTranscriptMaxBytes,
     })
     manager.on('started', (kernel) => this.adopt(kernel))
   }
@@ -94,7 +96,7 @@ export class KernelsRuntime extends TrackedRuntime<KernelWorker> {
     const worker = this.adopt(kernel)
     const { role, profile, label } = this.newWorker(ctx, request, 'kern-', `${kernel.spec.name} kernel`)
     Object.assign(worker, { role, profile, label })
-    return this.spawned(worker, 'kernel_info_reply', `the ${kernel.spec.name} kernel answered kernel_info`)
+    return this.spawned(worker, 'kernel_info_reply', `the ${kernel.spec.name} kernel answered kernel_info`, request)
   }
 
   async input(ctx: CallContext, workerId: string, request: Required<InputRequest>): Promise<InputResult> {

@@ -12,6 +12,12 @@ const here = dirname(fileURLToPath(import.meta.url))
 /** Our own kernel programs (the `kernels-node` work): standalone, started with `-f <connection file>`. */
 export const RUNTIMES_DIR = join(here, 'runtimes')
 const PROJECT_ROOT = resolve(here, '..', '..')
+/**
+ * RLIMIT_AS of our Node kernels: V8 reserves ~10 GiB of address space per WebAssembly memory (tsx's
+ * lexer in each of its threads, Pyodide), so the bridge's 4 GiB default cannot start them. Virtual, not resident;
+ * the heap is bounded by `nodeHeapMb`.
+ */
+const NODE_KERNEL_ADDRESS_SPACE_BYTES = 256 * 1024 ** 3
 
 /** Jupyter's kernelspec (`kernel.json`) plus where it runs (`metadata.wk`). `{connection_file}` is replaced at launch. */
 export interface KernelSpecFile {
@@ -34,6 +40,8 @@ export interface KernelSpec {
   processType: 'node' | 'python'
   /** Paths the kernel process reads besides the workspace (sandbox read-only binds). */
   readOnlyPaths: string[]
+  /** RLIMIT_AS the process needs beyond the bridge's default (V8 + WebAssembly), bytes. */
+  addressSpaceBytes?: number
 }
 
 /** What the registry needs from the plugin's options. */
@@ -101,7 +109,9 @@ function nodeKernel(name: string, display: string, language: string, script: str
     available: reason === undefined,
     ...(reason ? { reason } : {}),
     processType: 'node',
-    readOnlyPaths: [RUNTIMES_DIR, join(PROJECT_ROOT, 'node_modules'), dirname(process.execPath)],
+    // the programs import ../wire.ts, so the whole kernels folder is visible (read-only)
+    readOnlyPaths: [here, join(PROJECT_ROOT, 'node_modules'), join(PROJECT_ROOT, 'package.json'), dirname(process.execPath)],
+    addressSpaceBytes: NODE_KERNEL_ADDRESS_SPACE_BYTES,
     spec: {
       argv: [process.execPath, `--max-old-space-size=${opts.nodeHeapMb}`, '--import', loader, file, '-f', '{connection_file}', ...args],
       display_name: display,

@@ -4,11 +4,11 @@ import { relative, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { KernelError } from '../errors.js'
 import { ProcessSignal as ProcessSignalSchema } from '../../schemas/processes.js'
+import { prefixOutsideUsr, probeSandboxHost, sandboxCommand, type SandboxHost } from './bubblewrap.js'
 import { startChild } from './child.js'
-import { checkRequest, planCommand, type Plan } from './plan.js'
+import { checkRequest, planCommand, resolveInterpreters, type Interpreters, type Plan } from './plan.js'
 import { ProcessRecord } from './record.js'
-import { buildEnv, resolveCwd } from './sandbox.js'
-import { sessionMembers, signalSession, signalTarget, trySignal } from './session.js'
+import { killSandbox, signalSandbox } from './session.js'
 import {
   DEFAULT_ENV_ALLOW_LIST,
   type AttachOptions,
@@ -21,12 +21,14 @@ import {
   type ProcessManagerEvents,
   type ProcessesOptions,
   type ProcessSignal,
+  type ProcessType,
   type ResolvedProcessesOptions,
   type Scope,
   type SpawnRequest,
   type WriteOptions,
 } from './types.js'
 import { waitForListen } from './workerd.js'
+import { buildEnv, resolveCwd } from './workspace.js'
 
 /** Signals accepted by `signal()`, from the `ProcessSignal` schema. */
 export const SIGNALS: readonly ProcessSignal[] = ProcessSignalSchema.anyOf.map((s) => s.const as ProcessSignal)
@@ -36,31 +38,51 @@ export interface ManagerLogger {
   warn(obj: object, msg?: string): void
 }
 
+const GiB = 1024 ** 3
+
 /** Fill in defaults and check option values. Throws `Error` for an invalid workspace root. */
 export function resolveOptions(options: ProcessesOptions = {}): ResolvedProcessesOptions {
   const root = resolve(options.workspaceRoot ?? process.cwd())
   if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`processes: workspaceRoot is not a directory: ${root}`)
+  const maxProcesses = options.maxProcesses ?? 32
   return {
     workspaceRoot: realpathSync(root),
-    maxProcesses: options.maxProcesses ?? 32,
+    maxProcesses,
+    maxProcessesPerNamespace: options.maxProcessesPerNamespace ?? Math.max(1, Math.floor(maxProcesses / 4)),
     outputBufferBytes: options.outputBufferBytes ?? 1024 * 1024,
     maxInputBytes: options.maxInputBytes ?? 64 * 1024,
+    maxPendingInputBytes: options.maxPendingInputBytes ?? 1024 * 1024,
     defaultTimeoutMs: options.defaultTimeoutMs ?? 0,
     idleTimeoutMs: options.idleTimeoutMs ?? 10 * 60_000,
     envAllowList: options.envAllowList ?? [...DEFAULT_ENV_ALLOW_LIST],
     killGraceMs: options.killGraceMs ?? 2000,
     retainExited: options.retainExited ?? 64,
     nodeHeapMb: options.nodeHeapMb ?? 512,
+    addressSpaceBytes: options.addressSpaceBytes ?? 4 * GiB,
+    maxOpenFiles: options.maxOpenFiles ?? 1024,
+    maxTasks: options.maxTasks ?? 256,
   }
 }
 
+/** What `launch` starts: a planned command with its record fields. */
+interface Launch {
+  type: ProcessType
+  plan: Plan
+  cwdRel: string
+  env: Record<string, string>
+  timeoutMs: number
+  idleTimeoutMs: number
+}
+
 /**
- * The process bridge, usable without HTTP (`fastify.processes`).
+ * The process bridge, usable without HTTP (`fastify.processes`). Every process runs in its own
+ * bubblewrap sandbox (see bubblewrap.ts and the README's "Processes" security section).
  *
- * Every method taking a `pid` throws 404 `PROCESS_NOT_FOUND` when the pid is unknown or belongs to
- * another namespace (`scope.namespace`, default `'default'`); methods that need a live process
- * throw 409 `PROCESS_EXITED` after it ended. Exited processes stay inspectable until `kill()`
- * forgets them or `retainExited` newer ones push them out.
+ * Every method taking a `pid` throws 404 `PROCESS_NOT_FOUND` when the pid is unknown, belongs to
+ * another namespace (`scope.namespace`, default `'default'`) or to an internal owner other than
+ * `scope.owner`; methods that need a live process throw 409 `PROCESS_EXITED` after it ended.
+ * Exited processes stay inspectable until `kill()` forgets them or `retainExited` newer ones push them out.
+ * `pid` is the host pid of the sandbox (bwrap); the program inside sees itself under another pid.
  *
  * Events: `on('spawn', info)`, `on('output', event)`, `on('exit', event, info)` for all namespaces;
  * per process, use `attach()`.
@@ -68,50 +90,86 @@ export function resolveOptions(options: ProcessesOptions = {}): ResolvedProcesse
 export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   readonly options: ResolvedProcessesOptions
   private readonly records = new Map<number, ProcessRecord>()
-  private readonly sweeps = new Set<Promise<void>>()
-  private starting = 0
+  /** Spawns past the cap checks but not yet recorded, per namespace (reserved slots). */
+  private readonly starting = new Map<string, number>()
   private readonly inflight = new Set<Promise<unknown>>()
+  private readonly host: SandboxHost
+  private readonly interpreters: Interpreters
   private closing = false
 
+  /** Throws `Error` for a bad workspace root or when bubblewrap / prlimit are not installed. */
   constructor(options: ProcessesOptions = {}, private readonly log: ManagerLogger = { warn: () => {} }) {
     super()
     this.options = resolveOptions(options)
+    this.host = probeSandboxHost()
+    this.interpreters = resolveInterpreters()
+  }
+
+  /** How processes are confined here: whether a pids cgroup bounds each sandbox's tasks (else only RLIMIT_NPROC, which Linux ignores for root). */
+  get sandbox(): { pidsCgroup: boolean } {
+    return { pidsCgroup: this.host.pids !== undefined }
   }
 
   /**
    * Start a process. Resolves once it runs (workerd: once its port accepts connections).
    * Throws 400 `UNKNOWN_PROCESS_TYPE`, `INVALID_SPAWN_REQUEST`, `CWD_OUTSIDE_WORKSPACE`, `INVALID_CWD`,
    * `SCRIPT_OUTSIDE_WORKSPACE`, `SCRIPT_NOT_FOUND`, `WORKERD_START_FAILED`; 429 `TOO_MANY_PROCESSES`
-   * when `maxProcesses` are live; 503 `SHUTTING_DOWN`; 500 `SPAWN_FAILED`. On any error nothing keeps running.
+   * when `maxProcesses` are live, 429 `NAMESPACE_QUOTA_EXCEEDED` when the namespace holds
+   * `maxProcessesPerNamespace`; 503 `SHUTTING_DOWN`; 500 `SPAWN_FAILED`. On any error nothing keeps running.
    */
   spawn(req: SpawnRequest, scope: Scope = {}): Promise<ProcessInfo> {
-    const task = this.doSpawn(req, scope)
-    this.inflight.add(task)
-    const forget = () => this.inflight.delete(task)
-    task.then(forget, forget)
-    return task
+    return this.track(async () => {
+      checkRequest(req)
+      const { workspaceRoot: root } = this.options
+      const cwd = resolveCwd(root, req.cwd)
+      const { env, dropped } = buildEnv(this.options.envAllowList, process.env, req.env)
+      const plan = () => planCommand(req, { root, cwd: cwd.abs, nodeHeapMb: this.options.nodeHeapMb, interpreters: this.interpreters })
+      const timeouts = { timeoutMs: req.timeoutMs ?? this.options.defaultTimeoutMs, idleTimeoutMs: req.idleTimeoutMs ?? this.options.idleTimeoutMs }
+      const rec = await this.launch(scope, () => {
+        const planned = plan()
+        if (planned.tty && !env.TERM) env.TERM = 'xterm-256color'
+        return { type: req.type, plan: planned, cwdRel: cwd.rel, env, ...timeouts }
+      })
+      rec.droppedEnv = dropped
+      return rec
+    })
   }
 
   /**
-   * Start a process for another plugin (see `InternalSpawnRequest`); reach it afterwards with
-   * `{ owner }` as the scope. Throws 429 `TOO_MANY_PROCESSES`, 503 `SHUTTING_DOWN`, 500 `SPAWN_FAILED`.
+   * Start a program for another plugin (see `InternalSpawnRequest`); reach it afterwards with
+   * `{ owner }` as the scope. Throws 400 `CWD_OUTSIDE_WORKSPACE` / `INVALID_CWD`, 429
+   * `TOO_MANY_PROCESSES` / `NAMESPACE_QUOTA_EXCEEDED`, 503 `SHUTTING_DOWN`, 500 `SPAWN_FAILED`.
    */
   spawnInternal(req: InternalSpawnRequest): Promise<ProcessInfo> {
-    const task = (async () => {
-      this.checkCapacity()
-      this.starting++
-      try {
-        const plan: Plan = { file: req.file, args: req.args, tty: false, cols: 0, rows: 0 }
-        const spawnReq = { type: req.type, timeoutMs: 0, idleTimeoutMs: 0 }
-        const rec = await this.start(spawnReq, plan, relative(this.options.workspaceRoot, req.cwd) || '.', req.cwd, req.env, { owner: req.owner })
-        if (this.closing) {
-          await this.terminate(rec, 'shutdown')
-          throw new KernelError(503, 'SHUTTING_DOWN', 'the process bridge is shutting down')
-        }
-        return rec.info()
-      } finally {
-        this.starting--
+    return this.track(async () => {
+      const root = this.options.workspaceRoot
+      const cwd = resolveCwd(root, relative(root, resolve(root, req.cwd)) || '.')
+      const { PATH } = buildEnv([], {}).env
+      const box = req.sandbox ?? {}
+      const prefix = prefixOutsideUsr(realpathSync(req.file))
+      const plan: Plan = {
+        file: req.file,
+        args: req.args,
+        tty: false,
+        cols: 0,
+        rows: 0,
+        network: box.network === 'host',
+        readOnlyPaths: [...(box.readOnlyPaths ?? []), ...(prefix ? [prefix] : [])],
+        writablePaths: box.writablePaths ?? [],
+        mounts: [],
+        addressSpaceBytes: req.addressSpaceBytes,
       }
+      const launch = { type: req.type, plan, cwdRel: cwd.rel, env: { ...req.env, PATH }, timeoutMs: 0, idleTimeoutMs: 0 }
+      return this.launch({ namespace: req.namespace, owner: req.owner }, () => launch, req.namespace !== undefined)
+    })
+  }
+
+  private track(spawn: () => Promise<ProcessRecord>): Promise<ProcessInfo> {
+    const task = (async () => {
+      if (this.closing) throw new KernelError(503, 'SHUTTING_DOWN', 'the process bridge is shutting down')
+      const info = (await spawn()).info()
+      this.emit('spawn', info)
+      return info
     })()
     this.inflight.add(task)
     const forget = () => this.inflight.delete(task)
@@ -119,67 +177,93 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     return task
   }
 
-  private checkCapacity(): void {
-    if (this.closing) throw new KernelError(503, 'SHUTTING_DOWN', 'the process bridge is shutting down')
-    if (this.liveCount() + this.starting >= this.options.maxProcesses) {
-      throw new KernelError(429, 'TOO_MANY_PROCESSES', `limit of ${this.options.maxProcesses} live processes reached; kill one first`)
-    }
-  }
-
-  private async doSpawn(req: SpawnRequest, scope: Scope): Promise<ProcessInfo> {
-    checkRequest(req)
-    this.checkCapacity()
-    const { workspaceRoot: root } = this.options
-    const cwd = resolveCwd(root, req.cwd)
-    const { env, dropped } = buildEnv(this.options.envAllowList, process.env, req.env)
-    this.starting++ // reserve the slot across the awaits below
+  /**
+   * Reserve a slot (the global cap, and the namespace quota unless `quota` is false), plan, start the
+   * sandbox, and wait for workerd; on any error nothing runs.
+   */
+  private async launch(scope: Scope, prepare: () => Launch, quota = true): Promise<ProcessRecord> {
+    const ns = scope.namespace ?? 'default'
+    const key = quota ? ns : '' // '' holds the reservations that only count globally
+    this.admit(ns, quota)
+    this.starting.set(key, (this.starting.get(key) ?? 0) + 1) // reserve the slot across the awaits below
     let plan: Plan | undefined
     try {
-      plan = planCommand(req, { root, cwd: cwd.abs, nodeHeapMb: this.options.nodeHeapMb })
-      if (plan.tty && !env.TERM) env.TERM = 'xterm-256color'
-      const rec = await this.start(req, plan, cwd.rel, cwd.abs, env, scope)
-      rec.droppedEnv = dropped
+      const launch = prepare()
+      plan = launch.plan
+      const rec = await this.start(ns, scope.owner, launch)
+      rec.inQuota = quota
       if (this.closing) {
         // close() began while the child was starting: it must not outlive the app.
         await this.terminate(rec, 'shutdown')
         throw new KernelError(503, 'SHUTTING_DOWN', 'the process bridge is shutting down')
       }
       if (plan.control) await this.awaitWorkerd(rec)
-      const info = rec.info()
-      this.emit('spawn', info)
-      return info
+      return rec
     } catch (err) {
       plan?.cleanup?.()
       throw err
     } finally {
-      this.starting--
+      const left = (this.starting.get(key) ?? 1) - 1
+      if (left === 0) this.starting.delete(key)
+      else this.starting.set(key, left)
     }
   }
 
-  private async start(req: SpawnRequest, plan: Plan, cwdRel: string, cwdAbs: string, env: Record<string, string>, scope: Scope): Promise<ProcessRecord> {
+  /** Throws 429 when the global cap or (with `quota`) the namespace's quota is reached (live + starting). */
+  private admit(ns: string, quota: boolean): void {
+    const { maxProcesses, maxProcessesPerNamespace } = this.options
+    let live = 0
+    let mine = 0
+    for (const rec of this.records.values()) {
+      if (!rec.running) continue
+      live++
+      if (rec.inQuota && rec.namespace === ns) mine++
+    }
+    for (const n of this.starting.values()) live += n
+    mine += this.starting.get(ns) ?? 0
+    if (live >= maxProcesses) throw new KernelError(429, 'TOO_MANY_PROCESSES', `limit of ${maxProcesses} live processes reached; kill one first`)
+    if (quota && mine >= maxProcessesPerNamespace) {
+      throw new KernelError(429, 'NAMESPACE_QUOTA_EXCEEDED', `namespace "${ns}" already runs ${mine} processes, its quota; kill one first`)
+    }
+  }
+
+  private async start(namespace: string, owner: string | undefined, launch: Launch): Promise<ProcessRecord> {
+    const { plan } = launch
     const rec = new ProcessRecord({
-      type: req.type,
-      namespace: scope.namespace ?? 'default',
-      owner: scope.owner,
+      type: launch.type,
+      namespace,
+      owner,
       command: [plan.file, ...plan.args],
-      cwd: cwdRel,
+      cwd: launch.cwdRel,
       bufferBytes: this.options.outputBufferBytes,
-      timeoutMs: req.timeoutMs ?? this.options.defaultTimeoutMs,
-      idleTimeoutMs: req.idleTimeoutMs ?? this.options.idleTimeoutMs,
+      timeoutMs: launch.timeoutMs,
+      idleTimeoutMs: launch.idleTimeoutMs,
       log: this.log,
     })
-    const handle = await startChild(
-      { file: plan.file, args: plan.args, cwd: cwdAbs, env, tty: plan.tty, cols: plan.cols, rows: plan.rows, drainMs: this.options.killGraceMs, control: plan.control },
-      {
-        output: (stream, data) => {
-          const event = rec.pushOutput(stream, data)
-          if (event && this.listenerCount('output') > 0) this.emit('output', event)
+    const limits = {
+      addressSpaceBytes: Math.max(this.options.addressSpaceBytes, plan.addressSpaceBytes ?? 0),
+      openFiles: this.options.maxOpenFiles,
+      processes: this.options.maxTasks,
+    }
+    const spec = { ...plan, cwd: launch.cwdRel, env: launch.env, limits }
+    const command = sandboxCommand(this.host, this.options.workspaceRoot, spec)
+    const term = launch.env.TERM ?? 'xterm-256color'
+    try {
+      const handle = await startChild(
+        { file: command.file, args: command.args, cwd: this.options.workspaceRoot, term, tty: plan.tty, cols: plan.cols, rows: plan.rows, drainMs: this.options.killGraceMs, control: plan.control },
+        {
+          output: (stream, data) => {
+            const event = rec.pushOutput(stream, data)
+            if (event && this.listenerCount('output') > 0) this.emit('output', event)
+          },
+          exit: (code, signal) => this.finish(rec, code, signal, () => (plan.cleanup?.(), command.release())),
         },
-        leaderExit: () => this.sweep(rec.pid),
-        exit: (code, signal) => this.finish(rec, code, signal, plan.cleanup),
-      },
-    )
-    rec.bind(handle, plan.tty ? { cols: plan.cols, rows: plan.rows } : undefined)
+      )
+      rec.bind(handle, plan.tty ? { cols: plan.cols, rows: plan.rows } : undefined)
+    } catch (err) {
+      command.release()
+      throw err
+    }
     this.records.set(rec.pid, rec)
     rec.armTimers((reason) => void this.terminate(rec, reason))
     return rec
@@ -197,8 +281,8 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     }
   }
 
-  private finish(rec: ProcessRecord, code: number | null, signal: string | null, cleanup?: () => void): void {
-    cleanup?.()
+  private finish(rec: ProcessRecord, code: number | null, signal: string | null, cleanup: () => void): void {
+    cleanup()
     const event = rec.finish(code, signal)
     this.emit('exit', event, rec.info())
     this.forgetOldExited()
@@ -207,7 +291,8 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   /** Processes of a namespace, oldest first: running and retained exited ones (`running: true`: only live). */
   list(scope: Scope & { running?: boolean } = {}): ProcessInfo[] {
     const ns = scope.namespace ?? 'default'
-    return [...this.records.values()].filter((r) => r.namespace === ns && r.owner === scope.owner && (!scope.running || r.running)).map((r) => r.info())
+    const mine = (r: ProcessRecord) => r.namespace === ns && r.owner === scope.owner && (!scope.running || r.running)
+    return [...this.records.values()].filter(mine).map((r) => r.info())
   }
 
   /** Status of one process. */
@@ -217,7 +302,9 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
 
   /**
    * Write to stdin (bytes; strings as UTF-8). Returns the byte count written. Counts as activity
-   * for idle reaping. Throws 413 `INPUT_TOO_LARGE` above `maxInputBytes`, 409 `PROCESS_EXITED`.
+   * for idle reaping. Throws 413 `INPUT_TOO_LARGE` above `maxInputBytes`, 409 `PROCESS_EXITED`,
+   * 429 `INPUT_BACKLOG_FULL` when the child has not read `maxPendingInputBytes` already written
+   * (nothing is written then; `inputBacklog` / `onInputDrain` tell when to retry).
    */
   write(pid: number, data: string | Buffer, opts: WriteOptions = {}): number {
     const rec = this.findLive(pid, opts)
@@ -225,8 +312,23 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     if (buf.length > this.options.maxInputBytes) {
       throw new KernelError(413, 'INPUT_TOO_LARGE', `input of ${buf.length} bytes exceeds the ${this.options.maxInputBytes}-byte limit`)
     }
+    const pending = rec.pendingInput()
+    if (pending > 0 && pending + buf.length > this.options.maxPendingInputBytes) {
+      const why = `process ${pid} has not read ${pending} bytes of stdin yet (bound ${this.options.maxPendingInputBytes}); retry once it drains`
+      throw new KernelError(429, 'INPUT_BACKLOG_FULL', why)
+    }
     rec.write(buf, opts.eof === true)
     return buf.length
+  }
+
+  /** Bytes of stdin written to a live process that it has not read yet. */
+  inputBacklog(pid: number, scope: Scope = {}): number {
+    return this.findLive(pid, scope).pendingInput()
+  }
+
+  /** Call `fn` once a live process has read all pending stdin (at once if there is none). */
+  onInputDrain(pid: number, fn: () => void, scope: Scope = {}): void {
+    this.findLive(pid, scope).onDrain(fn)
   }
 
   /** Resize a PTY (1–1000 each). Throws 409 `NOT_A_TTY` for piped processes, 400 `INVALID_SIZE`. */
@@ -240,21 +342,21 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   }
 
   /**
-   * Deliver a signal: to the terminal's foreground process group for a PTY (like a keyboard
-   * Ctrl-C), else to the process's group. Throws 400 `INVALID_SIGNAL` for signals outside `SIGNALS`.
+   * Deliver a signal to the programs in the sandbox: for a PTY to the terminal's foreground job
+   * (like a keyboard Ctrl-C), else to every process inside. Throws 400 `INVALID_SIGNAL` for signals
+   * outside `SIGNALS`.
    */
   signal(pid: number, signal: string, scope: Scope = {}): ProcessInfo {
     if (!SIGNALS.includes(signal as ProcessSignal)) throw new KernelError(400, 'INVALID_SIGNAL', `signal must be one of ${SIGNALS.join(', ')}`)
     const rec = this.findLive(pid, scope)
-    const target = signalTarget(pid, rec.tty)
-    if (!trySignal(-target, signal as NodeJS.Signals)) trySignal(pid, signal as NodeJS.Signals)
+    signalSandbox(pid, signal as NodeJS.Signals, rec.tty)
     return rec.info()
   }
 
   /**
    * Terminate, wait until reaped, then forget the process; resolves with its final status (never
-   * rejects). `SIGTERM` (default) goes to the whole session with SIGKILL after `killGraceMs`;
-   * `SIGKILL` kills at once. An exited process is just forgotten. Throws 404 `PROCESS_NOT_FOUND`
+   * rejects). `SIGTERM` (default) goes to every process in the sandbox, then the sandbox is killed
+   * after `killGraceMs`; `SIGKILL` kills the sandbox (its PID namespace, every descendant) at once. An exited process is just forgotten. Throws 404 `PROCESS_NOT_FOUND`
    * synchronously, so a caller that does not await still sees it.
    */
   kill(pid: number, scope?: Scope): Promise<ProcessInfo>
@@ -297,21 +399,14 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     return this.find(pid, scope).hold()
   }
 
-  /** Terminate every process (as `kill`, in parallel), sweep their sessions, refuse new spawns. */
+  /** Terminate every process (as `kill`, in parallel), refuse new spawns, release the sandbox host's files. */
   async close(): Promise<void> {
     this.closing = true
     const terminateAll = () => Promise.all([...this.records.values()].map((rec) => this.terminate(rec, 'shutdown')))
     await terminateAll()
     await Promise.allSettled([...this.inflight]) // spawns that were already past the closing check
     await terminateAll()
-    for (const rec of this.records.values()) this.sweep(rec.pid)
-    await Promise.all([...this.sweeps])
-  }
-
-  private liveCount(): number {
-    let n = 0
-    for (const rec of this.records.values()) if (rec.running) n++
-    return n
+    this.host.close()
   }
 
   private find(pid: number, scope: Scope): ProcessRecord {
@@ -329,29 +424,19 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   private async terminate(rec: ProcessRecord, reason: ExitReason, force = false): Promise<ExitInfo> {
     if (!rec.running) return rec.exited
     rec.ending(reason)
-    if (force) signalSession(rec.pid, 'SIGKILL')
-    signalSession(rec.pid, 'SIGTERM')
-    if (rec.tty) trySignal(rec.pid, 'SIGHUP') // an interactive bash ignores TERM but exits on HUP
-    signalSession(rec.pid, 'SIGCONT') // stopped processes only see TERM once continued
+    if (force) {
+      killSandbox(rec.pid)
+      return rec.exited
+    }
+    if (signalSandbox(rec.pid, 'SIGTERM') === 0) {
+      killSandbox(rec.pid) // nothing inside yet (bwrap still setting up) or only bwrap left: no one to be graceful with
+      return rec.exited
+    }
+    if (rec.tty) signalSandbox(rec.pid, 'SIGHUP') // an interactive bash ignores TERM but exits on HUP
+    signalSandbox(rec.pid, 'SIGCONT') // stopped processes only see TERM once continued
     const settled = await Promise.race([rec.exited.then(() => true), delay(this.options.killGraceMs, false)])
-    if (!settled) signalSession(rec.pid, 'SIGKILL')
+    if (!settled) killSandbox(rec.pid)
     return rec.exited
-  }
-
-  /**
-   * After a leader exits, processes left in its session (background jobs, daemons) get SIGTERM,
-   * then SIGKILL after `killGraceMs`, so nothing outlives its process record.
-   */
-  private sweep(sid: number): void {
-    const task = (async () => {
-      if (sessionMembers(sid).length === 0) return
-      signalSession(sid, 'SIGTERM')
-      const deadline = Date.now() + this.options.killGraceMs
-      while (Date.now() < deadline && sessionMembers(sid).length > 0) await delay(50)
-      for (const pid of sessionMembers(sid)) trySignal(pid, 'SIGKILL')
-    })().catch((err: Error) => this.log.warn({ err, sid }, 'processes: session sweep failed'))
-    this.sweeps.add(task)
-    void task.finally(() => this.sweeps.delete(task))
   }
 
   private forgetOldExited(): void {

@@ -7,11 +7,13 @@ import type { ExitInfo, ExitReason, OutputSnapshot, ProcessExitEvent, ProcessInf
 
 /** Longest argv entry shown in `ProcessInfo.command` (inline code can be large). */
 const SHOWN_ARG_CHARS = 200
+/** A status read within this long reuses the last /proc walk (ms). */
+const USAGE_TTL_MS = 500
 
 export interface RecordInit {
   type: ProcessType
   namespace: string
-  /** Set for `spawnInternal` processes: only this owner's scope finds them. */
+  /** Internal owner (e.g. `kernels`); undefined for public spawns. */
   owner?: string
   command: string[]
   cwd: string
@@ -30,6 +32,8 @@ export class ProcessRecord {
   readonly owner?: string
   readonly startedAt = new Date()
   droppedEnv: string[] = []
+  /** Counts towards its namespace's quota (false for internal spawns that name no namespace). */
+  inQuota = true
   /** workerd: where the worker serves, once it listens. */
   url?: string
   exit?: ExitInfo
@@ -44,6 +48,7 @@ export class ProcessRecord {
   private readonly listeners = new Set<ProcessListener>()
   private readonly aligners = new Map<ProcessOutputEvent['stream'], Utf8Aligner>()
   private holds = 0
+  private usageCache?: { at: number; value: ProcessInfo['usage'] }
   private timeout?: NodeJS.Timeout
   private idle?: NodeJS.Timeout
   private onTimer: (reason: ExitReason) => void = () => {}
@@ -123,6 +128,15 @@ export class ProcessRecord {
     if (this.idle) this.armIdle() // input is activity: restart the idle clock
   }
 
+  pendingInput(): number {
+    return this.handle?.pendingInput() ?? 0
+  }
+
+  onDrain(fn: () => void): void {
+    if (this.handle) this.handle.onDrain(fn)
+    else queueMicrotask(fn)
+  }
+
   /** The child's control pipe (fd 3); throws if it was not opened. */
   control(): Readable {
     if (!this.handle?.control) throw new Error(`process ${this.pid} has no control pipe`)
@@ -180,11 +194,18 @@ export class ProcessRecord {
     if (this.size) Object.assign(info, this.size)
     if (this.exit) Object.assign(info, { exit: this.exit, exitedAt: this.exitedAt?.toISOString() })
     if (this.running && this.tty) info.foreground = this.handle?.foreground()
-    const usage = this.running ? usageOf(this.pid) : undefined
+    const usage = this.running ? this.usage() : undefined
     if (usage) info.usage = usage
     if (this.url) info.url = this.url
     if (this.droppedEnv.length) info.droppedEnv = this.droppedEnv
     return info
+  }
+
+  /** Usage of the sandbox's programs, read from /proc at most once per {@link USAGE_TTL_MS}. */
+  private usage(): ProcessInfo['usage'] {
+    const now = Date.now()
+    if (!this.usageCache || now - this.usageCache.at > USAGE_TTL_MS) this.usageCache = { at: now, value: usageOf(this.pid) }
+    return this.usageCache.value
   }
 
   private deliver(listener: ProcessListener, event: ProcessOutputEvent | ProcessExitEvent): void {

@@ -2,25 +2,16 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { constants } from 'node:os'
 
 /**
- * Process-tree helpers. Every child is started as the leader of its own session (setsid), so
- * its pid is also its session id; scanning /proc for that session finds grandchildren even after
- * they left the leader's process group (bash job control) or were orphaned.
+ * The process tree of one sandbox, seen from the host's /proc. The spawned pid is bwrap's outer
+ * process; its only child is bwrap's init (pid 1 of the sandbox's PID namespace), and everything
+ * below init is what the user runs. Signals go to those processes, never to bwrap itself (whose
+ * death would SIGKILL the whole sandbox before a program could handle the signal).
  */
-
-const hasProc = (() => {
-  try {
-    readFileSync('/proc/self/stat')
-    return true
-  } catch {
-    return false
-  }
-})()
 
 interface Stat {
   state: string
   ppid: number
   pgrp: number
-  session: number
   tpgid: number
   cpuTicks: number
   rssPages: number
@@ -43,40 +34,62 @@ export function readStat(pid: number): Stat | undefined {
     state: f[0],
     ppid: Number(f[1]),
     pgrp: Number(f[2]),
-    session: Number(f[3]),
     tpgid: Number(f[5]),
     cpuTicks: Number(f[11]) + Number(f[12]),
     rssPages: Number(f[21]),
   }
 }
 
-/** Live (non-zombie) pids whose session id is `sid`, leader included. Empty without /proc. */
-export function sessionMembers(sid: number): number[] {
-  if (!hasProc) return []
-  const pids: number[] = []
+/** One sandbox's processes: bwrap's init (host pid) and the live programs below it, with their stats. */
+export interface SandboxTree {
+  init?: number
+  members: Map<number, Stat>
+}
+
+/** Walk /proc once and collect the processes below the sandbox whose outer bwrap is `outer`. */
+export function sandboxTree(outer: number): SandboxTree {
+  const children = new Map<number, number[]>()
+  const stats = new Map<number, Stat>()
   for (const name of readdirSync('/proc')) {
     const pid = Number(name)
     if (!Number.isInteger(pid) || pid <= 0) continue
     const st = readStat(pid)
-    if (st && st.session === sid && st.state !== 'Z') pids.push(pid)
+    if (!st || st.state === 'Z') continue
+    stats.set(pid, st)
+    const list = children.get(st.ppid)
+    if (list) list.push(pid)
+    else children.set(st.ppid, [pid])
   }
-  return pids
-}
-
-/** Send `signal` to every process of the session led by `sid` (falls back to its process group). */
-export function signalSession(sid: number, signal: NodeJS.Signals): void {
-  const members = sessionMembers(sid)
-  if (members.length === 0) trySignal(-sid, signal)
-  for (const pid of members) trySignal(pid, signal)
+  const init = children.get(outer)?.[0]
+  const members = new Map<number, Stat>()
+  const queue = init === undefined ? [] : [...(children.get(init) ?? [])]
+  for (let pid = queue.pop(); pid !== undefined; pid = queue.pop()) {
+    members.set(pid, stats.get(pid)!)
+    queue.push(...(children.get(pid) ?? []))
+  }
+  return { init, members }
 }
 
 /**
- * The process group a keyboard signal should reach: the terminal's foreground group for a PTY
- * leader (so Ctrl-C semantics hold), else the leader's own group.
+ * Deliver `signal` to the programs of a sandbox: for a PTY, to the terminal's foreground job (as a
+ * keyboard Ctrl-C would) when that job is one of them; otherwise to every program in the sandbox.
+ * Returns how many processes were signalled.
  */
-export function signalTarget(pid: number, tty: boolean): number {
-  const st = tty ? readStat(pid) : undefined
-  return st && st.tpgid > 0 ? st.tpgid : pid
+export function signalSandbox(outer: number, signal: NodeJS.Signals, tty = false): number {
+  const { members } = sandboxTree(outer)
+  const tpgid = tty ? readStat(outer)?.tpgid : undefined
+  const job = [...members].filter(([, st]) => st.pgrp === tpgid).map(([pid]) => pid)
+  const targets = job.length > 0 ? job : [...members.keys()]
+  let n = 0
+  for (const pid of targets) if (trySignal(pid, signal)) n++
+  return n
+}
+
+/** SIGKILL the sandbox's init (which ends every process in its PID namespace) and the outer bwrap. */
+export function killSandbox(outer: number): void {
+  const { init } = sandboxTree(outer)
+  if (init !== undefined) trySignal(init, 'SIGKILL')
+  trySignal(outer, 'SIGKILL')
 }
 
 /** `process.kill` that ignores processes that are already gone. Returns false if none was signalled. */
@@ -90,11 +103,17 @@ export function trySignal(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-/** CPU time (ms, user+system) and resident memory (bytes) of a running process, if /proc has them. */
-export function usageOf(pid: number): { cpuMs: number; rssBytes: number } | undefined {
-  const st = readStat(pid)
-  if (!st || st.state === 'Z') return undefined
-  return { cpuMs: (st.cpuTicks * 1000) / CLOCK_TICKS, rssBytes: st.rssPages * PAGE_SIZE }
+/** CPU time (ms, user+system) and resident memory (bytes) of every program in a sandbox, if /proc has them. */
+export function usageOf(outer: number): { cpuMs: number; rssBytes: number } | undefined {
+  const { members } = sandboxTree(outer)
+  if (members.size === 0) return undefined
+  let ticks = 0
+  let pages = 0
+  for (const st of members.values()) {
+    ticks += st.cpuTicks
+    pages += st.rssPages
+  }
+  return { cpuMs: (ticks * 1000) / CLOCK_TICKS, rssBytes: pages * PAGE_SIZE }
 }
 
 const signalNames = new Map<number, string>(Object.entries(constants.signals).map(([name, num]) => [num, name]))
@@ -102,4 +121,16 @@ const signalNames = new Map<number, string>(Object.entries(constants.signals).ma
 /** `SIGTERM` for 15, etc.; null for 0/undefined. */
 export function signalName(num: number | undefined | null): string | null {
   return num ? (signalNames.get(num) ?? `SIG${num}`) : null
+}
+
+/**
+ * bwrap's init exits with 128 + N when the program died of signal N (the shell convention); turn that
+ * back into `{ code: null, signal }`. Other codes pass through.
+ */
+export function exitStatus(code: number | null, signal: string | null): { code: number | null; signal: string | null } {
+  if (code !== null && code > 128 && code < 128 + 65) {
+    const name = signalNames.get(code - 128)
+    if (name) return { code: null, signal: name }
+  }
+  return { code, signal }
 }

@@ -30,7 +30,9 @@ export interface SocketOptions {
  * Bridge one WebSocket to one process: ATTACHED, replayed then live OUTPUT, EXIT (then close 1000);
  * STDIN / RESIZE / SIGNAL / DETACH from the client, each ACKed when it carries an `id`, errors as
  * `{ type: 'ERROR', id?, code, message }`. A slow client pauses the process's output (flow control)
- * instead of buffering without bound.
+ * instead of buffering without bound; a process that does not read its stdin makes the socket stop
+ * reading (the client's frames wait in TCP) until the backlog drains, and a write past the bound is
+ * refused with ERROR `INPUT_BACKLOG_FULL`.
  */
 export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number, namespace: string, opts: SocketOptions, log: FastifyBaseLogger): void {
   const { replay, binary } = opts
@@ -77,8 +79,39 @@ export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number,
     return
   }
 
+  let reading = true
+  /** Backpressure on stdin: stop reading frames while the child has not taken its input. */
+  const throttle = () => {
+    if (!reading || socket.readyState !== socket.OPEN) return
+    let backlog = 0
+    try {
+      backlog = pm.inputBacklog(pid, scope)
+    } catch {
+      return // exited: nothing to wait for
+    }
+    if (backlog === 0) return
+    reading = false
+    socket.pause()
+    pm.onInputDrain(pid, resumeReading, scope)
+  }
+  const resumeReading = () => {
+    if (reading) return
+    reading = true
+    socket.resume()
+  }
+  // A close from our side (app shutdown, EXIT) needs the peer's close frame: read again first.
+  const close = socket.close.bind(socket)
+  socket.close = (code?: number, reason?: string | Buffer) => {
+    resumeReading()
+    close(code, reason)
+  }
+
   socket.on('message', (raw: Buffer, isBinary: boolean) => {
-    if (isBinary) return handle(() => pm.write(pid, raw, scope), undefined)
+    if (socket.readyState !== socket.OPEN) return // closing: frames still queued in TCP are dropped
+    if (isBinary) {
+      handle(() => pm.write(pid, raw, scope), undefined)
+      return throttle()
+    }
     let msg: unknown
     try {
       msg = JSON.parse(raw.toString('utf8'))
@@ -91,6 +124,7 @@ export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number,
       return fail(id, new KernelError(400, 'INVALID_MESSAGE', first ? `${first.path || '/'}: ${first.message}` : 'invalid message'))
     }
     handle(() => apply(pm, pid, scope, msg, () => socket.close(1000, 'detached')), msg.id)
+    if (msg.type === 'STDIN') throttle()
   })
   socket.on('close', () => {
     detach()

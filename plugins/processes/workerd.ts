@@ -9,6 +9,11 @@ import { KernelError } from '../errors.js'
 const here = new URL('./workerd/', import.meta.url)
 const TEMPLATE = readFileSync(new URL('config.capnp.tmpl', here), 'utf8')
 const SAMPLE_WORKER = readFileSync(new URL('worker.js', here), 'utf8')
+/** Where workerd's binary and its rendered config appear inside the sandbox. */
+export const WORKERD_BINARY = '/opt/workerd/bin/workerd'
+export const WORKERD_CONFIG_DIR = '/opt/workerd/config'
+/** workerd's V8 reserves address space up-front (its pointer cage); it aborts under 4 GiB. */
+export const WORKERD_ADDRESS_SPACE_BYTES = 16 * 1024 ** 3
 /** A date every workerd from 2024 on accepts; requests may ask for another. */
 export const DEFAULT_COMPATIBILITY_DATE = '2024-09-23'
 
@@ -20,8 +25,9 @@ export function workerdBinary(): string {
 
 /** A workerd config and module written to a fresh temporary directory. */
 export interface WorkerdSetup {
-  configPath: string
-  /** Flags for `workerd serve`: the config, and fd 3 for "listening on port N" messages. */
+  /** Host directory holding the config and module (bound read-only at WORKERD_CONFIG_DIR). */
+  dir: string
+  /** Flags for `workerd serve`: the config (sandbox path), and fd 3 for "listening on port N" messages. */
   args: string[]
   /** Remove the temporary directory. */
   cleanup(): void
@@ -36,7 +42,7 @@ export function prepareWorkerd(source: string | undefined, port: number, compati
   const configPath = join(dir, 'config.capnp')
   writeFileSync(join(dir, 'worker.js'), source ?? SAMPLE_WORKER)
   writeFileSync(configPath, TEMPLATE.replaceAll('{{ADDRESS}}', `127.0.0.1:${port}`).replaceAll('{{COMPATIBILITY_DATE}}', compatibilityDate))
-  return { configPath, args: ['serve', configPath, '--control-fd=3'], cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+  return { dir, args: ['serve', `${WORKERD_CONFIG_DIR}/config.capnp`, '--control-fd=3'], cleanup: () => rmSync(dir, { recursive: true, force: true }) }
 }
 
 /**

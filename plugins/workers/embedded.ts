@@ -1,15 +1,15 @@
 import type { InputRequest, InputResult, SpawnRequest, SpawnResult, StopMode, StopResult } from '../../schemas/workers.js'
 import type { CallContext } from './runtime.js'
-import { TrackedRuntime, rejectedSpawn, type TrackedWorker, type WorkerDetails } from './tracked.js'
+import { TrackedRuntime, quarterOf, rejectedSpawn, type TrackedWorker, type TranscriptBounds, type WorkerDetails } from './tracked.js'
 
 /** Options of the in-process runtime. */
-export interface EmbeddedRuntimeOptions {
+export interface EmbeddedRuntimeOptions extends TranscriptBounds {
   /** Hashed into the host id; never shown. */
   workspaceRoot: string
-  /** Items each worker's transcript keeps (older ones are dropped). */
-  transcriptMaxItems: number
-  /** Workers kept at once, all namespaces together (default 1000); stopped ones are evicted first. */
+  /** Workers kept at once (running or stopped), all namespaces together (default 1000). */
   maxWorkers?: number
+  /** Workers one namespace may keep (default a quarter of `maxWorkers`). */
+  maxWorkersPerNamespace?: number
 }
 
 interface EmbeddedWorker extends TrackedWorker {
@@ -26,14 +26,18 @@ export class EmbeddedRuntime extends TrackedRuntime<EmbeddedWorker> {
   readonly id = 'embedded'
 
   constructor(options: EmbeddedRuntimeOptions) {
+    const maxWorkers = options.maxWorkers ?? 1000
     super({
       workspaceRoot: options.workspaceRoot,
       label: 'Embedded worker runtime',
       kind: 'embedded',
       hostLabel: 'In-process host',
       hostKind: 'embedded_host',
-      maxWorkers: options.maxWorkers ?? 1000,
+      maxWorkers,
+      maxWorkersPerNamespace: options.maxWorkersPerNamespace ?? quarterOf(maxWorkers),
       transcriptMaxItems: options.transcriptMaxItems,
+      transcriptMaxBytes: options.transcriptMaxBytes,
+      runtimeTranscriptMaxBytes: options.runtimeTranscriptMaxBytes,
     })
   }
 
@@ -46,13 +50,11 @@ export class EmbeddedRuntime extends TrackedRuntime<EmbeddedWorker> {
       const why = 'embedded workers run no process; use the process runtime'
       return rejectedSpawn('embedded_runtime_no_process', why)
     }
-    if (!this.makeRoom()) {
-      const why = `at most ${this.maxWorkers} embedded workers may run at once`
-      return rejectedSpawn('embedded_worker_limit', why)
-    }
+    const full = this.makeRoom(ctx.namespace)
+    if (full) return full
     const worker: EmbeddedWorker = this.newWorker(ctx, request, 'emb-', 'worker')
     this.workers.set(worker.id, worker)
-    return this.spawned(worker, 'embedded_worker_created', 'the in-process catalog holds the new worker')
+    return this.spawned(worker, 'embedded_worker_created', 'the in-process catalog holds the new worker', request)
   }
 
   async input(ctx: CallContext, workerId: string, request: Required<InputRequest>): Promise<InputResult> {
@@ -78,16 +80,19 @@ export class EmbeddedRuntime extends TrackedRuntime<EmbeddedWorker> {
     }
   }
 
-  /** Evicts the oldest finished worker when full; false when every slot holds a running worker. */
-  private makeRoom(): boolean {
-    if (this.workers.size < this.maxWorkers) return true
-    for (const [id, worker] of this.workers) {
-      if (worker.status !== 'running') {
-        worker.transcript.clear()
-        this.workers.delete(id)
-        return true
-      }
+  /**
+   * Make room for one more worker of `namespace`: at its quota, or when the runtime is full, evict that
+   * namespace's oldest finished worker (never another namespace's). Returns the rejection when there is none.
+   */
+  private makeRoom(namespace: string): SpawnResult | undefined {
+    const atQuota = this.countIn(namespace, false) >= this.maxPerNamespace
+    if (!atQuota && this.workers.size < this.maxWorkers) return undefined
+    const victim = this.oldestFinished(namespace)
+    if (victim) {
+      this.forget(victim)
+      return undefined
     }
-    return false
+    if (atQuota) return rejectedSpawn('embedded_namespace_quota', `namespace "${namespace}" already keeps ${this.maxPerNamespace} embedded workers, its quota`)
+    return rejectedSpawn('embedded_worker_limit', `at most ${this.maxWorkers} embedded workers may be kept at once`)
   }
 }

@@ -3,7 +3,7 @@ import type { InputRequest, InputResult, SpawnRequest, SpawnResult, StopMode, St
 import type { ExitInfo, ProcessInfo, SpawnRequest as ProcessSpawnRequest } from '../../schemas/processes.js'
 import type { ProcessEvent } from '../processes/types.js'
 import { diagnostic, inputOutcome, type CallContext } from './runtime.js'
-import { TrackedRuntime, rejectedSpawn, spawnOutcome, type TrackedWorker, type WorkerDetails } from './tracked.js'
+import { TrackedRuntime, quarterOf, rejectedSpawn, spawnOutcome, type TrackedWorker, type TranscriptBounds, type WorkerDetails } from './tracked.js'
 
 /** The part of the process bridge (`fastify.processes`, a ProcessManager) this adapter uses. */
 export interface ProcessBridge {
@@ -15,16 +15,23 @@ export interface ProcessBridge {
   kill(pid: number, signal: 'SIGTERM' | 'SIGKILL', scope?: { namespace?: string }): Promise<ProcessInfo>
   /** Output (replayed first) and exit events; returns the detach function. */
   attach(pid: number, listener: (event: ProcessEvent) => void, opts?: { namespace?: string; replay?: boolean }): () => void
+  /** Stops reading the process's output until the returned release is called (the child blocks). */
+  pauseOutput(pid: number, scope?: { namespace?: string }): () => void
 }
 
+/** Output bytes turned into transcript lines per event-loop turn; the rest waits for the next turn. */
+const BATCH_BYTES = 64 * 1024
+/** Unprocessed output above which the process is paused until the backlog is worked off. */
+const BACKLOG_HIGH_BYTES = 256 * 1024
+
 /** Options of the process-backed runtime. */
-export interface ProcessRuntimeOptions {
+export interface ProcessRuntimeOptions extends TranscriptBounds {
   /** Hashed into the host id; never shown. */
   workspaceRoot: string
-  /** Output lines (and inputs) each worker's transcript keeps. */
-  transcriptMaxItems: number
   /** Live process workers at once (default 32). */
   maxWorkers?: number
+  /** Live process workers of one namespace at once (default a quarter of `maxWorkers`). */
+  maxWorkersPerNamespace?: number
   /** Returns the bridge, or undefined when the processes plugin is not registered (checked per call). */
   bridge: () => ProcessBridge | undefined
   /** Longest transcript line (characters); a longer run of output is split. Default 16384. */
@@ -40,6 +47,12 @@ interface ProcessWorker extends TrackedWorker {
   exitCode: number | null
   stopMode?: StopMode
   partial: Map<string, string>
+  /** Output (and finally the exit) not yet turned into transcript items, oldest first. */
+  backlog: ProcessEvent[]
+  backlogBytes: number
+  draining: boolean
+  /** Releases the bridge's output pause while the backlog is high. */
+  release?: () => void
   detach?: () => void
   exited: Promise<void>
   markExited: () => void
@@ -57,14 +70,18 @@ export class ProcessRuntime extends TrackedRuntime<ProcessWorker> {
   private readonly maxLine: number
 
   constructor(private readonly options: ProcessRuntimeOptions) {
+    const maxWorkers = options.maxWorkers ?? 32
     super({
       workspaceRoot: options.workspaceRoot,
       label: 'Process worker runtime',
       kind: 'process',
       hostLabel: 'Process bridge host',
       hostKind: 'process_host',
-      maxWorkers: options.maxWorkers ?? 32,
+      maxWorkers,
+      maxWorkersPerNamespace: options.maxWorkersPerNamespace ?? quarterOf(maxWorkers),
       transcriptMaxItems: options.transcriptMaxItems,
+      transcriptMaxBytes: options.transcriptMaxBytes,
+      runtimeTranscriptMaxBytes: options.runtimeTranscriptMaxBytes,
     })
     this.maxLine = options.maxLineChars ?? 16_384
   }
@@ -77,11 +94,10 @@ export class ProcessRuntime extends TrackedRuntime<ProcessWorker> {
       return rejectedSpawn('process_launch_missing', 'a process worker needs `process: { type, code?, args?, cwd? }`')
     }
     if (request.acceptance?.kind === 'socket_ready') {
-      return rejectedSpawn('process_runtime_no_socket', 'process workers talk over stdin/stdout; ask for acceptance "created"')
+      return rejectedSpawn('process_runtime_no_socket', 'process workers talk over stdin/stdout; ask for acceptance "created" or "run_accepted"')
     }
-    if (this.running() >= this.maxWorkers) {
-      return rejectedSpawn('process_worker_limit', `at most ${this.maxWorkers} process workers may run at once`)
-    }
+    const full = this.admit(ctx.namespace)
+    if (full) return full
     const { type, code, args, cwd } = request.process
     let info: ProcessInfo
     try {
@@ -92,8 +108,8 @@ export class ProcessRuntime extends TrackedRuntime<ProcessWorker> {
       return spawnOutcome(outcome.state, outcome.diagnostic)
     }
     const worker = this.track(ctx, request, info)
-    worker.detach = bridge.attach(info.pid, (event) => this.onProcessEvent(worker, event), { namespace: ctx.namespace, replay: true })
-    return this.spawned(worker, 'process_started', 'the process bridge started the process')
+    worker.detach = bridge.attach(info.pid, (event) => this.enqueue(bridge, worker, event), { namespace: ctx.namespace, replay: true })
+    return this.spawned(worker, 'process_started', 'the process bridge started the process', request)
   }
 
   async input(ctx: CallContext, workerId: string, request: Required<InputRequest>): Promise<InputResult> {
@@ -122,6 +138,7 @@ export class ProcessRuntime extends TrackedRuntime<ProcessWorker> {
     const kills: Promise<void>[] = []
     for (const worker of this.workers.values()) {
       worker.detach?.()
+      worker.release?.()
       if (bridge && worker.status === 'running') kills.push(this.signal(bridge, worker, 'SIGKILL').catch(() => {}))
       worker.transcript.clear()
     }
@@ -152,7 +169,6 @@ export class ProcessRuntime extends TrackedRuntime<ProcessWorker> {
   }
 
   private track(ctx: CallContext, request: SpawnRequest, info: ProcessInfo): ProcessWorker {
-    this.evictFinished()
     let markExited = () => {}
     const exited = new Promise<void>((resolve) => (markExited = resolve))
     const worker: ProcessWorker = {
@@ -161,11 +177,53 @@ export class ProcessRuntime extends TrackedRuntime<ProcessWorker> {
       kind: info.type,
       exitCode: null,
       partial: new Map(),
+      backlog: [],
+      backlogBytes: 0,
+      draining: false,
       exited,
       markExited,
     }
     this.workers.set(worker.id, worker)
     return worker
+  }
+
+  /**
+   * Flow control: output is queued and turned into transcript lines at most {@link BATCH_BYTES} per
+   * event-loop turn, so a process printing flat out cannot hold the loop; while more than
+   * {@link BACKLOG_HIGH_BYTES} wait, the bridge stops reading the process (it blocks on its pipe).
+   */
+  private enqueue(bridge: ProcessBridge, worker: ProcessWorker, event: ProcessEvent): void {
+    worker.backlog.push(event)
+    if (event.type === 'output') worker.backlogBytes += event.bytes.length
+    if (!worker.release && worker.backlogBytes > BACKLOG_HIGH_BYTES && worker.status === 'running') {
+      try {
+        worker.release = bridge.pauseOutput(worker.pid, { namespace: worker.namespace })
+      } catch {
+        // already forgotten by the bridge: nothing more will come
+      }
+    }
+    if (!worker.draining) {
+      worker.draining = true
+      setImmediate(() => this.drain(worker))
+    }
+  }
+
+  private drain(worker: ProcessWorker): void {
+    let budget = BATCH_BYTES
+    while (budget > 0 && worker.backlog.length > 0) {
+      const event = worker.backlog.shift()!
+      if (event.type === 'output') {
+        budget -= event.bytes.length
+        worker.backlogBytes -= event.bytes.length
+      }
+      this.onProcessEvent(worker, event)
+    }
+    if (worker.release && worker.backlogBytes <= BACKLOG_HIGH_BYTES / 2) {
+      worker.release()
+      worker.release = undefined
+    }
+    if (worker.backlog.length > 0) setImmediate(() => this.drain(worker))
+    else worker.draining = false
   }
 
   private onProcessEvent(worker: ProcessWorker, event: ProcessEvent): void {
@@ -175,26 +233,26 @@ export class ProcessRuntime extends TrackedRuntime<ProcessWorker> {
     this.finish(worker, event.exit)
   }
 
-  /** Splits output into lines per stream; a trailing partial line waits for more (or the exit). */
+  /** Splits output into lines per stream (long ones cut at `maxLineChars`); a trailing partial line waits for more (or the exit). */
   private addOutput(worker: ProcessWorker, stream: string, data: string): void {
     const text = (worker.partial.get(stream) ?? '') + data.replace(/\r\n/g, '\n')
     const lines = text.split('\n')
     let rest = lines.pop() ?? ''
-    for (const line of lines) this.appendLine(worker, stream, line)
+    const items: string[] = []
+    for (const line of lines) for (let i = 0; i < line.length || i === 0; i += this.maxLine) items.push(line.slice(i, i + this.maxLine))
     while (rest.length > this.maxLine) {
-      worker.transcript.append(stream, rest.slice(0, this.maxLine))
+      items.push(rest.slice(0, this.maxLine))
       rest = rest.slice(this.maxLine)
     }
+    worker.transcript.appendAll(stream, items)
     worker.partial.set(stream, rest)
-  }
-
-  private appendLine(worker: ProcessWorker, stream: string, line: string): void {
-    for (let i = 0; i < line.length || i === 0; i += this.maxLine) worker.transcript.append(stream, line.slice(i, i + this.maxLine))
   }
 
   private finish(worker: ProcessWorker, exit: ExitInfo): void {
     worker.detach?.()
     worker.detach = undefined
+    worker.release?.()
+    worker.release = undefined
     worker.exitCode = exit.code
     worker.status = worker.stopMode === 'force' ? 'cancelled' : worker.stopMode === 'graceful' ? 'stopped' : 'exited'
     worker.transcript.emit({ type: 'STATUS', status: worker.status, exit_code: exit.code })
@@ -211,28 +269,39 @@ export class ProcessRuntime extends TrackedRuntime<ProcessWorker> {
     }
   }
 
-  private running(): number {
+  /**
+   * Check the caps before a spawn of `namespace`: at most `maxWorkers` running in all, at most the
+   * namespace's quota running in it; and keep at most twice each in all (finished ones included),
+   * evicting only that namespace's oldest finished worker. Returns the rejection, or undefined.
+   */
+  private admit(namespace: string): SpawnResult | undefined {
+    if (this.countRunning() >= this.maxWorkers) {
+      return rejectedSpawn('process_worker_limit', `at most ${this.maxWorkers} process workers may run at once`)
+    }
+    if (this.countIn(namespace, true) >= this.maxPerNamespace) {
+      return rejectedSpawn('process_namespace_quota', `namespace "${namespace}" already runs ${this.maxPerNamespace} process workers, its quota`)
+    }
+    const full = this.countIn(namespace, false) >= 2 * this.maxPerNamespace || this.workers.size >= 2 * this.maxWorkers
+    if (!full) return undefined
+    const victim = this.oldestFinished(namespace)
+    if (victim) return void this.forget(victim)
+    return rejectedSpawn('process_worker_limit', `at most ${2 * this.maxWorkers} process workers may be kept at once; stop and let finished ones go first`)
+  }
+
+  private countRunning(): number {
     let n = 0
     for (const worker of this.workers.values()) if (worker.status === 'running') n++
     return n
-  }
-
-  /** Forgets the oldest finished workers so at most 2 × maxWorkers are kept. */
-  private evictFinished(): void {
-    for (const [id, worker] of this.workers) {
-      if (this.workers.size < 2 * this.maxWorkers) return
-      if (worker.status !== 'running') this.workers.delete(id), worker.transcript.clear()
-    }
   }
 }
 
 /**
  * Bridge errors that are operation outcomes rather than bad requests: 409 → `rejected`,
- * 501 → `unsupported`, 503 → `unavailable` (e.g. SHUTTING_DOWN). Anything else is rethrown.
+ * 503 → `unavailable` (e.g. SHUTTING_DOWN). Anything else is rethrown.
  */
 function asOutcome(err: unknown, workerId?: string) {
   if (!(err instanceof KernelError)) return undefined
-  const state = ({ 409: 'rejected', 501: 'unsupported', 503: 'unavailable' } as const)[err.statusCode as 409 | 501 | 503]
+  const state = ({ 409: 'rejected', 503: 'unavailable' } as const)[err.statusCode as 409 | 503]
   if (!state) return undefined
   const code = err.code === 'PROCESS_EXITED' ? 'worker_not_running' : `process_${err.code.toLowerCase()}`
   return { state, diagnostic: diagnostic(code, 'warning', err.message, workerId) }

@@ -16,7 +16,7 @@ import type {
   WorkerSummary,
 } from '../../schemas/workers.js'
 import { opaqueId, safeHint } from './ids.js'
-import { Transcript } from './transcript.js'
+import { Transcript, TranscriptPool } from './transcript.js'
 import { diagnostic, emptyPage, inputOutcome, now, type CallContext, type ListResult, type WorkerEvent, type WorkerRuntime } from './runtime.js'
 
 /** What every worker a {@link TrackedRuntime} keeps has; `status` is `running` until it is stopped or ends. */
@@ -41,8 +41,29 @@ export interface TrackedRuntimeInfo {
   hostKind: string
   /** Live workers at once (reported as `max_workers`). */
   maxWorkers: number
+  /** Workers one namespace may hold at once (so one namespace cannot fill `maxWorkers`). */
+  maxWorkersPerNamespace: number
   /** Items each worker's transcript keeps. */
   transcriptMaxItems: number
+  /** Bytes each worker's transcript keeps (see `ITEM_OVERHEAD_BYTES`). */
+  transcriptMaxBytes: number
+  /** Bytes all transcripts of the runtime keep together. */
+  runtimeTranscriptMaxBytes: number
+}
+
+/** Transcript bounds shared by the built-in runtimes' options. */
+export interface TranscriptBounds {
+  /** Items each worker's transcript keeps (older ones are dropped). */
+  transcriptMaxItems: number
+  /** Bytes each worker's transcript keeps. */
+  transcriptMaxBytes: number
+  /** Bytes all of a runtime's transcripts keep together. */
+  runtimeTranscriptMaxBytes: number
+}
+
+/** A quarter of `max` (at least 1): the default per-namespace share of a cap. */
+export function quarterOf(max: number): number {
+  return Math.max(1, Math.floor(max / 4))
 }
 
 /** The part of a worker projection that differs between runtimes. */
@@ -58,12 +79,17 @@ export abstract class TrackedRuntime<W extends TrackedWorker> implements WorkerR
   abstract readonly id: string
   protected readonly hostId: string
   protected readonly maxWorkers: number
+  protected readonly maxPerNamespace: number
   protected readonly workers = new Map<string, W>()
+  /** Byte budget of every transcript of this runtime together. */
+  readonly transcripts: TranscriptPool
   private eventId = 0
 
   constructor(private readonly info: TrackedRuntimeInfo) {
     this.hostId = opaqueId(`${info.kind}-`, 'host', `${info.kind}\0${info.workspaceRoot}`)
     this.maxWorkers = info.maxWorkers
+    this.maxPerNamespace = info.maxWorkersPerNamespace
+    this.transcripts = new TranscriptPool(info.runtimeTranscriptMaxBytes)
   }
 
   async summary(_ctx: CallContext, limit: number): Promise<RuntimeSummary> {
@@ -143,6 +169,25 @@ export abstract class TrackedRuntime<W extends TrackedWorker> implements WorkerR
     return undefined
   }
 
+  /** Workers of `namespace` kept now: all of them, or only those `running`. */
+  protected countIn(namespace: string, running: boolean): number {
+    let n = 0
+    for (const worker of this.workers.values()) if (worker.namespace === namespace && (!running || worker.status === 'running')) n++
+    return n
+  }
+
+  /** Forget a worker for good (its transcript's bytes go back to the pool). */
+  protected forget(worker: W): void {
+    worker.transcript.clear()
+    this.workers.delete(worker.id)
+  }
+
+  /** The oldest worker of `namespace` that is no longer running (eviction never crosses namespaces). */
+  protected oldestFinished(namespace: string): W | undefined {
+    for (const worker of this.workers.values()) if (worker.namespace === namespace && worker.status !== 'running') return worker
+    return undefined
+  }
+
   protected find(ctx: CallContext, workerId: string): W | undefined {
     const worker = this.workers.get(workerId)
     return worker && worker.namespace === ctx.namespace ? worker : undefined
@@ -162,13 +207,26 @@ export abstract class TrackedRuntime<W extends TrackedWorker> implements WorkerR
       label: request.requested_worker_name ? safeHint(request.requested_worker_name) : `${role} ${noun}`,
       status: 'running',
       createdAt: now(),
-      transcript: new Transcript(this.info.transcriptMaxItems, () => ++this.eventId),
+      transcript: new Transcript(
+        { maxItems: this.info.transcriptMaxItems, maxBytes: this.info.transcriptMaxBytes },
+        (n = 1) => (this.eventId += n),
+        this.transcripts,
+        ctx.namespace,
+      ),
     }
   }
 
-  /** The `accepted` reply to a spawn of `worker`, with one piece of evidence. */
-  protected spawned(worker: W, kind: string, detail: string): SpawnResult {
-    return { state: 'accepted', worker: this.project(worker), acceptance_evidence: [{ kind, detail }], diagnostics: [] }
+  /**
+   * The `accepted` reply to a spawn of `worker`, with one piece of evidence, plus a `run_accepted`
+   * one when the request asked for that acceptance (seed 003's `{ kind: 'run_accepted', expected_segments }`).
+   */
+  protected spawned(worker: W, kind: string, detail: string, request: SpawnRequest): SpawnResult {
+    const evidence = [{ kind, detail }]
+    if (request.acceptance?.kind === 'run_accepted') {
+      const n = request.acceptance.expected_segments
+      evidence.push({ kind: 'run_accepted', detail: `the worker accepts runs now (${n} segment${n === 1 ? '' : 's'} expected)` })
+    }
+    return { state: 'accepted', worker: this.project(worker), acceptance_evidence: evidence, diagnostics: [] }
   }
 
   /** `rejected` when the worker is not running (it takes no input), else undefined. */

@@ -4,7 +4,7 @@ import auth from '../../plugins/auth.js'
 import { errorHandler } from '../../plugins/errors.js'
 import t from 'tap'
 import processesPlugin, { type ProcessEvent, type ProcessInfo } from '../../plugins/processes.js'
-import { alive, children, startServer, until, workspace } from './helpers.js'
+import { alive, children, running, startServer, until, workspace } from './helpers.js'
 
 async function appWithBridge(t: { teardown(fn: () => unknown): void }) {
   const app = Fastify({ logger: false })
@@ -88,15 +88,16 @@ t.test('app.close() terminates and reaps every child, grandchildren included', a
   const detach = pm.attach(shell.pid, () => {})
   // A background job in its own process group, and a foreground one, both inside the PTY session.
   pm.write(shell.pid, 'sleep 1000 & echo "bg=$!"\n')
-  const bg = Number(
-    await until(() => /bg=(\d+)/.exec(pm.output(shell.pid).chunks.map((c) => c.data).join(''))?.[1], 10_000, 'background pid'),
-  )
+  await until(() => /bg=(\d+)/.exec(pm.output(shell.pid).chunks.map((c) => c.data).join(''))?.[1], 10_000, 'background job started')
+  // Pids printed inside a sandbox are of its own PID namespace; find the host pids by argv.
+  const bg = await until(() => running(['sleep', '1000'])[0], 10_000, 'background pid')
   pm.write(shell.pid, 'sleep 1001\n')
   await until(() => pm.get(shell.pid).foreground === 'sleep', 10_000, 'foreground sleep')
   const python = await pm.spawn({ type: 'python', code: 'import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint("ready", flush=True)\ntime.sleep(1000)' })
   await until(() => pm.get(python.pid).outputBytes > 0, 10_000, 'python ready')
   const node = await pm.spawn({ type: 'node', code: "const c = require('child_process').spawn('sleep', ['1002'], { stdio: 'ignore' }); console.log('child=' + c.pid); setInterval(() => {}, 1000)" })
-  const grandchild = Number(await until(() => /child=(\d+)/.exec(pm.output(node.pid).chunks.map((c) => c.data).join(''))?.[1], 10_000, 'node child pid'))
+  await until(() => /child=(\d+)/.exec(pm.output(node.pid).chunks.map((c) => c.data).join(''))?.[1], 10_000, 'node child started')
+  const grandchild = await until(() => running(['sleep', '1002'])[0], 10_000, 'node child pid')
   const workerd = await pm.spawn({ type: 'workerd' })
 
   const leaders = [shell.pid, python.pid, node.pid, workerd.pid]

@@ -153,3 +153,18 @@ export function children(): number[] {
   }
   return out
 }
+
+/** Host pids of live processes whose argv is exactly `argv` (to find a sandboxed program from the host side). */
+export function running(argv: string[]): number[] {
+  const want = argv.join('\0')
+  const out: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0$/, '') === want && !/\) Z /.test(readFileSync(`/proc/${name}/stat`, 'utf8'))) out.push(Number(name))
+    } catch {
+      // gone while scanning
+    }
+  }
+  return out
+}

@@ -7,7 +7,7 @@ import { children, startServer, until, workspace } from './helpers.js'
 const SLEEPER = { type: 'python', code: 'import time; time.sleep(60)' }
 
 t.test('maxProcesses: one spawn past the cap is 429 TOO_MANY_PROCESSES and starts nothing', async (t) => {
-  const srv = await startServer(t, { maxProcesses: 2 })
+  const srv = await startServer(t, { maxProcesses: 2, maxProcessesPerNamespace: 2 })
   const a = await srv.request('POST', '/processes', SLEEPER)
   const b = await srv.request('POST', '/processes', SLEEPER)
   t.same([a.status, b.status], [201, 201])
@@ -49,7 +49,7 @@ t.test('cwd escaping the root (.., absolute, symlink) is 400 and spawns nothing'
   t.equal(ok.status, 201)
   t.equal(ok.body.cwd, 'sub')
   await until(async () => (await srv.request('GET', `/processes/${ok.body.pid}`)).body.status === 'exited')
-  t.equal(srv.app.processes.output(ok.body.pid).chunks.map((c) => c.data).join(''), `${join(root, 'sub')}\n`)
+  t.equal(srv.app.processes.output(ok.body.pid).chunks.map((c) => c.data).join(''), '/workspace/sub\n', 'the workspace is /workspace inside the sandbox')
 })
 
 t.test('env keys outside the allow-list are dropped, the kernel env does not leak', async (t) => {
@@ -63,8 +63,9 @@ t.test('env keys outside the allow-list are dropped, the kernel env does not lea
   await srv.app.processes.wait(res.body.pid)
   const env = JSON.parse(srv.app.processes.output(res.body.pid).chunks.map((c) => c.data).join(''))
   t.equal(env.APP_MODE, 'test')
-  t.equal(env.PATH, process.env.PATH)
-  for (const key of ['LD_PRELOAD', 'SECRET_X', 'KERNEL_SECRET_FOR_TEST', 'HOME']) t.notOk(key in env, `${key} is not passed`)
+  t.equal(env.PATH, '/usr/local/bin:/usr/bin:/bin', 'PATH is the sandbox’s own, not the kernel’s')
+  t.equal(env.HOME, '/tmp', 'HOME is the sandbox’s private tmpfs')
+  for (const key of ['LD_PRELOAD', 'SECRET_X', 'KERNEL_SECRET_FOR_TEST']) t.notOk(key in env, `${key} is not passed`)
 })
 
 t.test('args reach the program verbatim: no shell interpolation, no option injection', async (t) => {

@@ -66,11 +66,11 @@ t.test('local runtime: read-only view of this workspace’s metadata', async (t)
     const summary = (await call(base, 'GET', '/runtimes/local')).body
     t.match(summary, { status: 'available', capabilities: { can_list_workers: true, can_spawn: false, can_stop: false, can_accept_input: false } })
     const spawn = await call(base, 'POST', '/runtimes/local/workers', { intent: { kind: 'workspace_companion' } })
-    t.match(spawn, { status: 501, body: { state: 'unsupported' } })
+    t.match(spawn, { status: 409, body: { state: 'unsupported' } })
     const path = `/runtimes/local/workers/${coder.worker_id}`
-    t.match(await call(base, 'POST', `${path}/input`, { content: 'x' }), { status: 501, body: { state: 'unsupported' } })
-    t.match(await call(base, 'POST', `${path}/stop`, {}), { status: 501, body: { state: 'unsupported' } })
-    t.match(await call(base, 'GET', `${path}/transcript`), { status: 501, body: { state: 'unsupported' } })
+    t.match(await call(base, 'POST', `${path}/input`, { content: 'x' }), { status: 409, body: { state: 'unsupported' } })
+    t.match(await call(base, 'POST', `${path}/stop`, {}), { status: 409, body: { state: 'unsupported' } })
+    t.match(await call(base, 'GET', `${path}/transcript`), { status: 409, body: { state: 'unsupported' } })
   })
 
   t.test('no projection or diagnostic leaks paths, file names or file contents', async (t) => {

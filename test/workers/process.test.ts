@@ -62,7 +62,7 @@ t.test('process workers: a real process behind spawn, input, transcript, events 
     ['stdout', 'echo:hello process'],
   ])
   const system = await call(base, 'POST', `${path}/input`, { kind: 'system', content: 'x' })
-  t.match(system, { status: 501, body: { state: 'unsupported', diagnostics: [{ code: 'process_system_input_unsupported' }] } })
+  t.match(system, { status: 409, body: { state: 'unsupported', diagnostics: [{ code: 'process_system_input_unsupported' }] } })
 
   t.test('a process that exits on its own is exited, with its code', async (t) => {
     await call(base, 'POST', `${path}/input`, { content: 'bye' })

@@ -195,16 +195,16 @@ t.test('runtimes, hosts and workers with registered adapters', async (t) => {
 
   t.test('operations an adapter lacks answer a typed unsupported result', async (t) => {
     const spawn = await call(base, 'POST', '/runtimes/runtime-a/workers', { intent: { kind: 'workspace_companion' } })
-    t.equal(spawn.status, 501)
+    t.equal(spawn.status, 409, 'unsupported is a client error, never a 5xx')
     t.match(spawn.body, { state: 'unsupported', diagnostics: [{ code: 'spawn_unsupported' }] })
     t.notOk(spawn.body.worker, 'no fake worker')
     const stop = await call(base, 'POST', '/runtimes/runtime-a/workers/shared-worker/stop', { mode: 'force' })
-    t.match(stop, { status: 501, body: { state: 'unsupported', diagnostics: [{ code: 'stop_unsupported' }] } })
+    t.match(stop, { status: 409, body: { state: 'unsupported', diagnostics: [{ code: 'stop_unsupported' }] } })
     const input = await call(base, 'POST', '/runtimes/runtime-a/workers/shared-worker/input', { content: 'hi' })
-    t.match(input, { status: 501, body: { state: 'unsupported', runtime_id: 'runtime-a', worker_id: 'shared-worker' } })
+    t.match(input, { status: 409, body: { state: 'unsupported', runtime_id: 'runtime-a', worker_id: 'shared-worker' } })
     t.notOk('transcript_sequence' in input.body)
     const tr = await call(base, 'GET', '/runtimes/runtime-a/workers/shared-worker/transcript')
-    t.match(tr, { status: 501, body: { state: 'unsupported', items: [], total_items: 0, next_start: null } })
+    t.match(tr, { status: 409, body: { state: 'unsupported', items: [], total_items: 0, next_start: null } })
   })
 })
 

@@ -1,6 +1,12 @@
-import { realpathSync, statSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs'
 import { isAbsolute, relative, resolve, sep } from 'node:path'
 import { KernelError } from '../errors.js'
+import { SANDBOX_HOME, SANDBOX_PATH, WORKSPACE_DIR } from './bubblewrap.js'
+
+/**
+ * Paths and environment of a spawn, checked on the host before the sandbox starts. The sandbox is
+ * what confines a process; these checks turn a bad request into a clear 400 instead of a failed start.
+ */
 
 /**
  * Resolve `cwd` (relative to `root`) to a real directory inside `root`.
@@ -40,6 +46,28 @@ function resolveInside(root: string, path: string, outsideCode: string, missingC
   return real
 }
 
+/** The path a host file inside `root` has inside the sandbox (`<root>/a/b.js` → `/workspace/a/b.js`). */
+export function sandboxPath(root: string, abs: string): string {
+  const rel = relative(root, abs)
+  return rel === '' ? WORKSPACE_DIR : `${WORKSPACE_DIR}/${rel.split(sep).join('/')}`
+}
+
+/**
+ * Read a file the server itself must load (a workerd module) without a check-then-open race: open
+ * it, then judge the path the open descriptor really refers to. Throws 400 `SCRIPT_OUTSIDE_WORKSPACE`.
+ */
+export function readInsideRoot(root: string, abs: string, shown: string): string {
+  const fd = openSync(abs, 'r')
+  try {
+    if (!isInside(root, readlinkSync(`/proc/self/fd/${fd}`))) {
+      throw new KernelError(400, 'SCRIPT_OUTSIDE_WORKSPACE', `script resolves outside the workspace root: ${shown}`)
+    }
+    return readFileSync(fd, 'utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
+
 function isInside(root: string, path: string): boolean {
   const rel = relative(root, path)
   return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel))
@@ -50,9 +78,15 @@ export function allowedKey(allowList: readonly string[], key: string): boolean {
   return allowList.some((entry) => (entry.endsWith('*') ? key.startsWith(entry.slice(0, -1)) : entry === key))
 }
 
+/** Keys a sandbox always gets with a fixed value: the request never chooses them. */
+const FIXED_ENV: Readonly<Record<string, string>> = { PATH: SANDBOX_PATH, HOME: SANDBOX_HOME }
+/** Keys that change how an interpreter or the loader starts; never passed, whatever the allow-list says. */
+const NEVER_PASSED = /^(NODE_OPTIONS|LD_\w*|PYTHON(STARTUP|PATH|HOME|INSPECT)|BASH_ENV|ENV)$/
+
 /**
  * The child's environment: allow-listed keys of `base` (the kernel's env), overridden by
- * allow-listed keys of `extra` (the request). Keys of `extra` outside the list are returned in `dropped`.
+ * allow-listed keys of `extra` (the request), then the fixed PATH and HOME of the sandbox. Keys of
+ * `extra` outside the list, fixed or never passed, are returned in `dropped`.
  */
 export function buildEnv(
   allowList: readonly string[],
@@ -60,11 +94,12 @@ export function buildEnv(
   extra: Record<string, string> = {},
 ): { env: Record<string, string>; dropped: string[] } {
   const env: Record<string, string> = {}
-  for (const [key, value] of Object.entries(base)) if (value !== undefined && allowedKey(allowList, key)) env[key] = value
+  const passes = (key: string) => allowedKey(allowList, key) && !(key in FIXED_ENV) && !NEVER_PASSED.test(key)
+  for (const [key, value] of Object.entries(base)) if (value !== undefined && passes(key)) env[key] = value
   const dropped: string[] = []
   for (const [key, value] of Object.entries(extra)) {
-    if (allowedKey(allowList, key)) env[key] = value
+    if (passes(key)) env[key] = value
     else dropped.push(key)
   }
-  return { env, dropped: dropped.sort() }
+  return { env: { ...env, ...FIXED_ENV }, dropped: dropped.sort() }
 }
