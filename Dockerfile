@@ -36,10 +36,10 @@ COPY --from=build /app/inspector/dist ./inspector/dist
 COPY --from=build /app/wasm-runtime/*.ts ./wasm-runtime/
 COPY --from=build /app/wasm-runtime/build/guest.wasm /app/wasm-runtime/build/wasm_runtime.node ./wasm-runtime/build/
 # code stays root-owned (read-only for the server); the server runs unprivileged, its only
-# writable place is the workspace folder
-RUN mkdir /workspace && chown node:node /workspace
+# writable places are the workspace folder and the panel store (/data/kernel.db)
+RUN mkdir /workspace /data && chown node:node /workspace /data
 USER node
-ENV NODE_ENV=production WK_NODE_ENV=production WK_HOST=0.0.0.0 WK_PORT=3000 WK_WORKERS_WORKSPACE_ROOT=/workspace WK_PROCESSES_WORKSPACE_ROOT=/workspace
+ENV NODE_ENV=production WK_NODE_ENV=production WK_HOST=0.0.0.0 WK_PORT=3000 WK_WORKERS_WORKSPACE_ROOT=/workspace WK_PROCESSES_WORKSPACE_ROOT=/workspace WK_DATA_DIR=/data
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=3s \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.WK_PORT||3000)+(process.env.WK_PREFIX||'')+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"

@@ -19,6 +19,7 @@ import auth from './plugins/auth.js'
 import extensions, { type Extension } from './plugins/extensions.js'
 import executor from './plugins/executor.js'
 import panels from './plugins/panels.js'
+import store from './plugins/store.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
 import panelsRoutes from './routes/panels.js'
@@ -97,7 +98,7 @@ export interface KernelCoreOptions {
 }
 
 /**
- * Every kernel plugin (decorators: extensions, executor, panels, processes, workers, promRegistry,
+ * Every kernel plugin (decorators: extensions, executor, store, panels, processes, workers, promRegistry,
  * authenticate, jwt, swagger) and the shared infrastructure, without routes. Wrapped with
  * fastify-plugin so `buildApp`'s caller sees the decorators on the app it gets.
  * Registration order sets the shutdown order (see server.ts): sockets close, extensions abort,
@@ -110,9 +111,18 @@ export const kernelCore = fp(
     await fastify.register(auth, { enabled: config.authEnabled, secret: config.jwtSecret })
     await fastify.register(extensions, { http: config.http, extensions: extra })
     await fastify.register(executor, { ...config.runtime, suspensionTimeoutMs: config.suspensionTimeoutMs })
+    await fastify.register(store, { ...config.store, dataDir: config.dataDir })
     await fastify.register(panels, {
       maxPanels: config.maxPanels,
+      maxPanelsPerNamespace: config.maxPanelsPerNamespace,
       suspensionTimeoutMs: config.suspensionTimeoutMs,
+      maxQueuedRunsPerPanel: config.maxQueuedRunsPerPanel,
+      maxStateBytes: config.maxStateBytes,
+      maxToolTimeoutMs: config.maxToolTimeoutMs,
+      maxConcurrentSegments: config.maxConcurrentSegments,
+      maxInFlightPerNamespace: config.maxInFlightPerNamespace,
+      maxInFlightPerSocket: config.maxInFlightPerSocket,
+      maxTopicsPerSocket: config.maxTopicsPerSocket,
       maxBufferedBytes: config.ws.maxBufferedBytes,
       pingIntervalMs: config.ws.pingIntervalMs,
     })
@@ -166,6 +176,8 @@ function loggerOptions(logger: BuildAppOptions['logger'], level: string): Partia
 /**
  * A Fastify app (not listening) with the kernel's decorators on it and its routes under `options.prefix`.
  * Defaults come from `KernelConfig`; e.g. `await buildApp({ authEnabled: true, jwtSecret, http: { allowedDomains } })`.
+ * Panels live in memory unless `dataDir` (sqlite at `<dataDir>/kernel.db`) or `store.backend` is given;
+ * the standalone server (server.ts) uses sqlite by default.
  * @throws ConfigError (code INVALID_CONFIG) when an option is invalid.
  */
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {

@@ -13,6 +13,8 @@ import { Type, Kind, type Static, type TSchema, type TObject } from '@sinclair/t
 import { Value } from '@sinclair/typebox/value'
 import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
 import { KernelsConfig } from './plugins/kernels/options.js'
+import { PanelLimits } from './plugins/panels/options.js'
+import { StoreOptions } from './plugins/store.js'
 import { defaultWorkerThreads } from './wasm-runtime/admission.js'
 
 const KiB = 1024
@@ -143,8 +145,9 @@ export const KernelConfig = Type.Object(
       description: 'origins allowed by CORS; `*` = any; empty = no CORS headers',
     }),
     bodyLimitBytes: Int(1 * MiB, 1, 'largest request body, bytes (bigger: 413 PAYLOAD_TOO_LARGE)'),
-    maxPanels: Int(1000, 1, 'panels alive at once'),
-    suspensionTimeoutMs: Int(30_000, 1, 'how long a handler may wait on extension calls, ms'),
+    ...PanelLimits.properties,
+    dataDir: StoreOptions.properties.dataDir,
+    store: Type.Omit(StoreOptions, ['dataDir'], { default: {}, additionalProperties: false }),
     shutdownTimeoutMs: Int(10_000, 1, 'graceful shutdown budget before a forced exit 1, ms'),
     runtime: RuntimeOptions,
     http: HttpOptions,
@@ -163,6 +166,7 @@ export type HttpOptions = Static<typeof HttpOptions>
 export type WsOptions = Static<typeof WsOptions>
 export type WorkersConfig = Static<typeof WorkersConfig>
 export type ProcessesConfig = Static<typeof ProcessesConfig>
+export type StoreConfig = KernelConfig['store']
 
 /** What callers may pass: any subset, groups included (`{ http: { allowedDomains: [...] } }`). */
 export type KernelOptions = {

@@ -64,7 +64,8 @@ async function main(argv: string[]): Promise<void> {
   }
   let config: KernelConfig
   try {
-    config = loadConfig(process.env, argv)
+    // standalone default: a durable store at <WK_DATA_DIR or ./data>/kernel.db (WK_STORE_BACKEND=memory to opt out)
+    config = loadConfig(process.env, argv, { store: { backend: 'sqlite' } })
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`workspace-kernel: ${err.message}\n`)
@@ -78,7 +79,7 @@ async function main(argv: string[]): Promise<void> {
     const url = `${address}${config.prefix}`
     logger.info({ url }, `workspace-kernel listening on ${url} (docs: ${url}/docs)`)
   } catch (err) {
-    logger.fatal({ err }, 'startup failed')
+    logger.fatal({ err }, `startup failed: ${(err as Error)?.message ?? String(err)}`)
     exit(logger, 1)
   }
 }

@@ -10,10 +10,10 @@
  *   3. WS round trips/s over 100 sockets (one panel each, 8 in flight per socket) vs the echo
  *   4. PATCH fan-out: TRIGGER sent → the 1,000th subscribed socket has the PATCH
  */
-import { fork, spawn } from 'node:child_process'
-import { createRequire } from 'node:module'
+import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
+import { autocannon, fanoutRun, open, percentile, post, print } from './lib.js'
 
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5)
 const WS_ROUNDS = Number(process.env.BENCH_WS_ROUNDS ?? 2000)
@@ -59,44 +59,6 @@ async function serve(): Promise<void> {
   process.send?.({ kernel: kernelUrl, bare: bareUrl } satisfies Urls)
   process.on('disconnect', () => {
     void Promise.all([kernel.close(), bare.close()]).then(() => process.exit(0))
-  })
-}
-
-// ---------------------------------------------------------------- helpers
-
-async function post(url: string, body: unknown): Promise<any> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  if (res.status >= 300) throw new Error(`POST ${url}: ${res.status} ${await res.text()}`)
-  return res.json()
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
-}
-
-function open(url: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url)
-    ws.once('message', () => resolve(ws)) // CONNECTED (the echo sends nothing first: resolved on open below)
-    ws.once('error', reject)
-    if (url.endsWith('/echo')) ws.once('open', () => resolve(ws))
-  })
-}
-
-/** autocannon in its own process; returns requests/s (mean) and latency p50/p99 (ms). */
-function autocannon(url: string): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
-  const bin = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
-  const args = [bin, '-c', '100', '-d', String(HTTP_SECONDS), '-m', 'POST', '-H', 'content-type=application/json', '-b', '{"args":{}}', '--json', url]
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] })
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.on('error', reject)
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`autocannon exited ${code}`))
-      const r = JSON.parse(out)
-      resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx })
-    })
   })
 }
 
@@ -149,25 +111,6 @@ async function throughput(sockets: WebSocket[], ms: number, window = 8): Promise
   return rate
 }
 
-/** TRIGGER sent on a control socket → the last of `subs` sockets received the PATCH; ms, sorted. */
-async function fanout(control: WebSocket, subs: WebSocket[], rounds: number): Promise<number[]> {
-  const out: number[] = []
-  for (let r = 0; r < rounds; r++) {
-    let got = 0
-    const start = performance.now()
-    const all = new Promise<number>((resolve) => {
-      for (const ws of subs) {
-        ws.once('message', () => {
-          if (++got === subs.length) resolve(performance.now() - start)
-        })
-      }
-    })
-    control.send(JSON.stringify({ type: 'TRIGGER', tool: 'inc', args: {}, requestId: `f${r}` }))
-    out.push(await all)
-  }
-  return out.sort((a, b) => a - b)
-}
-
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
@@ -183,8 +126,8 @@ async function main(): Promise<void> {
 
     // 1. HTTP
     await post(`${urls.kernel}/panels`, counterPanel('http'))
-    const k = await autocannon(`${urls.kernel}/panels/http/trigger/inc`)
-    const b = await autocannon(`${urls.bare}/count`)
+    const k = await autocannon(`${urls.kernel}/panels/http/trigger/inc`, HTTP_SECONDS)
+    const b = await autocannon(`${urls.bare}/count`, HTTP_SECONDS)
     rows.push(['HTTP trigger req/s (100 conns)', k.rps.toFixed(0), b.rps.toFixed(0), ratio(k.rps, b.rps), '≥ 0.5×', k.rps / b.rps >= 0.5 ? 'ok' : 'MISS'])
     rows.push(['  HTTP latency p50 / p99 ms', `${k.p50} / ${k.p99}`, `${b.p50} / ${b.p99}`, '', '', k.errors ? `${k.errors} errors` : ''])
 
@@ -214,33 +157,14 @@ async function main(): Promise<void> {
     for (const s of [...ksocks, ...esocks]) s.close()
 
     // 4. PATCH fan-out to 1,000 sockets
-    const fp = await post(`${urls.kernel}/panels`, counterPanel('fan'))
-    const control = await open(fp.wsUrl)
-    const subs: WebSocket[] = []
-    for (let i = 0; i < FANOUT_SOCKETS; i++) subs.push(await open(fp.wsUrl))
-    // the control socket only sends; keep its PATCHes out of the way
-    control.send(JSON.stringify({ type: 'UNSUBSCRIBE', topics: ['state', 'events'] }))
-    await new Promise((r) => setTimeout(r, 100))
-    const fo = await fanout(control, subs, FANOUT_ROUNDS)
+    const fo = await fanoutRun(urls.kernel, counterPanel('fan'), FANOUT_SOCKETS, FANOUT_ROUNDS)
     rows.push([`PATCH fan-out to ${FANOUT_SOCKETS} sockets p50 ms`, percentile(fo, 50).toFixed(2), '', '', '≤ 20 ms', percentile(fo, 50) <= 20 ? 'ok' : 'MISS'])
     rows.push([`PATCH fan-out to ${FANOUT_SOCKETS} sockets p99 ms`, percentile(fo, 99).toFixed(2), '', '', '', ''])
-    for (const s of [control, ...subs]) s.close()
 
-    print(rows)
+    print(rows, 'baselines: a bare Fastify route with the same JSON work; a bare @fastify/websocket echo of the same message')
   } finally {
     server.disconnect()
   }
-}
-
-function print(rows: string[][]): void {
-  const head = ['metric', 'kernel', 'baseline', 'ratio', 'target', '']
-  const all = [head, ...rows]
-  const widths = head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)))
-  const line = (r: string[]) => `| ${r.map((c, i) => (c ?? '').padEnd(widths[i])).join(' | ')} |`
-  console.log(line(head))
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
-  for (const r of rows) console.log(line(r))
-  console.log('baselines: a bare Fastify route with the same JSON work; a bare @fastify/websocket echo of the same message')
 }
 
 if (process.argv.includes('--serve')) await serve()

@@ -49,7 +49,7 @@ async function todoDemo(base: string): Promise<void> {
   await client.trigger('toggle', { id: 1 })
   await client.trigger('remove', { id: 2 })
   await client.trigger('add', { text: '' }) // rejected: INVALID_ARGS, state unchanged
-  await client.trigger('toggle', { id: 42 }) // the handler throws: RESULT with status "error"
+  await client.trigger('toggle', { id: 42 }) // the handler throws: ERROR EXECUTION_ERROR (details: the outcome)
   const state = await (await fetch(`${base}/panels/${panel.id}/state`)).json()
   console.log(`[todos] final state ${JSON.stringify(state)}`)
   await client.close()

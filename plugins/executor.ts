@@ -25,22 +25,34 @@ export interface RunCallContext {
   namespace?: string
 }
 
+/**
+ * Runs one segment (see `RunOptions.turn`); it reads the context's `PanelState` as committed when
+ * it runs (DESIGN.md "State consistency").
+ */
+export type Segment = () => Promise<ExecutionResult>
+
 export interface RunOptions {
   /** Wall-clock budget of each segment (execute / each resume), ms; runtime default when absent. */
   timeoutMs?: number
   /** Aborting it cancels the run: pending extension calls see the signal, a suspended execution is cancelled. */
   signal?: AbortSignal
-  /** Called with every segment, in order, before the loop goes on: commit and broadcast its mutations here. */
-  onSegment?: (segment: ExecutionResult) => void
   /**
-   * Called when the extension calls of a suspension have settled, just before `resume`; the
-   * resumed segment reads the context's `PanelState` as committed by then (DESIGN "State consistency").
+   * Runs each segment (the execute, then every resume) in the caller's serial order: the caller
+   * calls `segment` when its turn comes, commits its outcome to the context's state, and resolves
+   * with it; the run's next segment is only asked for after that. A rejection ends the run with
+   * that error (the turn cancels a suspended execution it could not commit). Default: run at once,
+   * commit nothing (DESIGN.md "State consistency").
    */
+  turn?: (segment: Segment) => Promise<ExecutionResult>
+  /** Called when the extension calls of a suspension have settled, before the resume is queued. */
   onResume?: (calls: PendingCall[]) => void
   callContext?: RunCallContext
 }
 
-/** The whole of one run (all segments): outputs concatenated in order; `status` never `suspended`. */
+/**
+ * The whole of one run (all segments): outputs concatenated in order; `status` never `suspended`.
+ * A failed segment's mutations, events and view commands are left out (it commits nothing); its logs stay.
+ */
 export interface RunResult {
   status: 'success' | 'error'
   returnValue?: unknown
@@ -69,7 +81,7 @@ export interface Executor {
   /** Prometheus text of the runtime's own metrics */
   metrics(): Promise<string>
   /**
-   * Run a handler to completion: each time it suspends, its pending extension calls run in
+   * Run a handler to completion, each segment through `options.turn`: each time it suspends, its pending extension calls run in
    * parallel through `fastify.extensions` (a failed call settles as `{ ok: false, error: { message, code } }`,
    * which the handler can catch), then it is resumed. Execution outcomes come back in the result;
    * only runtime misuse is thrown.
@@ -129,37 +141,43 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executo
     )
   }
 
-  /** One step after a suspension: call extensions, then resume; a cancelled or expired run ends as an error segment. */
-  async function step(seg: ExecutionResult, opts: RunOptions): Promise<ExecutionResult> {
+  /** One step after a suspension: call extensions, then resume in a turn; a cancelled or expired run ends as an error segment. */
+  async function step(seg: ExecutionResult, opts: RunOptions, turn: (segment: Segment) => Promise<ExecutionResult>): Promise<ExecutionResult> {
     const id = seg.executionId as string
     const results = await Promise.race([callAll(seg.pendingCalls, opts), aborted(opts.signal)])
-    if (results === 'aborted' || opts.signal?.aborted) {
+    const cancelled = () => {
       runtime.cancel(id)
       return errorResult('TIMEOUT', `run cancelled while waiting on extension calls: ${String(opts.signal?.reason ?? 'aborted')}`)
     }
+    if (results === 'aborted' || opts.signal?.aborted) return cancelled()
     opts.onResume?.(seg.pendingCalls)
-    try {
-      return await runtime.resume(id, results, opts.timeoutMs)
-    } catch (err) {
-      const e = err as { code?: string; message?: string }
-      const code = e.code === 'UNKNOWN_EXECUTION' ? 'TIMEOUT' : 'INTERNAL_ERROR'
-      return errorResult(code, `resume failed (${e.code ?? 'ERROR'}): ${e.message ?? String(err)}`)
-    }
+    return turn(async () => {
+      if (opts.signal?.aborted) return cancelled()
+      try {
+        return await runtime.resume(id, results, opts.timeoutMs)
+      } catch (err) {
+        const e = err as { code?: string; message?: string }
+        const code = e.code === 'UNKNOWN_EXECUTION' ? 'TIMEOUT' : 'INTERNAL_ERROR'
+        return errorResult(code, `resume failed (${e.code ?? 'ERROR'}): ${e.message ?? String(err)}`)
+      }
+    })
   }
 
   async function run(handler: string | CompiledHandler, context: ExecutionContext, opts: RunOptions = {}): Promise<RunResult> {
     const started = performance.now()
     const out: RunResult = { status: 'error', stateMutations: [], events: [], viewCommands: [], logs: [], segments: 0, durationMs: 0 }
-    let seg = await runtime.execute(handler, context, opts.timeoutMs)
+    const turn = opts.turn ?? ((segment: Segment) => segment())
+    let seg = await turn(() => runtime.execute(handler, context, opts.timeoutMs))
     for (;;) {
       out.segments++
-      out.stateMutations.push(...seg.stateMutations)
-      out.events.push(...seg.events)
-      out.viewCommands.push(...seg.viewCommands)
       out.logs.push(...seg.logs)
-      opts.onSegment?.(seg)
+      if (seg.status !== 'error') {
+        out.stateMutations.push(...seg.stateMutations)
+        out.events.push(...seg.events)
+        out.viewCommands.push(...seg.viewCommands)
+      }
       if (seg.status !== 'suspended') break
-      seg = await step(seg, opts)
+      seg = await step(seg, opts, turn)
     }
     out.status = seg.status === 'success' ? 'success' : 'error'
     if (seg.status === 'success') out.returnValue = seg.returnValue

@@ -1,17 +1,16 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import { Value } from '@sinclair/typebox/value'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
-import { PanelManager, type PanelManagerOptions, type RunObserver } from './panels/manager.js'
+import { PanelManager, type RunObserver } from './panels/manager.js'
+import { PanelsOptions } from './panels/options.js'
 
 export { PanelManager } from './panels/manager.js'
-export type { PanelManagerOptions, TriggerOptions } from './panels/manager.js'
+export type { TriggerOptions } from './panels/manager.js'
+export { PanelLimits, PanelsOptions } from './panels/options.js'
 
-/**
- * Options of the panels plugin (times in ms, sizes in bytes):
- * `maxPanels` (default 1000), `suspensionTimeoutMs` (30000), `maxBufferedBytes` per socket (1 MiB),
- * `pingIntervalMs` of the server heartbeat (30000).
- */
-export type PanelsPluginOptions = PanelManagerOptions
+/** Options of the panels plugin (`PanelsOptions`: counts, bytes, ms; every field has a default). */
+export type PanelsPluginOptions = Partial<PanelsOptions>
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,12 +18,14 @@ declare module 'fastify' {
   }
 }
 
-/** Panel metrics on the app's own registry: panels, sockets, suspended runs, runs by status, run duration. */
+/** Panel metrics on the app's own registry: panels, sockets, suspended runs, queued segments, runs by status, run duration. */
 function registerMetrics(registry: Registry, manager: () => PanelManager): RunObserver {
   const registers = [registry]
   new Gauge({ name: 'kernel_panels', help: 'Panels alive', registers, collect() { this.set(manager().size) } })
   new Gauge({ name: 'kernel_panel_sockets', help: 'Connected panel WebSocket clients', registers, collect() { this.set(manager().sessions.count()) } })
   new Gauge({ name: 'kernel_panel_suspended_runs', help: 'Handler runs waiting on extension calls', registers, collect() { this.set(manager().suspensions.count()) } })
+  new Gauge({ name: 'kernel_panel_queued_segments', help: 'Run segments waiting in panel queues', registers, collect() { this.set(manager().queued()) } })
+  new Gauge({ name: 'kernel_panel_triggers_in_flight', help: 'Triggers admitted and not yet answered', registers, collect() { this.set(manager().admission.inFlight()) } })
   const runs = new Counter({ name: 'kernel_handler_runs_total', help: 'Finished handler runs by status', labelNames: ['status'], registers })
   const suspensions = new Counter({ name: 'kernel_handler_suspensions_total', help: 'Times a handler suspended on extension calls', registers })
   const duration = new Histogram({
@@ -44,22 +45,22 @@ function registerMetrics(registry: Registry, manager: () => PanelManager): RunOb
 }
 
 /**
- * Panels plugin: decorates `fastify.panels` (PanelManager). Depends on `executor` (and through it
- * `extensions` and `metrics`). Closes sockets (1001) and cancels suspended runs in `preClose`, before the executor goes.
+ * Panels plugin: decorates `fastify.panels` (PanelManager) and restores every panel of
+ * `fastify.store` (mount is not run again). Depends on `executor` (and through it `extensions`),
+ * `metrics` and `store`. Closes sockets (1001) and cancels suspended runs in `preClose`, before the executor goes.
+ * @throws KernelError STORE_ERROR / RESTORE_FAILED when a stored panel cannot be brought back
  */
-async function panelsPlugin(fastify: FastifyInstance, opts: PanelsPluginOptions): Promise<void> {
+async function panelsPlugin(fastify: FastifyInstance, options: PanelsPluginOptions): Promise<void> {
+  const opts = Value.Default(PanelsOptions, { ...options }) as PanelsOptions
   const observer = registerMetrics(fastify.promRegistry, () => manager)
-  const manager = new PanelManager(
-    fastify.executor,
-    () => fastify.extensions.methodMap(),
-    fastify.log.child({ plugin: 'panels' }),
-    opts,
-    observer,
-  )
+  const log = fastify.log.child({ plugin: 'panels' })
+  const manager = new PanelManager(fastify.executor, () => fastify.extensions.methodMap(), fastify.store, log, opts, observer)
+  const restored = await manager.restore()
+  if (restored > 0) log.info({ panels: restored }, 'restored panels from the store')
   fastify.decorate('panels', manager)
   fastify.addHook('preClose', async () => {
     manager.close()
   })
 }
 
-export default fp(panelsPlugin, { name: 'panels', fastify: '5.x', dependencies: ['executor', 'metrics'] })
+export default fp(panelsPlugin, { name: 'panels', fastify: '5.x', dependencies: ['executor', 'metrics', 'store'] })

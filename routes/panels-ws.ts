@@ -62,12 +62,20 @@ function parse(s: Session, data: RawData): ClientMessage | undefined {
   return msg as ClientMessage
 }
 
-/** TRIGGER → PROGRESS* then RESULT (the run's PATCH/EVENT broadcasts precede it); request errors → ERROR. */
+/**
+ * TRIGGER → PROGRESS* then RESULT (the run's PATCH/EVENT broadcasts precede it). A run that failed
+ * answers ERROR with its code, line/column and the outcome as `details` (seed 001); a refused
+ * request (bad args, busy, store failure …) answers ERROR with the request's code.
+ */
 function trigger(panels: PanelManager, s: Session, ns: string, panelId: string, msg: Extract<ClientMessage, { type: 'TRIGGER' }>): void {
   const { requestId } = msg
   panels
-    .trigger(ns, panelId, msg.tool, msg.args, { requestId, onProgress: (p) => s.send(encode(p)) })
-    .then((result) => s.send(encode({ type: 'RESULT', requestId, result })))
+    .trigger(ns, panelId, msg.tool, msg.args, { requestId, socket: s, onProgress: (p) => s.send(encode(p)) })
+    .then((result) => {
+      if (result.status === 'success' || !result.error) return s.send(encode({ type: 'RESULT', requestId, result }))
+      const { code, message, line, column } = result.error
+      s.send(encode({ type: 'ERROR', requestId, code, message, line, column, details: result }))
+    })
     .catch((err: unknown) => {
       const e = err instanceof KernelError ? err : new KernelError(500, 'INTERNAL_ERROR', (err as Error).message)
       sendError(s, e.code, e.message, requestId)
@@ -81,7 +89,8 @@ function onMessage(panels: PanelManager, s: Session, ns: string, panelId: string
     case 'TRIGGER':
       return trigger(panels, s, ns, panelId, msg)
     case 'SUBSCRIBE':
-      return s.subscribe(msg.topics)
+      if (!s.subscribe(msg.topics)) sendError(s, 'TOO_MANY_TOPICS', 'SUBSCRIBE would exceed maxTopicsPerSocket; nothing was added', msg.requestId)
+      return
     case 'UNSUBSCRIBE':
       return s.unsubscribe(msg.topics)
     case 'PING':
@@ -89,16 +98,26 @@ function onMessage(panels: PanelManager, s: Session, ns: string, panelId: string
   }
 }
 
+/** `?since=` as a version: a non-negative integer, else undefined (the socket then gets the full state). */
+function sinceOf(raw: string | undefined): number | undefined {
+  if (raw === undefined || !/^\d{1,15}$/.test(raw)) return undefined
+  return Number(raw)
+}
+
 /**
- * `GET /panels/:id/ws`: the panel WebSocket (protocol in `schemas/ws.ts`). An unknown panel
- * answers 404 before the upgrade; a bad token 401 (auth hook of the parent route plugin).
- * Frames above the server's maxPayload are closed by ws with 1009.
+ * `GET /panels/:id/ws[?since=<version>]`: the panel WebSocket (protocol in `schemas/ws.ts`). An
+ * unknown panel answers 404 before the upgrade; a bad token 401 (auth hook of the parent route
+ * plugin). Frames arriving while CONNECTED (and a `since` replay) is being sent wait for it, in
+ * order. Frames above the server's maxPayload are closed by ws with 1009.
  */
 export default async function panelsWsRoutes(fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   app.get('/panels/:id/ws', {
     websocket: true,
-    schema: { params: PanelParams, querystring: Type.Object({ token: Type.Optional(Type.String()) }) },
+    schema: {
+      params: PanelParams,
+      querystring: Type.Object({ token: Type.Optional(Type.String()), since: Type.Optional(Type.String({ maxLength: 32 })) }),
+    },
     // refuse the upgrade with a plain 404 when the panel does not exist (for this namespace)
     preValidation: async (request) => {
       fastify.panels.get(namespaceOf(request), request.params.id)
@@ -106,14 +125,13 @@ export default async function panelsWsRoutes(fastify: FastifyInstance): Promise<
   }, (socket: WebSocket, request) => {
     const ns = namespaceOf(request)
     const { id } = request.params
-    let session: Session
-    try {
-      session = fastify.panels.connect(ns, id, socket)
-    } catch {
-      socket.close(WsCloseCode.PANEL_DELETED, 'PANEL_NOT_FOUND')
-      return
-    }
-    socket.on('close', () => fastify.panels.disconnect(session))
-    socket.on('message', (data) => onMessage(fastify.panels, session, ns, id, data))
+    const ready = fastify.panels.connect(ns, id, socket, sinceOf(request.query.since))
+    ready.catch((err: unknown) => {
+      const notFound = err instanceof KernelError && err.code === 'PANEL_NOT_FOUND'
+      socket.close(notFound ? WsCloseCode.PANEL_DELETED : WsCloseCode.INTERNAL_ERROR, notFound ? 'PANEL_NOT_FOUND' : 'CONNECT_FAILED')
+    })
+    // listeners go on now (frames are not buffered by ws); each waits for CONNECTED, in order
+    socket.on('close', () => void ready.then((s) => fastify.panels.disconnect(s), () => undefined))
+    socket.on('message', (data) => void ready.then((s) => onMessage(fastify.panels, s, ns, id, data), () => undefined))
   })
 }

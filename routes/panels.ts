@@ -10,6 +10,8 @@ import {
   PanelList,
   PanelParams,
   PanelStateReply,
+  PatchesQuery,
+  PatchesReply,
   ToolParams,
   TriggerBody,
   TriggerReply,
@@ -26,8 +28,9 @@ function rejectInvalid(request: FastifyRequest, code: string): void {
 /**
  * Panel REST routes (+ the WebSocket route, registered from here so both share the prefix).
  * Needs the `panels` plugin and `@fastify/websocket`. Errors are `{ statusCode, code, error, message }`:
- * 400 INVALID_DEFINITION / COMPILATION_ERROR / INVALID_ARGS / INVALID_BODY, 404 PANEL_NOT_FOUND /
- * TOOL_NOT_FOUND, 409 PANEL_EXISTS, 429 TOO_MANY_PANELS, 503 CAPACITY_EXCEEDED.
+ * 400 INVALID_DEFINITION / COMPILATION_ERROR / INVALID_ARGS / INVALID_BODY / INVALID_QUERY / INVALID_SINCE,
+ * 404 PANEL_NOT_FOUND / TOOL_NOT_FOUND, 409 PANEL_EXISTS, 410 PATCHES_EXPIRED, 413 STATE_TOO_LARGE,
+ * 429 TOO_MANY_PANELS / NAMESPACE_QUOTA / PANEL_BUSY / NAMESPACE_BUSY, 503 CAPACITY_EXCEEDED / STORE_ERROR.
  */
 export default async function panelsRoutes(fastify: FastifyInstance): Promise<void> {
   if (fastify.hasDecorator('authenticate')) fastify.addHook('onRequest', fastify.getDecorator<onRequestHookHandler>('authenticate'))
@@ -42,7 +45,7 @@ export default async function panelsRoutes(fastify: FastifyInstance): Promise<vo
       tags,
       summary: 'Create a panel: compile its handlers, infer missing capabilities, run mount',
       body: PanelDefinition,
-      response: { 201: CreatePanelReply, ...errorReplies(400, 401, 409, 429, 503) },
+      response: { 201: CreatePanelReply, ...errorReplies(400, 401, 409, 413, 429, 503) },
     },
   }, async (request, reply) => {
     rejectInvalid(request, 'INVALID_DEFINITION')
@@ -67,12 +70,27 @@ export default async function panelsRoutes(fastify: FastifyInstance): Promise<vo
     schema: { tags, summary: 'A panel’s committed state and version', params: PanelParams, response: { 200: PanelStateReply, ...errorReplies(401, 404) } },
   }, async (request) => panels().getState(namespaceOf(request), request.params.id))
 
+  app.get('/panels/:id/patches', {
+    attachValidation: true,
+    schema: {
+      tags,
+      summary: 'Committed batches of state mutations after version `since`, oldest first (what a PATCH carries)',
+      params: PanelParams,
+      querystring: PatchesQuery,
+      response: { 200: PatchesReply, ...errorReplies(400, 401, 404, 410, 503) },
+    },
+  }, async (request) => {
+    rejectInvalid(request, 'INVALID_QUERY')
+    const { since, limit } = request.query
+    return panels().patches(namespaceOf(request), request.params.id, since, limit)
+  })
+
   app.delete('/panels/:id', {
     schema: {
       tags,
       summary: 'Delete a panel: cancel its runs, run unmount, close its sockets (4004)',
       params: PanelParams,
-      response: { 200: DeletePanelReply, ...errorReplies(401, 404) },
+      response: { 200: DeletePanelReply, ...errorReplies(401, 404, 503) },
     },
   }, async (request) => panels().delete(namespaceOf(request), request.params.id))
 
@@ -83,7 +101,7 @@ export default async function panelsRoutes(fastify: FastifyInstance): Promise<vo
       summary: 'Run a tool; 200 with status "error" when the handler itself failed',
       params: ToolParams,
       body: TriggerBody,
-      response: { 200: TriggerReply, ...errorReplies(400, 401, 404, 503) },
+      response: { 200: TriggerReply, ...errorReplies(400, 401, 404, 413, 429, 503) },
     },
   }, async (request) => {
     // a bodyless POST means "no args"; any body present must match TriggerBody

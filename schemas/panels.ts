@@ -85,6 +85,8 @@ const SummaryFields = {
   clients: Type.Integer(),
   /** live (running or suspended) handler runs */
   activeRuns: Type.Integer(),
+  /** run segments waiting in the panel's queue (bounded by maxQueuedRunsPerPanel) */
+  queuedRuns: Type.Integer(),
   /** ISO 8601 */
   createdAt: Type.String(),
 }
@@ -173,6 +175,28 @@ export type TriggerReply = Static<typeof TriggerReply>
 /** Same shape as TriggerReply, without an `$id`, for embedding in other schemas. */
 export const RunOutcome = Type.Object(RunOutcomeFields)
 export type RunOutcome = Static<typeof RunOutcome>
+
+const Mutation = Type.Object({
+  key: Type.String(),
+  value: Type.Optional(Type.Unknown()),
+  operation: Type.Union([Type.Literal('set'), Type.Literal('delete')]),
+})
+
+/** One committed batch of state mutations; `version` is the panel version after it (a PATCH carries the same). */
+export const PatchBatch = Type.Object({ version: Type.Integer(), mutations: Type.Array(Mutation) })
+
+/** Query of `GET /panels/:id/patches`: batches after version `since`, at most `limit` (default 100). */
+export const PatchesQuery = Type.Object({
+  since: Type.Integer({ minimum: 0, description: 'a panel version the client has; batches after it are returned' }),
+  limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100, description: 'most batches returned' }),
+})
+
+/** Reply of `GET /panels/:id/patches`: `version` is the panel's current version. */
+export const PatchesReply = Type.Object(
+  { panelId: Type.String(), since: Type.Integer(), version: Type.Integer(), patches: Type.Array(PatchBatch) },
+  { $id: 'PatchesReply' },
+)
+export type PatchesReply = Static<typeof PatchesReply>
 
 export const PanelParams = Type.Object({ id: Type.String() })
 export const ToolParams = Type.Object({ id: Type.String(), tool: Type.String() })

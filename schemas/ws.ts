@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { RunOutcome } from './panels.js'
+import { PatchBatch, RunOutcome } from './panels.js'
 
 /*
  * WebSocket protocol of `GET /panels/:id/ws` (JSON text frames, one message per frame).
@@ -41,28 +41,27 @@ export type ClientMessageType = keyof typeof ClientMessages
 export const ClientMessage = Type.Union(Object.values(ClientMessages), { $id: 'WsClientMessage' })
 export type ClientMessage = Static<typeof ClientMessage>
 
-const Mutation = Type.Object({
-  key: Type.String(),
-  value: Type.Optional(Type.Unknown()),
-  operation: Type.Union([Type.Literal('set'), Type.Literal('delete')]),
-})
-
-/** First message on a socket. `tools` are the panel's tool names. */
+/**
+ * First message on a socket. `tools` are the panel's tool names. `resumed: true` (the socket asked
+ * `?since=<version>` and the patch log reaches back): no state, `version` is `since`, and the missed
+ * PATCHes follow in order. `resumed: false`: the full `state` at `version`.
+ */
 export const ConnectedMessage = Type.Object({
   type: Type.Literal('CONNECTED'),
   panelId: Type.String(),
-  state: Type.Record(Type.String(), Type.Unknown()),
+  state: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   version: Type.Integer(),
+  resumed: Type.Boolean(),
   tools: Type.Array(Type.String()),
 })
-/** Reply to the TRIGGER with the same requestId, after every PATCH/EVENT the run produced. */
+/** Reply to a TRIGGER whose run succeeded (same requestId), after every PATCH/EVENT the run produced; a failed run answers ERROR. */
 export const ResultMessage = Type.Object({
   type: Type.Literal('RESULT'),
   requestId: Type.Optional(RequestId),
   result: RunOutcome,
 })
 /** One committed step of state mutations; `version` is the panel version after it. */
-export const PatchMessage = Type.Object({ type: Type.Literal('PATCH'), mutations: Type.Array(Mutation), version: Type.Integer() })
+export const PatchMessage = Type.Object({ type: Type.Literal('PATCH'), mutations: PatchBatch.properties.mutations, version: Type.Integer() })
 /** An event emitted by a handler with `$emit(name, payload)`. */
 export const EventMessage = Type.Object({
   type: Type.Literal('EVENT'),
@@ -79,14 +78,18 @@ export const ProgressMessage = Type.Object({
 export const PongMessage = Type.Object({ type: Type.Literal('PONG'), requestId: Type.Optional(RequestId) })
 /**
  * A typed error: PARSE_ERROR, UNKNOWN_MESSAGE, INVALID_MESSAGE, INVALID_ARGS, PANEL_NOT_FOUND,
- * TOOL_NOT_FOUND, or a handler's own error code (EXECUTION_ERROR, TIMEOUT, PERMISSION_DENIED, …)
- * with `details: { line, column }` when known.
+ * TOOL_NOT_FOUND, PANEL_BUSY, NAMESPACE_BUSY, SOCKET_BUSY, TOO_MANY_TOPICS, STATE_TOO_LARGE,
+ * STORE_ERROR … or, for a TRIGGER whose run failed (seed 001), the run's own code (EXECUTION_ERROR,
+ * TIMEOUT, PERMISSION_DENIED, RESOURCE_LIMIT, MEMORY_LIMIT …) with `line`/`column` in the handler
+ * source when known and `details` = the run's outcome (what RESULT would have carried).
  */
 export const ErrorMessage = Type.Object({
   type: Type.Literal('ERROR'),
   code: Type.String(),
   message: Type.String(),
   requestId: Type.Optional(RequestId),
+  line: Type.Optional(Type.Integer()),
+  column: Type.Optional(Type.Integer()),
   details: Type.Optional(Type.Unknown()),
 })
 
@@ -103,6 +106,8 @@ export type ProgressMessage = Static<typeof ProgressMessage>
 export const WsCloseCode = {
   /** the server is shutting down */
   GOING_AWAY: 1001,
+  /** the server could not attach the socket (e.g. the panel state could not be encoded) */
+  INTERNAL_ERROR: 1011,
   /** a frame larger than the server's maxPayload (sent by ws itself) */
   MESSAGE_TOO_BIG: 1009,
   /** the panel was deleted */

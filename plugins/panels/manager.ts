@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
+import PQueue from 'p-queue'
 import { KernelError } from '../errors.js'
-import type { Executor, RunResult } from '../executor.js'
-import type { CompiledHandler, ExecutionResult, PendingCall, StateMutation } from '../../wasm-runtime/types.js'
-import type { PanelState } from '../../wasm-runtime/state.js'
+import type { Executor, RunResult, Segment } from '../executor.js'
+import type { Store } from '../store.js'
+import type { CompiledHandler, ExecutionResult, PendingCall } from '../../wasm-runtime/types.js'
 import type {
   DeletePanelReply,
   PanelDefinition,
@@ -12,23 +13,19 @@ import type {
   PanelStateReply,
   PanelStatus,
   PanelSummary,
+  PatchesReply,
   RunOutcome,
   ToolDefinition,
   ToolInfo,
 } from '../../schemas/panels.js'
 import { WsCloseCode, type ProgressMessage } from '../../schemas/ws.js'
+import { Admission, type Source } from './admission.js'
 import { ArgsValidator, type ArgsCheck } from './args.js'
 import { inferCapabilities } from './capabilities.js'
-import { SessionHub, encode, type Session, type SessionOptions } from './sessions.js'
+import type { PanelsOptions } from './options.js'
+import { SessionHub, encode, type Session } from './sessions.js'
+import { CommittedState } from './state.js'
 import { SuspensionRegistry } from './suspensions.js'
-
-/** Options of the panel manager. Times in ms, sizes in bytes. */
-export interface PanelManagerOptions extends Partial<SessionOptions> {
-  /** Panels alive at once (all namespaces); creating one more answers 429 TOO_MANY_PANELS. Default 1000. */
-  maxPanels?: number
-  /** How long a run may wait on its extension calls before it is cancelled with TIMEOUT, ms. Default 30000. */
-  suspensionTimeoutMs?: number
-}
 
 /** Hooks the plugin uses for Prometheus metrics. */
 export interface RunObserver {
@@ -53,22 +50,25 @@ interface ActiveRun {
   suspended: boolean
   /** id of the current suspension (a run may suspend several times, each under a new id) */
   executionId?: string
+  /** the panel version the run's latest segment read or committed */
+  version: number
 }
 
 interface Panel {
   key: string
   id: string
   namespace: string
-  kind: string
-  title?: string
-  state: Record<string, unknown>
-  /** The same committed state, held by the sandbox for handlers to read lazily. */
-  committed: PanelState
-  version: number
+  definition: PanelDefinition
   createdAt: string
+  /** the committed state (its `handle` is what executions read lazily) */
+  state: CommittedState
   tools: Map<string, Tool>
   lifecycle: { mount?: Handler; unmount?: Handler }
   runs: Set<ActiveRun>
+  /** the actor's input: one segment at a time, in arrival order */
+  queue: PQueue
+  /** false while `mount` runs: its commits stay in memory until the panel is stored whole */
+  persisted: boolean
   closing: boolean
   removed: boolean
 }
@@ -76,21 +76,13 @@ interface Panel {
 /** Options of one trigger. */
 export interface TriggerOptions {
   requestId?: string
+  /** The WebSocket session the trigger came on (fair shares and the per-socket cap); none for REST. */
+  socket?: Session
   /** Told when the run suspends on extension calls and when it resumes (WS PROGRESS). */
   onProgress?: (msg: ProgressMessage) => void
 }
 
 const keyOf = (namespace: string, id: string): string => `${namespace}\u0000${id}`
-
-function applyMutations(state: Record<string, unknown>, mutations: StateMutation[]): Record<string, unknown> {
-  const next: Record<string, unknown> = { ...state }
-  for (const m of mutations) {
-    if (m.operation === 'delete') delete next[m.key]
-    // defineProperty: a key like "__proto__" becomes plain data, never the prototype
-    else Object.defineProperty(next, m.key, { value: m.value, enumerable: true, writable: true, configurable: true })
-  }
-  return next
-}
 
 function runtimeErrorToKernel(err: unknown): KernelError {
   if (err instanceof KernelError) return err
@@ -101,8 +93,9 @@ function runtimeErrorToKernel(err: unknown): KernelError {
 
 /**
  * Panels: named state plus tools whose handlers run in the wasm sandbox, scoped by namespace
- * (another namespace's panel is PANEL_NOT_FOUND). Every committed step of mutations bumps the
- * panel's `version` and is broadcast as PATCH at once; events go out as EVENT.
+ * (another namespace's panel is PANEL_NOT_FOUND). Each panel is an actor (DESIGN.md "State
+ * consistency"): its run segments go through its queue one at a time, each commits its mutations
+ * durably (`fastify.store`) with one version bump before the next starts, then broadcasts PATCH.
  */
 export class PanelManager {
   private readonly panels = new Map<string, Panel>()
@@ -110,22 +103,22 @@ export class PanelManager {
   private readonly args = new ArgsValidator()
   readonly sessions: SessionHub
   readonly suspensions: SuspensionRegistry
-  private readonly maxPanels: number
+  readonly admission: Admission
+  private readonly perNamespace: number
   private closed = false
 
   constructor(
     private readonly executor: Executor,
     private readonly extensionMethods: () => Record<string, string[]>,
+    private readonly store: Store,
     private readonly log: FastifyBaseLogger,
-    opts: PanelManagerOptions = {},
+    private readonly opts: PanelsOptions,
     private readonly observer?: RunObserver,
   ) {
-    this.maxPanels = opts.maxPanels ?? 1000
-    this.suspensions = new SuspensionRegistry(opts.suspensionTimeoutMs ?? 30_000)
-    this.sessions = new SessionHub(
-      { maxBufferedBytes: opts.maxBufferedBytes ?? 1024 * 1024, pingIntervalMs: opts.pingIntervalMs ?? 30_000 },
-      log,
-    )
+    this.perNamespace = opts.maxPanelsPerNamespace ?? Math.max(1, Math.floor(opts.maxPanels / 4))
+    this.suspensions = new SuspensionRegistry(opts.suspensionTimeoutMs)
+    this.admission = new Admission(opts)
+    this.sessions = new SessionHub(opts, log)
   }
 
   /** Panels alive (all namespaces). */
@@ -133,33 +126,84 @@ export class PanelManager {
     return this.panels.size
   }
 
+  /** Run segments waiting in panel queues (all panels). */
+  queued(): number {
+    let n = 0
+    for (const p of this.panels.values()) n += p.queue.size
+    return n
+  }
+
   /**
-   * Create a panel: compile every handler once, infer missing capabilities, run `mount`.
+   * Bring back every stored panel: same id, namespace, state and version, handlers recompiled
+   * (through the bytecode cache); `mount` is not run again.
+   * @throws KernelError 503 STORE_ERROR, or the compile error of a stored handler (naming the panel)
+   */
+  async restore(): Promise<number> {
+    const stored = await this.store.load()
+    for (const sp of stored) {
+      const key = keyOf(sp.namespace, sp.id)
+      const state = new CommittedState(this.executor.createState(), sp.state, sp.version, this.opts.maxStateBytes)
+      const panel = await this.build(sp.definition, sp.namespace, key, state, sp.createdAt).catch((err: unknown) => {
+        throw new KernelError(500, 'RESTORE_FAILED', `stored panel ${sp.namespace}/${sp.id} cannot be restored: ${(err as Error).message}`)
+      })
+      panel.persisted = true
+      this.panels.set(key, panel)
+    }
+    return stored.length
+  }
+
+  /**
+   * Create a panel: compile every handler once, infer missing capabilities, run `mount`, store it.
    * Nothing is created when any step fails.
    * @throws KernelError 400 INVALID_DEFINITION / DUPLICATE_TOOL / INVALID_ARGS_SCHEMA /
    *   COMPILATION_ERROR (details: tool, line, column) / MOUNT_FAILED, 409 PANEL_EXISTS,
-   *   429 TOO_MANY_PANELS, 503 SHUTDOWN
+   *   413 STATE_TOO_LARGE, 429 TOO_MANY_PANELS / NAMESPACE_QUOTA, 503 SHUTDOWN / STORE_ERROR
    */
   async create(def: PanelDefinition, namespace = 'default'): Promise<PanelDescription> {
     if (this.closed) throw new KernelError(503, 'SHUTDOWN', 'the kernel is shutting down')
     const id = def.id ?? `p_${randomUUID().replace(/-/g, '').slice(0, 16)}`
     const key = keyOf(namespace, id)
     if (this.panels.has(key) || this.reserved.has(key)) throw new KernelError(409, 'PANEL_EXISTS', `panel "${id}" already exists`)
-    if (this.panels.size + this.reserved.size >= this.maxPanels) {
-      throw new KernelError(429, 'TOO_MANY_PANELS', `the kernel already holds maxPanels (${this.maxPanels}) panels`)
+    this.checkQuota(namespace)
+    for (const t of def.tools) {
+      if (t.timeoutMs !== undefined && t.timeoutMs > this.opts.maxToolTimeoutMs) {
+        throw new KernelError(400, 'INVALID_DEFINITION', `tool "${t.name}": timeoutMs ${t.timeoutMs} is above maxToolTimeoutMs (${this.opts.maxToolTimeoutMs})`)
+      }
     }
+    const entries = CommittedState.entries(def.initialState ?? {})
+    const state = new CommittedState(this.executor.createState(), entries, 0, this.opts.maxStateBytes)
     this.reserved.add(key)
+    let created = false
     try {
-      const panel = await this.build(def, id, namespace, key)
+      state.checkSize()
+      const panel = await this.build({ ...def, id }, namespace, key, state, new Date().toISOString())
       await this.mount(panel)
+      await this.store.create({
+        namespace, id, definition: panel.definition, createdAt: panel.createdAt, version: state.version, state: state.entries(),
+      })
+      panel.persisted = true
       this.panels.set(key, panel)
+      created = true
       return this.describe(panel)
     } finally {
       this.reserved.delete(key)
+      if (!created) state.clear() // the sandbox's copy lives outside V8's heap: free it now
     }
   }
 
-  private async build(def: PanelDefinition, id: string, namespace: string, key: string): Promise<Panel> {
+  private checkQuota(namespace: string): void {
+    if (this.panels.size + this.reserved.size >= this.opts.maxPanels) {
+      throw new KernelError(429, 'TOO_MANY_PANELS', `the kernel already holds maxPanels (${this.opts.maxPanels}) panels`)
+    }
+    let mine = 0
+    for (const p of this.panels.values()) if (p.namespace === namespace) mine++
+    for (const k of this.reserved) if (k.startsWith(`${namespace}\u0000`)) mine++
+    if (mine >= this.perNamespace) {
+      throw new KernelError(429, 'NAMESPACE_QUOTA', `namespace "${namespace}" already holds maxPanelsPerNamespace (${this.perNamespace}) panels`)
+    }
+  }
+
+  private async build(def: PanelDefinition, namespace: string, key: string, state: CommittedState, createdAt: string): Promise<Panel> {
     const names = new Set<string>()
     for (const t of def.tools) {
       if (names.has(t.name)) throw new KernelError(400, 'DUPLICATE_TOOL', `tool "${t.name}" is defined twice`, { tool: t.name })
@@ -173,17 +217,16 @@ export class PanelManager {
     ])
     return {
       key,
-      id,
+      id: def.id as string,
       namespace,
-      kind: def.kind,
-      title: def.title,
-      state: applyMutations({}, Object.entries(def.initialState ?? {}).map(([k, value]) => ({ key: k, value, operation: 'set' }))),
-      committed: this.committedState(def.initialState),
-      version: 0,
-      createdAt: new Date().toISOString(),
+      definition: def,
+      createdAt,
+      state,
       tools: new Map(def.tools.map((t, i) => [t.name, { ...tools[i], def: t, check: checks[i] }])),
       lifecycle: { mount, unmount },
       runs: new Set(),
+      queue: new PQueue({ concurrency: 1 }),
+      persisted: false,
       closing: false,
       removed: false,
     }
@@ -211,7 +254,7 @@ export class PanelManager {
   private async mount(panel: Panel): Promise<void> {
     const h = panel.lifecycle.mount
     if (!h) return
-    const r = await this.runHandler(panel, 'mount', h, {})
+    const { result: r } = await this.runHandler(panel, 'mount', h, {})
     if (r.status === 'error') {
       throw new KernelError(400, 'MOUNT_FAILED', `mount failed: ${r.error?.code}: ${r.error?.message}`, r.error)
     }
@@ -234,12 +277,13 @@ export class PanelManager {
   private summary(p: Panel): Omit<PanelSummary, 'tools'> {
     return {
       id: p.id,
-      kind: p.kind,
-      title: p.title,
+      kind: p.definition.kind,
+      title: p.definition.title,
       status: this.status(p),
-      version: p.version,
+      version: p.state.version,
       clients: this.sessions.count(p.key),
       activeRuns: p.runs.size,
+      queuedRuns: p.queue.size,
       createdAt: p.createdAt,
     }
   }
@@ -279,13 +323,30 @@ export class PanelManager {
   /** @throws KernelError 404 PANEL_NOT_FOUND */
   getState(namespace: string, id: string): PanelStateReply {
     const p = this.find(namespace, id)
-    return { panelId: p.id, state: p.state, version: p.version }
+    return { panelId: p.id, state: p.state.copy(), version: p.state.version }
   }
 
   /**
-   * Delete a panel: stop new work, cancel its runs (suspended ones at once), run `unmount`,
-   * close its sockets with 4004 PANEL_DELETED, forget it.
-   * @throws KernelError 404 PANEL_NOT_FOUND
+   * Committed batches after `since` from the patch log, oldest first, at most `limit`.
+   * @throws KernelError 404 PANEL_NOT_FOUND, 400 INVALID_SINCE (beyond the panel's version),
+   *   410 PATCHES_EXPIRED (the log no longer reaches back to `since`), 503 STORE_ERROR
+   */
+  async patches(namespace: string, id: string, since: number, limit: number): Promise<PatchesReply> {
+    const p = this.find(namespace, id)
+    const version = p.state.version
+    if (since > version) throw new KernelError(400, 'INVALID_SINCE', `since (${since}) is beyond the panel's version (${version})`)
+    const n = Math.min(limit, version - since)
+    const batches = n === 0 ? [] : await this.store.patches(p, since, n)
+    if (n > 0 && batches[0]?.version !== since + 1) {
+      throw new KernelError(410, 'PATCHES_EXPIRED', `the patch log no longer reaches back to version ${since}: read GET /panels/${id}/state`, { since, version })
+    }
+    return { panelId: p.id, since, version, patches: batches }
+  }
+
+  /**
+   * Delete a panel: stop new work, cancel its runs (suspended ones at once), run `unmount` after
+   * its last segment, remove it from the store, close its sockets with 4004 PANEL_DELETED.
+   * @throws KernelError 404 PANEL_NOT_FOUND, 503 STORE_ERROR (the panel stays)
    */
   async delete(namespace: string, id: string): Promise<DeletePanelReply> {
     const p = this.find(namespace, id)
@@ -298,20 +359,28 @@ export class PanelManager {
         this.log.warn({ err, panel: id }, 'unmount could not run')
         return undefined
       })
-      unmount = r?.status ?? 'error'
+      unmount = r?.result.status ?? 'error'
+    }
+    await p.queue.onIdle()
+    try {
+      await this.store.delete(p)
+    } catch (err) {
+      p.closing = false
+      throw err
     }
     this.sessions.closeAll(WsCloseCode.PANEL_DELETED, 'PANEL_DELETED', p.key)
     p.removed = true
-    p.committed.clear() // the sandbox's copy lives outside V8's heap: free it now, not at the next GC
+    p.state.clear() // the sandbox's copy lives outside V8's heap: free it now, not at the next GC
     this.panels.delete(p.key)
     return { id, deleted: true, unmount }
   }
 
   /**
-   * Run a tool: check args against its JSON Schema, run the handler (committing and
-   * broadcasting each segment), return the outcome. A failing handler is an outcome
+   * Run a tool: check args against its JSON Schema, run the handler (each segment through the
+   * panel's queue, committed and broadcast), return the outcome. A failing handler is an outcome
    * (`status: 'error'`), not a throw.
-   * @throws KernelError 404 PANEL_NOT_FOUND / TOOL_NOT_FOUND, 400 INVALID_ARGS, 503 CAPACITY_EXCEEDED / SHUTDOWN
+   * @throws KernelError 404 PANEL_NOT_FOUND / TOOL_NOT_FOUND, 400 INVALID_ARGS, 413 STATE_TOO_LARGE,
+   *   429 PANEL_BUSY / NAMESPACE_BUSY / SOCKET_BUSY, 503 CAPACITY_EXCEEDED / SHUTDOWN / STORE_ERROR
    */
   async trigger(namespace: string, id: string, toolName: string, args: unknown, opts: TriggerOptions = {}): Promise<RunOutcome> {
     const p = this.find(namespace, id)
@@ -320,22 +389,31 @@ export class PanelManager {
     const value = args === undefined ? {} : args
     const invalid = tool.check(value)
     if (invalid) throw new KernelError(400, 'INVALID_ARGS', `tool "${toolName}": ${invalid}`)
-    const r = await this.runHandler(p, toolName, tool, value, opts)
-    return {
-      status: r.status,
-      returnValue: r.returnValue,
-      error: r.error && { code: r.error.code, message: r.error.message, line: r.error.line, column: r.error.column },
-      version: p.version,
-      events: r.events,
-      viewCommands: r.viewCommands,
-      logs: r.logs,
-      segments: r.segments,
-      durationMs: r.durationMs,
+    if (p.queue.size >= this.opts.maxQueuedRunsPerPanel) {
+      throw new KernelError(429, 'PANEL_BUSY', `panel "${id}" already has maxQueuedRunsPerPanel (${this.opts.maxQueuedRunsPerPanel}) segments queued`)
+    }
+    const leave = this.admission.enter({ namespace, socket: opts.socket })
+    try {
+      const { result: r, version } = await this.runHandler(p, toolName, tool, value, opts)
+      return {
+        status: r.status,
+        returnValue: r.returnValue,
+        error: r.error && { code: r.error.code, message: r.error.message, line: r.error.line, column: r.error.column },
+        version,
+        events: r.events,
+        viewCommands: r.viewCommands,
+        logs: r.logs,
+        segments: r.segments,
+        durationMs: r.durationMs,
+      }
+    } finally {
+      leave()
     }
   }
 
-  private async runHandler(p: Panel, name: string, h: Handler, args: unknown, opts: TriggerOptions = {}): Promise<RunResult> {
-    const run: ActiveRun = { controller: new AbortController(), suspended: false }
+  private async runHandler(p: Panel, name: string, h: Handler, args: unknown, opts: TriggerOptions = {}): Promise<{ result: RunResult; version: number }> {
+    const run: ActiveRun = { controller: new AbortController(), suspended: false, version: p.state.version }
+    const src: Source = { namespace: p.namespace, socket: opts.socket }
     p.runs.add(run)
     const progress = (phase: 'suspended' | 'resumed', calls: PendingCall[]) =>
       opts.onProgress?.({
@@ -351,9 +429,9 @@ export class PanelManager {
         {
           panelId: p.id,
           handlerName: name,
-          state: p.committed,
+          state: p.state.handle,
           args,
-          scope: { panelId: p.id, namespace: p.namespace, kind: p.kind, tool: name },
+          scope: { panelId: p.id, namespace: p.namespace, kind: p.definition.kind, tool: name },
           capabilities: h.capabilities,
           extensions: this.extensionMethods(),
         },
@@ -361,9 +439,10 @@ export class PanelManager {
           timeoutMs: h.timeoutMs,
           signal: run.controller.signal,
           callContext: { panelId: p.id, namespace: p.namespace },
-          onSegment: (seg) => {
-            this.onSegment(p, name, run, seg)
+          turn: async (segment) => {
+            const seg = await this.turn(p, name, run, src, segment)
             if (seg.status === 'suspended') progress('suspended', seg.pendingCalls)
+            return seg
           },
           onResume: (calls) => {
             run.suspended = false
@@ -372,7 +451,7 @@ export class PanelManager {
         },
       )
       this.observer?.runFinished(result.status, result.durationMs)
-      return result
+      return { result, version: run.version }
     } catch (err) {
       throw runtimeErrorToKernel(err)
     } finally {
@@ -381,25 +460,48 @@ export class PanelManager {
     }
   }
 
-  /** The sandbox's copy of a new panel's state. @throws KernelError 400 INVALID_INPUT (e.g. a lone-surrogate key) */
-  private committedState(initial: Record<string, unknown> | undefined): PanelState {
-    try {
-      return this.executor.createState(initial)
-    } catch (err) {
-      throw runtimeErrorToKernel(err)
-    }
+  /**
+   * One segment in the panel's queue: wait for a fair execution slot, run it against the
+   * committed state, release the slot, commit. The next segment of the panel starts after that.
+   */
+  private turn(p: Panel, tool: string, run: ActiveRun, src: Source, segment: Segment): Promise<ExecutionResult> {
+    return p.queue.add(async () => {
+      const release = await this.admission.acquire(src)
+      let seg: ExecutionResult
+      try {
+        run.version = p.state.version
+        seg = await segment()
+      } finally {
+        release()
+      }
+      await this.commit(p, tool, run, seg)
+      return seg
+    }) as Promise<ExecutionResult>
   }
 
-  /** Commit one segment atomically (one version bump), broadcast it, track its suspension. */
-  private onSegment(p: Panel, tool: string, run: ActiveRun, seg: ExecutionResult): void {
+  /**
+   * Commit one segment: a failed segment commits nothing (no PATCH, no EVENT). Otherwise its
+   * mutations are checked against maxStateBytes, made durable, applied with one version bump,
+   * then broadcast as PATCH, followed by its events; a suspension is tracked.
+   * @throws KernelError 413 STATE_TOO_LARGE / 503 STORE_ERROR (nothing applied; a suspended execution is cancelled)
+   */
+  private async commit(p: Panel, tool: string, run: ActiveRun, seg: ExecutionResult): Promise<void> {
     if (run.executionId) this.suspensions.settle(run.executionId)
     run.executionId = undefined
-    if (p.removed) return
+    if (seg.status === 'error' || p.removed) return
     if (seg.stateMutations.length > 0) {
-      p.state = applyMutations(p.state, seg.stateMutations)
-      p.committed.apply(seg.stateMutations)
-      p.version++
-      this.sessions.broadcastPatch(p.key, seg.stateMutations, p.version)
+      try {
+        const c = p.state.prepare(seg.stateMutations)
+        if (p.persisted) {
+          await this.store.commit({ namespace: p.namespace, id: p.id, version: c.version, changes: c.changes, mutations: c.mutations })
+        }
+        p.state.apply(c)
+        run.version = c.version
+        this.sessions.broadcastPatch(p.key, c.mutations, c.version)
+      } catch (err) {
+        if (seg.status === 'suspended' && seg.executionId) this.executor.cancel(seg.executionId)
+        throw err
+      }
     }
     for (const e of seg.events) this.sessions.broadcastEvent(p.key, e)
     if (seg.status === 'suspended' && seg.executionId) {
@@ -411,14 +513,42 @@ export class PanelManager {
   }
 
   /**
-   * Attach a WebSocket to a panel and send CONNECTED { panelId, state, version, tools }.
+   * Attach a WebSocket to a panel and send CONNECTED. With `since` (a version the client has) and
+   * a patch log that still holds every batch after it: `CONNECTED { version: since, resumed: true }`
+   * without state, then the missed PATCHes in order, then live traffic. Otherwise (no `since`,
+   * `since` ahead of the panel, log too short, store unreadable): the full state with
+   * `resumed: false`. Live broadcasts meanwhile are held and sent after, without gap or duplicate.
+   * The session is removed again when this fails.
    * @throws KernelError 404 PANEL_NOT_FOUND
    */
-  connect(namespace: string, id: string, socket: WebSocket): Session {
+  async connect(namespace: string, id: string, socket: WebSocket, since?: number): Promise<Session> {
     const p = this.find(namespace, id)
     const s = this.sessions.add(p.key, socket)
-    s.send(encode({ type: 'CONNECTED', panelId: p.id, state: p.state, version: p.version, tools: [...p.tools.keys()] }))
-    return s
+    try {
+      const tools = [...p.tools.keys()]
+      const version = p.state.version
+      if (since !== undefined && since === version) {
+        s.send(encode({ type: 'CONNECTED', panelId: p.id, version, resumed: true, tools }))
+        return s
+      }
+      if (since !== undefined && since < version) {
+        s.hold()
+        const batches = await this.store.patches(p, since, version - since).catch(() => [])
+        if (batches.length === version - since && batches[0].version === since + 1) {
+          s.send(encode({ type: 'CONNECTED', panelId: p.id, version: since, resumed: true, tools }))
+          for (const b of batches) s.send(encode({ type: 'PATCH', mutations: b.mutations, version: b.version }))
+          s.release(version)
+          return s
+        }
+      }
+      if (p.removed) throw new KernelError(404, 'PANEL_NOT_FOUND', `panel "${id}" not found`)
+      s.send(encode({ type: 'CONNECTED', panelId: p.id, state: p.state.copy(), version: p.state.version, resumed: false, tools }))
+      s.release(p.state.version)
+      return s
+    } catch (err) {
+      this.sessions.remove(s)
+      throw err
+    }
   }
 
   disconnect(s: Session): void {
@@ -427,7 +557,8 @@ export class PanelManager {
 
   /**
    * Shut down: refuse new panels, cancel suspended runs, close every socket with 1001.
-   * Panels are dropped without `unmount` (the executor is going away with the app).
+   * Panels are dropped without `unmount` (the executor is going away with the app); what was
+   * committed stays in the store.
    */
   close(): void {
     this.closed = true

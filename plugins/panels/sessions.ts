@@ -9,6 +9,8 @@ export interface SessionOptions {
   maxBufferedBytes: number
   /** Interval of server pings; a socket that has not answered the previous ping is terminated; 0 = off, ms. Default 30000. */
   pingIntervalMs: number
+  /** Subscription topics one socket may hold. */
+  maxTopicsPerSocket: number
 }
 
 /** Encode a server message once; the same bytes go to every recipient. */
@@ -26,6 +28,9 @@ export class Session {
   readonly keys = new Set<string>()
   alive = true
   dropped = false
+  /** broadcasts held while CONNECTED and a replay are being sent (see `hold`) */
+  private held?: Array<{ data: Buffer; version?: number }>
+  private heldBytes = 0
 
   constructor(
     readonly socket: WebSocket,
@@ -40,11 +45,39 @@ export class Session {
     this.socket.send(data, { binary: false })
   }
 
-  subscribe(topics: string[]): void {
-    for (const t of topics) {
+  /** A broadcast: sent now, or kept while the session is held. `version` is a PATCH's. */
+  deliver(data: Buffer, version?: number): void {
+    if (!this.held) return this.send(data)
+    this.held.push({ data, version })
+    this.heldBytes += data.length
+    if (this.heldBytes > this.hub.options.maxBufferedBytes) this.hub.drop(this)
+  }
+
+  /** Keep broadcasts back (bounded by maxBufferedBytes: past it the client is dropped) until `release`. */
+  hold(): void {
+    this.held ??= []
+  }
+
+  /** Send what was held, leaving out PATCHes the client already has (version ≤ `version`), and go live. */
+  release(version: number): void {
+    const held = this.held ?? []
+    this.held = undefined
+    this.heldBytes = 0
+    for (const m of held) if (m.version === undefined || m.version > version) this.send(m.data)
+  }
+
+  /**
+   * Add topics, all or none.
+   * @returns false (nothing added) when the socket would hold more than maxTopicsPerSocket
+   */
+  subscribe(topics: string[]): boolean {
+    const fresh = new Set(topics.filter((t) => !this.topics.has(t)))
+    if (this.topics.size + fresh.size > this.hub.options.maxTopicsPerSocket) return false
+    for (const t of fresh) {
       this.topics.add(t)
       if (t.startsWith('state:')) this.keys.add(t.slice(6))
     }
+    return true
   }
 
   unsubscribe(topics: string[]): void {
@@ -113,7 +146,7 @@ export class SessionHub {
     let partial: Map<string, Buffer> | undefined
     for (const s of set) {
       if (s.topics.has('state')) {
-        s.send((full ??= encode({ type: 'PATCH', mutations, version })))
+        s.deliver((full ??= encode({ type: 'PATCH', mutations, version })), version)
         continue
       }
       if (s.keys.size === 0) continue
@@ -123,7 +156,7 @@ export class SessionHub {
       partial ??= new Map()
       let buf = partial.get(id)
       if (!buf) partial.set(id, (buf = encode({ type: 'PATCH', mutations: mine, version })))
-      s.send(buf)
+      s.deliver(buf, version)
     }
   }
 
@@ -132,7 +165,7 @@ export class SessionHub {
     const set = this.byPanel.get(panelKey)
     if (!set) return
     let buf: Buffer | undefined
-    for (const s of set) if (s.topics.has('events')) s.send((buf ??= encode({ type: 'EVENT', event })))
+    for (const s of set) if (s.topics.has('events')) s.deliver((buf ??= encode({ type: 'EVENT', event })))
   }
 
   /** Close every socket of a panel (or of all panels) with a code and reason. */

@@ -1,14 +1,12 @@
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { connect, createServer, type Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import WebSocket from 'ws'
 import { ConfigError, configVariables, loadConfig } from '../../config.js'
 import { buildApp } from '../../app.js'
+import { exitCode, freePort, startBinary, waitFor } from './binary.js'
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -66,52 +64,6 @@ t.test('bad values give one clear message naming each variable', async (t) => {
   await t.rejects(buildApp({ bodyLimitBytes: 0 }), { code: 'INVALID_CONFIG', message: /bodyLimitBytes=0/ }, 'buildApp validates options too')
   await t.rejects(buildApp({ http: { maxConcurrent: -1 } }), { code: 'INVALID_CONFIG', message: /http\.maxConcurrent/ })
 })
-
-/** Runs the standalone binary; `lines` collects its JSON log lines. */
-function startBinary(env: Record<string, string>, args: string[] = []): { child: ChildProcess; lines: any[]; stderr: () => string } {
-  const child = spawn(process.execPath, ['bin/workspace-kernel.js', ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, WK_NODE_ENV: 'production', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const lines: any[] = []
-  let err = ''
-  let buf = ''
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d
-    const parts = buf.split('\n')
-    buf = parts.pop()!
-    for (const p of parts) if (p.trim()) lines.push(JSON.parse(p))
-  })
-  child.stderr!.on('data', (d: Buffer) => (err += d))
-  return { child, lines, stderr: () => err }
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const { port } = s.address() as { port: number }
-  await new Promise((r) => s.close(r))
-  return port
-}
-
-/** Polls `fn` until it gives a value; fails early when the child has exited. */
-async function waitFor<T>(fn: () => T | undefined, child?: ChildProcess, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = fn()
-    if (v !== undefined) return v
-    if (child && child.exitCode !== null) throw new Error(`the binary exited with ${child.exitCode}`)
-    if (Date.now() > end) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
-async function exitCode(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode
-  const [code] = await once(child, 'exit')
-  return code as number | null
-}
 
 function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {

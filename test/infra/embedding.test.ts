@@ -9,6 +9,7 @@ import metrics from '../../plugins/metrics.js'
 import extensions from '../../plugins/extensions.js'
 import executor from '../../plugins/executor.js'
 import panels from '../../plugins/panels.js'
+import store from '../../plugins/store.js'
 import panelsRoutes from '../../routes/panels.js'
 
 async function json(url: string, method = 'GET', body?: unknown): Promise<{ status: number; body: any }> {
@@ -74,6 +75,7 @@ t.test('single plugins registered by hand, with the app’s own extension used b
       await k.register(metrics, { route: false })
       await k.register(extensions, { http: false })
       await k.register(executor, {})
+      await k.register(store, {}) // memory backend: no dataDir given
       await k.register(panels, {})
       await k.register(async (f) => {
         await f.extensions.register({

@@ -65,7 +65,7 @@ t.test('unmount runs on delete; a failing unmount still deletes', async (t) => {
 })
 
 t.test('bad panel definitions: typed 4xx, no panel created', async (t) => {
-  const { base } = await startKernel(t, { maxPanels: 2, bodyLimitBytes: 64 * 1024 })
+  const { base } = await startKernel(t, { maxPanels: 2, maxPanelsPerNamespace: 2, bodyLimitBytes: 64 * 1024 })
   await api(base, 'POST', '/panels', counterPanel('keep'))
   const tool = (over: Record<string, unknown>) => ({ name: 't', handler: 'return 1', ...over })
   const cases: Array<[string, unknown, number, string]> = [

@@ -11,7 +11,7 @@ t.test('CONNECTED, then TRIGGER → PATCH (version) → EVENT → RESULT, broadc
   const { base } = await startKernel(t)
   const { body } = await api(base, 'POST', '/panels', counterPanel('c'))
   const { client: a, connected } = await PanelClient.connect(body.wsUrl)
-  t.same(connected, { type: 'CONNECTED', panelId: 'c', state: { count: 0 }, version: 0, tools: ['inc', 'boom', 'setKey'] })
+  t.same(connected, { type: 'CONNECTED', panelId: 'c', state: { count: 0 }, version: 0, resumed: false, tools: ['inc', 'boom', 'setKey'] })
   const { client: b } = await PanelClient.connect(body.wsUrl)
   t.teardown(() => Promise.all([a.close(), b.close()]))
 
@@ -29,7 +29,10 @@ t.test('CONNECTED, then TRIGGER → PATCH (version) → EVENT → RESULT, broadc
   t.match(a.messages.filter((m) => m.type === 'PATCH').at(-1), { version: 2, mutations: [{ key: 'count', value: 5 }] }, 'HTTP triggers broadcast too')
 
   const failed = await a.trigger('boom', {}, 'req-2')
-  t.match(failed, { type: 'RESULT', requestId: 'req-2', result: { status: 'error', error: { code: 'EXECUTION_ERROR', line: 2 } } })
+  t.match(failed, {
+    type: 'ERROR', requestId: 'req-2', code: 'EXECUTION_ERROR', message: /kaboom/, line: 2,
+    details: { status: 'error', error: { code: 'EXECUTION_ERROR', line: 2 }, version: 2, segments: 1 },
+  }, 'a failed run answers ERROR (seed 001) with the outcome as details')
 })
 
 t.test('SUBSCRIBE / UNSUBSCRIBE topics: state, events, state:<key>', async (t) => {

@@ -1,0 +1,178 @@
+import t from 'tap'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'libsql'
+import WebSocket from 'ws'
+import { buildApp } from '../../app.js'
+import { PanelClient } from '../../examples/client.js'
+import type { PanelDefinition } from '../../schemas/panels.js'
+import { api, startKernel } from './helpers.js'
+
+const dataDir = () => mkdtempSync(join(tmpdir(), 'wk-store-'))
+const panel = (id: string): PanelDefinition => ({
+  id,
+  kind: 'counter',
+  title: 'Counter',
+  initialState: { count: 0 },
+  tools: [
+    { name: 'bump', handler: '$state.count = $state.count + 1; return $state.count', capabilities: ['state:read:count', 'state:write:count'] },
+    { name: 'drop', handler: 'delete $state[$args.key]; return true' },
+  ],
+  lifecycle: { mount: '$state.mounts = ($state.mounts ?? 0) + 1' },
+})
+
+/** Messages of a raw socket (CONNECTED first), collected until closed. */
+async function openRaw(url: string): Promise<{ ws: WebSocket; messages: any[]; until: (n: number) => Promise<void> }> {
+  const ws = new WebSocket(url)
+  const messages: any[] = []
+  const waiters: Array<() => void> = []
+  ws.on('message', (d) => {
+    messages.push(JSON.parse(String(d)))
+    for (const w of waiters.splice(0)) w()
+  })
+  await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)))
+  const until = async (n: number) => {
+    while (messages.length < n) await new Promise<void>((r) => waiters.push(r))
+  }
+  return { ws, messages, until }
+}
+
+t.test('sqlite: panels come back after a restart with id, namespace, state, version; mount is not run again; DELETE removes', async (t) => {
+  const dir = dataDir()
+  const first = await startKernel(t, { dataDir: dir })
+  await api(first.base, 'POST', '/panels', panel('kept'))
+  await api(first.base, 'POST', '/panels', panel('gone'))
+  for (let i = 0; i < 3; i++) await api(first.base, 'POST', '/panels/kept/trigger/bump', { args: {} })
+  await api(first.base, 'POST', '/panels/kept/trigger/drop', { args: { key: 'mounts' } })
+  t.equal((await api(first.base, 'DELETE', '/panels/gone')).status, 200)
+  const before = (await api(first.base, 'GET', '/panels/kept')).body
+  await first.app.close()
+
+  const second = await startKernel(t, { dataDir: dir })
+  const after = (await api(second.base, 'GET', '/panels/kept')).body
+  t.same({ ...after, status: 'ready' }, { ...before, status: 'ready' }, 'the same description: tools, capabilities, version, createdAt')
+  t.same((await api(second.base, 'GET', '/panels/kept/state')).body, { panelId: 'kept', state: { count: 3 }, version: 5 }, 'mount did not run again')
+  t.equal((await api(second.base, 'GET', '/panels/gone')).status, 404, 'a deleted panel stays deleted')
+  t.match((await api(second.base, 'POST', '/panels/kept/trigger/bump', { args: {} })).body, { returnValue: 4, version: 6 }, 'the next trigger continues at the next version')
+  t.same((await api(second.base, 'GET', '/panels/kept/patches?since=4')).body, {
+    panelId: 'kept', since: 4, version: 6,
+    patches: [{ version: 5, mutations: [{ key: 'mounts', operation: 'delete' }] }, { version: 6, mutations: [{ key: 'count', value: 4, operation: 'set' }] }],
+  }, 'the patch log survives too')
+})
+
+t.test('?since= replays the missed PATCHes; falls back to the full state when the log is too short, since is ahead or not a version', async (t) => {
+  const { base } = await startKernel(t, { store: { patchLogMaxEntries: 5 } })
+  const { body } = await api(base, 'POST', '/panels', { ...panel('r'), lifecycle: undefined })
+  for (let i = 0; i < 8; i++) await api(base, 'POST', '/panels/r/trigger/bump', { args: {} })
+
+  const { client, connected } = await PanelClient.connect(`${body.wsUrl}?since=5`)
+  t.teardown(() => client.close())
+  t.same(connected, { type: 'CONNECTED', panelId: 'r', version: 5, resumed: true, tools: ['bump', 'drop'] }, 'no state')
+  await api(base, 'POST', '/panels/r/trigger/bump', { args: {} })
+  await client.ping()
+  t.same(client.messages.filter((m) => m.type === 'PATCH').map((m: any) => [m.version, m.mutations[0].value]), [[6, 6], [7, 7], [8, 8], [9, 9]], 'missed, then live')
+
+  const same = await PanelClient.connect(`${body.wsUrl}?since=9`)
+  t.same(same.connected, { type: 'CONNECTED', panelId: 'r', version: 9, resumed: true, tools: ['bump', 'drop'] }, 'nothing missed')
+  await same.client.close()
+  for (const since of ['3', '10', '-1', 'abc', '1.5', '']) {
+    const fb = await PanelClient.connect(`${body.wsUrl}?since=${since}`)
+    t.same(fb.connected, { type: 'CONNECTED', panelId: 'r', state: { count: 9 }, version: 9, resumed: false, tools: ['bump', 'drop'] }, `since=${since}: full state`)
+    await fb.client.close()
+  }
+
+  t.same((await api(base, 'GET', '/panels/r/patches?since=7&limit=1')).body, {
+    panelId: 'r', since: 7, version: 9, patches: [{ version: 8, mutations: [{ key: 'count', value: 8, operation: 'set' }] }],
+  })
+  t.same((await api(base, 'GET', '/panels/r/patches?since=9')).body.patches, [])
+  t.match(await api(base, 'GET', '/panels/r/patches?since=3'), { status: 410, body: { code: 'PATCHES_EXPIRED' } }, 'log starts at 5')
+  t.match(await api(base, 'GET', '/panels/r/patches?since=10'), { status: 400, body: { code: 'INVALID_SINCE' } })
+  for (const q of ['since=-1', 'since=abc', 'since=1.5', '', 'since=1&limit=0']) {
+    t.match(await api(base, 'GET', `/panels/r/patches?${q}`), { status: 400, body: { code: 'INVALID_QUERY' } }, `?${q}`)
+  }
+  t.equal((await api(base, 'GET', '/panels/nope/patches?since=0')).status, 404)
+  const doc = (await api(base, 'GET', '/openapi.json')).body
+  t.ok(doc.paths['/panels/{id}/patches'].get.parameters.some((p: any) => p.name === 'since' && p.required), '/patches is in /openapi.json')
+})
+
+t.test('reconnecting while triggers commit: every subscriber sees contiguous versions, no gap, no duplicate', async (t) => {
+  const { base } = await startKernel(t, { dataDir: dataDir() })
+  const { body } = await api(base, 'POST', '/panels', { ...panel('live'), lifecycle: undefined })
+  const total = 300
+  const burst = Array.from({ length: total }, () => api(base, 'POST', '/panels/live/trigger/bump', { args: {} }))
+  const sockets = []
+  // connect mid-burst, each resuming from whatever version it last knew
+  for (let i = 0; i < 6; i++) {
+    const v = (await api(base, 'GET', '/panels/live/state')).body.version
+    sockets.push(await openRaw(`${body.wsUrl}?since=${Math.max(0, v - 3)}`))
+  }
+  await Promise.all(burst)
+  let resumed = 0
+  for (const raw of sockets) {
+    raw.ws.send(JSON.stringify({ type: 'PING', requestId: 'end' }))
+    await raw.until(1)
+    while (!raw.messages.some((m) => m.type === 'PONG')) await raw.until(raw.messages.length + 1)
+    raw.ws.close()
+    const [hello, ...rest] = raw.messages
+    const versions = rest.filter((m) => m.type === 'PATCH').map((m) => m.version)
+    const start = hello.version
+    if (hello.resumed) resumed++
+    t.same(versions, Array.from({ length: total - start }, (_, i) => start + i + 1), `from ${start}: contiguous to ${total}`)
+    t.ok(rest.filter((m) => m.type === 'PATCH').every((m) => m.mutations[0].value === m.version))
+  }
+  t.equal(resumed, sockets.length, 'every socket resumed from its since')
+})
+
+t.test('a failing write during a commit: 503 STORE_ERROR, state not advanced, no PATCH; later triggers work', async (t) => {
+  const dir = dataDir()
+  const { base } = await startKernel(t, { dataDir: dir, store: { busyTimeoutMs: 20 } })
+  const { body } = await api(base, 'POST', '/panels', { ...panel('w'), lifecycle: undefined })
+  const { client } = await PanelClient.connect(body.wsUrl)
+  t.teardown(() => client.close())
+  t.equal((await api(base, 'POST', '/panels/w/trigger/bump', { args: {} })).body.version, 1)
+
+  // another connection takes the write lock: our commit's transaction cannot be written
+  const other = new Database(join(dir, 'kernel.db'))
+  other.exec('BEGIN IMMEDIATE')
+  const failed = await api(base, 'POST', '/panels/w/trigger/bump', { args: {} })
+  t.match(failed, { status: 503, body: { code: 'STORE_ERROR', message: /locked|busy/i } })
+  t.match(await client.trigger('bump', {}), { type: 'ERROR', code: 'STORE_ERROR' })
+  t.same((await api(base, 'GET', '/panels/w/state')).body, { panelId: 'w', state: { count: 1 }, version: 1 }, 'memory state did not advance')
+  other.exec('ROLLBACK')
+  other.close()
+
+  t.match((await api(base, 'POST', '/panels/w/trigger/bump', { args: {} })).body, { returnValue: 2, version: 2 })
+  await client.ping()
+  t.same(client.messages.filter((m) => m.type === 'PATCH').map((m: any) => m.version), [1, 2], 'no PATCH for the failed commits')
+})
+
+t.test('buildApp keeps panels in memory unless a dataDir or backend is given', async (t) => {
+  const app = await buildApp({ logLevel: 'silent' })
+  t.teardown(() => app.close())
+  await app.ready()
+  t.equal(app.store.backend.kind, 'memory')
+  const dir = dataDir()
+  const durable = await buildApp({ logLevel: 'silent', dataDir: dir })
+  t.teardown(() => durable.close())
+  await durable.ready()
+  t.equal(durable.store.backend.kind, 'sqlite')
+  const db = new Database(join(dir, 'kernel.db'), { readonly: true })
+  t.match(db.prepare('PRAGMA journal_mode').get(), { journal_mode: 'wal' })
+  db.close()
+})
+
+t.test('sockets that go away during CONNECTED or a replay leave no session behind', async (t) => {
+  const { base, app } = await startKernel(t, { dataDir: dataDir() })
+  const { body } = await api(base, 'POST', '/panels', { ...panel('gone'), lifecycle: undefined })
+  for (let i = 0; i < 5; i++) await api(base, 'POST', '/panels/gone/trigger/bump', { args: {} })
+  const sockets = Array.from({ length: 20 }, (_, i) => new WebSocket(`${body.wsUrl}${i % 2 ? '?since=2' : ''}`))
+  await Promise.all(sockets.map((ws) => new Promise((r) => ws.once('open', r))))
+  for (const ws of sockets) ws.terminate()
+  const end = Date.now() + 10_000
+  while (app.panels.sessions.count() > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
+  t.equal(app.panels.sessions.count(), 0, 'every session removed')
+  const { client, connected } = await PanelClient.connect(`${body.wsUrl}?since=2`)
+  t.match(connected, { resumed: true, version: 2 })
+  await client.close()
+})
