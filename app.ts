@@ -30,6 +30,10 @@ import workers from './plugins/workers.js'
 import workersRoutes from './routes/workers.js'
 import processes from './plugins/processes.js'
 import processesRoutes from './routes/processes.js'
+import kernels from './plugins/kernels.js'
+import kernelsRoutes from './routes/kernels.js'
+import kernelsWsRoutes from './routes/kernels-ws.js'
+import sessionsRoutes from './routes/sessions.js'
 import inspector from './plugins/inspector.js'
 import { packageRoot } from './wasm-runtime/addon.js'
 import { nameRouteSchema, refineDocument } from './schemas/openapi.js'
@@ -159,6 +163,8 @@ export const kernelCore = fp(
     // before workers: onClose runs in reverse, so the registry stops its process workers while the bridge still runs
     await fastify.register(processes, { ...config.processes, workspaceRoot: resolve(config.processes.workspaceRoot) })
     await fastify.register(workers, { ...config.workers, workspaceRoot: resolve(config.workers.workspaceRoot) })
+    // after processes: its onClose (shut every kernel down) runs before the bridge's
+    await fastify.register(kernels, config.kernels)
   },
   { name: 'kernel-core', fastify: '5.x' },
 )
@@ -179,6 +185,9 @@ export async function kernelRoutes(fastify: FastifyInstance, { config }: KernelC
   await fastify.register(panelsRoutes)
   await fastify.register(processesRoutes)
   await fastify.register(workersRoutes)
+  await fastify.register(kernelsRoutes)
+  await fastify.register(kernelsWsRoutes)
+  await fastify.register(sessionsRoutes)
   if (config.inspector.enabled) await fastify.register(inspector)
 }
 

@@ -12,6 +12,7 @@
 import { Type, Kind, type Static, type TSchema, type TObject } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
+import { KernelsConfig } from './plugins/kernels/options.js'
 import { PanelLimits } from './plugins/panels/options.js'
 import { StoreOptions } from './plugins/store.js'
 import { defaultWorkerThreads } from './wasm-runtime/admission.js'
@@ -155,6 +156,7 @@ export const KernelConfig = Type.Object(
     ws: WsOptions,
     workers: WorkersConfig,
     processes: ProcessesConfig,
+    kernels: KernelsConfig,
     inspector: InspectorConfig,
   },
   { additionalProperties: false },

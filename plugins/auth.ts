@@ -71,7 +71,7 @@ declare module 'fastify' {
 function extractToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
   if (typeof header === 'string') {
-    const m = /^(?:Bearer|token)\s+(\S+)$/i.exec(header)
+    const m = /^(?:Bearer|token)\s+(\S+)$/i.exec(header) // `token` is Jupyter's scheme
     return m ? m[1] : undefined
   }
   if (request.headers.upgrade?.toLowerCase() !== 'websocket') return undefined

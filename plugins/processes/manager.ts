@@ -157,6 +157,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
         readOnlyPaths: [...(box.readOnlyPaths ?? []), ...(prefix ? [prefix] : [])],
         writablePaths: box.writablePaths ?? [],
         mounts: [],
+        addressSpaceBytes: req.addressSpaceBytes,
       }
       const launch = { type: req.type, plan, cwdRel: cwd.rel, env: { ...req.env, PATH }, timeoutMs: 0, idleTimeoutMs: 0 }
       return this.launch({ namespace: req.namespace, owner: req.owner }, () => launch, req.namespace !== undefined)

@@ -108,6 +108,8 @@ export interface InternalSpawnRequest {
    * node_modules), and host paths bound read-write at the same path (a connection-file folder).
    */
   sandbox?: { network?: 'host'; readOnlyPaths?: string[]; writablePaths?: string[] }
+  /** RLIMIT_AS at least this (V8 reserves ~10 GiB per WebAssembly memory, so a Node program with wasm needs more than the default), bytes. */
+  addressSpaceBytes?: number
 }
 export interface AttachOptions extends Scope {
   /** Deliver the buffered output first (synchronously, before `attach` returns). Default true. */
