@@ -62,8 +62,11 @@ function onSignals(app: FastifyInstance, logger: Logger, timeoutMs: number): voi
   process.on('SIGINT', shutdown)
 }
 
-/** Where the standalone server differs from buildApp's defaults: auth is on (Jupyter-style token when no secret is set), panels in sqlite. */
-const STANDALONE_DEFAULTS = { authEnabled: true, store: { backend: 'sqlite' as const } }
+/**
+ * Where the standalone server differs from buildApp's defaults: auth is on (Jupyter-style token when no secret
+ * is set), panels in sqlite, one prespawned python3 kernel (spec kernels.md §5 `KERNELS_POOL_SIZE`).
+ */
+const STANDALONE_DEFAULTS = { authEnabled: true, store: { backend: 'sqlite' as const }, kernels: { poolSize: 1 } }
 
 /** Logs where the server listens, and how to authenticate: the generated token's URL, or a warning when auth is off. */
 function announce(logger: Logger, url: string, config: KernelConfig, token: string | undefined): void {

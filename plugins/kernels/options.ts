@@ -26,7 +26,7 @@ export const KernelsConfig = Type.Object(
       default: 'interrupt',
       description: 'at maxExecutionMs: interrupt (then restart if still busy after shutdownWaitMs), restart, or only report',
     }),
-    poolSize: Int(1, 0, 'prespawned kernels kept ready per preloaded kernelspec (0 = no pool)'),
+    poolSize: Int(0, 0, 'prespawned kernels kept ready per preloaded kernelspec (0 = no pool; the standalone server keeps 1)'),
     poolPreload: Names(['python3'], 'kernelspecs with a prespawn pool'),
     poolAutoRefill: Bool(true, 'start a replacement after a pooled kernel is claimed and ready'),
     restartLimit: Int(5, 0, 'crashes within stableStartMs that are restarted before the kernel is dead'),
