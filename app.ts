@@ -185,7 +185,7 @@ export async function kernelRoutes(fastify: FastifyInstance, { config }: KernelC
   await fastify.register(panelsRoutes)
   await fastify.register(processesRoutes)
   await fastify.register(workersRoutes)
-  await fastify.register(kernelsRoutes)
+  await fastify.register(kernelsRoutes, { version: pkg.version })
   await fastify.register(kernelsWsRoutes)
   await fastify.register(sessionsRoutes)
   if (config.inspector.enabled) await fastify.register(inspector)

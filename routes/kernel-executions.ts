@@ -72,7 +72,7 @@ export default async function executionRoutes(fastify: FastifyInstance): Promise
     attachValidation: true,
     schema: {
       tags,
-      summary: 'Execute and wait for the record; Accept: text/event-stream (SSE) or application/x-ndjson streams it live',
+      operationId: 'executeCode', summary: 'Execute and wait for the record; Accept: text/event-stream (SSE) or application/x-ndjson streams it live',
       params: KernelParams,
       body: ExecuteRequest,
       response: { 200: ExecutionRecord, 202: ExecutionAccepted, ...errorReplies(400, 401, 404, 409, 413, 429) },
@@ -94,15 +94,15 @@ export default async function executionRoutes(fastify: FastifyInstance): Promise
 
   app.post('/api/kernels/:id/executions', {
     attachValidation: true,
-    schema: { tags, summary: 'Submit an execution; read it later from …/executions/:eid', params: KernelParams, body: ExecuteRequest, response: { 202: ExecutionAccepted, ...errorReplies(400, 401, 404, 409, 413, 429) } },
+    schema: { tags, operationId: 'submitExecution', summary: 'Submit an execution; read it later from …/executions/:eid', params: KernelParams, body: ExecuteRequest, response: { 202: ExecutionAccepted, ...errorReplies(400, 401, 404, 409, 413, 429) } },
   }, async (request, reply) => reply.code(202).send({ execution_id: submit(request, request.params, request.body).id, status: 'running' as const }))
 
   app.get('/api/kernels/:id/executions', {
-    schema: { tags, summary: 'Execution records, oldest first (?since=<seq>)', params: KernelParams, querystring: ExecutionListQuery, response: { 200: ExecutionList, ...errorReplies(401, 404) } },
+    schema: { tags, operationId: 'listExecutions', summary: 'Execution records, oldest first (?since=<seq>)', params: KernelParams, querystring: ExecutionListQuery, response: { 200: ExecutionList, ...errorReplies(401, 404) } },
   }, async (request) => storeOf(request, request.params).list(request.query.since, request.query.limit))
 
   app.get('/api/kernels/:id/executions/:eid', {
-    schema: { tags, summary: 'One execution record (?wait=ms long-polls until it finishes)', params: ExecutionParams, querystring: ExecutionWaitQuery, response: { 200: ExecutionRecord, ...errorReplies(401, 404) } },
+    schema: { tags, operationId: 'getExecution', summary: 'One execution record (?wait=ms long-polls until it finishes)', params: ExecutionParams, querystring: ExecutionWaitQuery, response: { 200: ExecutionRecord, ...errorReplies(401, 404) } },
   }, async (request) => {
     const execution = storeOf(request, request.params).get(request.params.eid)
     if (request.query.wait && execution.running) await within(execution.done, request.query.wait)
@@ -110,6 +110,6 @@ export default async function executionRoutes(fastify: FastifyInstance): Promise
   })
 
   app.get('/api/kernels/:id/executions/:eid/events', {
-    schema: { tags, summary: 'SSE (or NDJSON by Accept) of one execution: outputs so far, then live, then done', params: ExecutionParams, response: errorReplies(401, 404) },
+    schema: { tags, operationId: 'streamExecution', summary: 'SSE (or NDJSON by Accept) of one execution: outputs so far, then live, then done', params: ExecutionParams, response: errorReplies(401, 404) },
   }, async (request, reply) => stream(reply, streamKind(request) ?? 'sse', storeOf(request, request.params).get(request.params.eid)))
 }

@@ -75,7 +75,7 @@ export default async function kernelsWsRoutes(fastify: FastifyInstance): Promise
   authenticated(fastify)
   fastify.get<{ Params: { id: string }; Querystring: { session_id?: string } }>('/api/kernels/:id/channels', {
     websocket: true,
-    schema: { tags: ['kernels'], summary: 'Kernel channels (Jupyter WebSocket protocol, v1 or legacy JSON)', params: KernelParams, querystring: ChannelsQuery },
+    schema: { tags: ['kernels'], operationId: 'kernelChannels', summary: 'Kernel channels (Jupyter WebSocket protocol, v1 or legacy JSON)', params: KernelParams, querystring: ChannelsQuery },
     preHandler: async (request: FastifyRequest<{ Params: { id: string } }>) => {
       fastify.kernels.get(namespaceOf(request), request.params.id)
     },

@@ -8,7 +8,6 @@ import { KERNEL_OWNER } from '../plugins/kernels/launch.js'
 import type { Kernel as KernelObject } from '../plugins/kernels/kernel.js'
 import executionRoutes from './kernel-executions.js'
 import { namespaceOf } from './processes.js'
-import pkg from '../package.json' with { type: 'json' }
 
 const tags = ['kernels']
 
@@ -19,14 +18,16 @@ const tags = ['kernels']
  * kernels route context.
  */
 export function acceptEmptyJson(fastify: FastifyInstance): void {
+  // the kernel's depth-limited parser (plugins/json-limits.ts: 400 JSON_TOO_DEEP) when it is registered
+  const parseJson = fastify.hasDecorator('parseJson') ? fastify.parseJson : JSON.parse
   fastify.removeContentTypeParser(['application/json', 'text/plain'])
   fastify.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => {
     const text = String(body)
     if (text.trim() === '') return done(null, {})
     try {
-      done(null, JSON.parse(text))
-    } catch {
-      done(new KernelError(400, 'INVALID_JSON', 'body is not valid JSON'), undefined)
+      done(null, parseJson(text))
+    } catch (err) {
+      done(err instanceof KernelError ? err : new KernelError(400, 'INVALID_JSON', 'body is not valid JSON'), undefined)
     }
   })
 }
@@ -41,11 +42,16 @@ export function authenticated(fastify: FastifyInstance): void {
   if (fastify.hasDecorator('authenticate')) fastify.addHook('onRequest', fastify.getDecorator<onRequestHookHandler>('authenticate'))
 }
 
+/** Options of the kernels routes: the server version `GET /api` reports. */
+export interface KernelsRoutesOptions {
+  version: string
+}
+
 /** `GET /api` (public, like Jupyter's `/api/`). */
-async function publicRoutes(fastify: FastifyInstance): Promise<void> {
+async function publicRoutes(fastify: FastifyInstance, { version }: KernelsRoutesOptions): Promise<void> {
   fastify.withTypeProvider<TypeBoxTypeProvider>().get('/api', {
-    schema: { tags, summary: 'Server version (Jupyter Server /api/)', response: { 200: ApiVersion } },
-  }, async () => ({ version: pkg.version }))
+    schema: { tags, operationId: 'getApiVersion', summary: 'Server version (Jupyter Server /api/)', response: { 200: ApiVersion } },
+  }, async () => ({ version }))
 }
 
 /** The authenticated Jupyter REST routes over `fastify.kernels`. */
@@ -57,7 +63,7 @@ async function kernelRoutes(fastify: FastifyInstance): Promise<void> {
   const id = (request: { params: { id: string } }) => km().get(namespaceOf(request as FastifyRequest), request.params.id)
 
   app.get('/api/status', {
-    schema: { tags, summary: 'Kernels and connections of your namespace', response: { 200: ApiStatus, ...errorReplies(401) } },
+    schema: { tags, operationId: 'getApiStatus', summary: 'Kernels and connections of your namespace', response: { 200: ApiStatus, ...errorReplies(401) } },
   }, async (request) => {
     const kernels = km().list(namespaceOf(request))
     const last = Math.max(km().started.getTime(), ...kernels.map((k) => k.lastActivity.getTime()))
@@ -65,7 +71,7 @@ async function kernelRoutes(fastify: FastifyInstance): Promise<void> {
   })
 
   app.get('/api/kernelspecs', {
-    schema: { tags, summary: 'Kernelspecs (Jupyter shape); ?all=true adds unavailable ones with the reason', querystring: KernelSpecsQuery, response: { 200: KernelSpecs, ...errorReplies(401) } },
+    schema: { tags, operationId: 'listKernelSpecs', summary: 'Kernelspecs (Jupyter shape); ?all=true adds unavailable ones with the reason', querystring: KernelSpecsQuery, response: { 200: KernelSpecs, ...errorReplies(401) } },
   }, async (request) => {
     const list = request.query.all ? [...km().specs.values()].filter((s) => km().options.allowed.includes(s.name)) : km().available()
     const kernelspecs = Object.fromEntries(list.map((s) => [s.name, {
@@ -76,14 +82,14 @@ async function kernelRoutes(fastify: FastifyInstance): Promise<void> {
   })
 
   app.get('/api/kernels', {
-    schema: { tags, summary: 'Kernels of your namespace', response: { 200: KernelList, ...errorReplies(401) } },
+    schema: { tags, operationId: 'listKernels', summary: 'Kernels of your namespace', response: { 200: KernelList, ...errorReplies(401) } },
   }, async (request) => km().list(namespaceOf(request)).map((k) => k.model()))
 
   app.post('/api/kernels', {
     attachValidation: true,
     schema: {
       tags,
-      summary: 'Start a kernel (201 + Location); from the prespawn pool when the request has no env, path or timeouts',
+      operationId: 'startKernel', summary: 'Start a kernel (201 + Location); from the prespawn pool when the request has no env, path or timeouts',
       body: StartKernelRequest,
       response: { 201: Kernel, ...errorReplies(400, 401, 429, 500, 503, 504) },
     },
@@ -94,7 +100,7 @@ async function kernelRoutes(fastify: FastifyInstance): Promise<void> {
   })
 
   app.get('/api/kernels/pool', {
-    schema: { tags, summary: 'Prespawn pool per kernelspec: {target, ready, starting}', response: { 200: PoolStatus, ...errorReplies(401) } },
+    schema: { tags, operationId: 'getKernelPool', summary: 'Prespawn pool per kernelspec: {target, ready, starting}', response: { 200: PoolStatus, ...errorReplies(401) } },
   }, async () => km().poolStatus())
 
   const cullTime = (kernel: KernelObject) => {
@@ -104,7 +110,7 @@ async function kernelRoutes(fastify: FastifyInstance): Promise<void> {
   }
 
   app.post('/api/kernels/:id/ping', {
-    schema: { tags, summary: 'Count as activity (postpones culling)', params: KernelParams, response: { 200: PingReply, ...errorReplies(401, 404) } },
+    schema: { tags, operationId: 'pingKernel', summary: 'Count as activity (postpones culling)', params: KernelParams, response: { 200: PingReply, ...errorReplies(401, 404) } },
   }, async (request) => {
     const kernel = id(request)
     kernel.lastActivity = new Date()
@@ -112,7 +118,7 @@ async function kernelRoutes(fastify: FastifyInstance): Promise<void> {
   })
 
   app.get('/api/kernels/:id/info', {
-    schema: { tags, summary: 'Model plus usage, ongoing executions, restarts, culls_at', params: KernelParams, response: { 200: KernelInfo, ...errorReplies(401, 404) } },
+    schema: { tags, operationId: 'getKernelInfo', summary: 'Model plus usage, ongoing executions, restarts, culls_at', params: KernelParams, response: { 200: KernelInfo, ...errorReplies(401, 404) } },
   }, async (request) => {
     const kernel = id(request)
     let usage: { rssBytes: number; cpuMs: number } | undefined
@@ -136,7 +142,7 @@ async function kernelRoutes(fastify: FastifyInstance): Promise<void> {
 
   app.patch('/api/kernels/:id', {
     attachValidation: true,
-    schema: { tags, summary: 'Change inactivityTimeoutMs / maxExecutionMs', params: KernelParams, body: PatchKernelRequest, response: { 200: Kernel, ...errorReplies(400, 401, 404) } },
+    schema: { tags, operationId: 'patchKernel', summary: 'Change inactivityTimeoutMs / maxExecutionMs', params: KernelParams, body: PatchKernelRequest, response: { 200: Kernel, ...errorReplies(400, 401, 404) } },
   }, async (request) => {
     rejectInvalid(request, 'INVALID_KERNEL_REQUEST')
     const kernel = id(request)
@@ -147,25 +153,25 @@ async function kernelRoutes(fastify: FastifyInstance): Promise<void> {
   await fastify.register(executionRoutes)
 
   app.get('/api/kernels/:id', {
-    schema: { tags, summary: 'A kernel', params: KernelParams, response: { 200: Kernel, ...errorReplies(401, 404) } },
+    schema: { tags, operationId: 'getKernel', summary: 'A kernel', params: KernelParams, response: { 200: Kernel, ...errorReplies(401, 404) } },
   }, async (request) => id(request).model())
 
   app.delete('/api/kernels/:id', {
-    schema: { tags, summary: 'Shut a kernel down (shutdown_request, then TERM→KILL)', params: KernelParams, response: { 204: { type: 'null' }, ...errorReplies(401, 404) } },
+    schema: { tags, operationId: 'deleteKernel', summary: 'Shut a kernel down (shutdown_request, then TERM→KILL)', params: KernelParams, response: { 204: { type: 'null' }, ...errorReplies(401, 404) } },
   }, async (request, reply) => {
     await km().shutdown(namespaceOf(request), request.params.id)
     return reply.code(204).send()
   })
 
   app.post('/api/kernels/:id/interrupt', {
-    schema: { tags, summary: 'Interrupt (SIGINT, or interrupt_request for message-mode kernelspecs)', params: KernelParams, response: { 204: { type: 'null' }, ...errorReplies(401, 404, 409) } },
+    schema: { tags, operationId: 'interruptKernel', summary: 'Interrupt (SIGINT, or interrupt_request for message-mode kernelspecs)', params: KernelParams, response: { 204: { type: 'null' }, ...errorReplies(401, 404, 409) } },
   }, async (request, reply) => {
     await id(request).interrupt()
     return reply.code(204).send()
   })
 
   app.post('/api/kernels/:id/restart', {
-    schema: { tags, summary: 'Restart: same id, fresh state (a dead kernel is revived)', params: KernelParams, response: { 200: Kernel, ...errorReplies(401, 404, 409, 500) } },
+    schema: { tags, operationId: 'restartKernel', summary: 'Restart: same id, fresh state (a dead kernel is revived)', params: KernelParams, response: { 200: Kernel, ...errorReplies(401, 404, 409, 500) } },
   }, async (request) => {
     const kernel = id(request)
     await kernel.restart()
@@ -180,7 +186,7 @@ async function kernelRoutes(fastify: FastifyInstance): Promise<void> {
  * CWD_OUTSIDE_WORKSPACE, 404 KERNEL_NOT_FOUND, 409 KERNEL_DEAD / KERNEL_RESTARTING, 429 TOO_MANY_KERNELS /
  * NAMESPACE_KERNEL_LIMIT, 500 KERNEL_START_FAILED, 503 KERNEL_UNAVAILABLE, 504 KERNEL_START_TIMEOUT).
  */
-export default async function kernelsRoutes(fastify: FastifyInstance): Promise<void> {
-  await fastify.register(publicRoutes)
+export default async function kernelsRoutes(fastify: FastifyInstance, opts: KernelsRoutesOptions): Promise<void> {
+  await fastify.register(publicRoutes, opts)
   await fastify.register(kernelRoutes)
 }

@@ -19,12 +19,12 @@ export default async function sessionsRoutes(fastify: FastifyInstance): Promise<
   const sm = () => fastify.kernels.sessions
 
   app.get('/api/sessions', {
-    schema: { tags, summary: 'Sessions of your namespace', response: { 200: SessionList, ...errorReplies(401) } },
+    schema: { tags, operationId: 'listSessions', summary: 'Sessions of your namespace', response: { 200: SessionList, ...errorReplies(401) } },
   }, async (request) => sm().list(namespaceOf(request)))
 
   app.post('/api/sessions', {
     attachValidation: true,
-    schema: { tags, summary: 'Create a session (or get the one for this path)', body: CreateSessionRequest, response: { 201: Session, ...errorReplies(400, 401, 404, 429, 501, 503) } },
+    schema: { tags, operationId: 'createSession', summary: 'Create a session (or get the one for this path)', body: CreateSessionRequest, response: { 201: Session, ...errorReplies(400, 401, 404, 429, 501, 503) } },
   }, async (request, reply) => {
     rejectInvalid(request, 'INVALID_SESSION_REQUEST')
     const { session } = await sm().create(namespaceOf(request), request.body)
@@ -32,19 +32,19 @@ export default async function sessionsRoutes(fastify: FastifyInstance): Promise<
   })
 
   app.get('/api/sessions/:id', {
-    schema: { tags, summary: 'A session', params: SessionParams, response: { 200: Session, ...errorReplies(401, 404, 410) } },
+    schema: { tags, operationId: 'getSession', summary: 'A session', params: SessionParams, response: { 200: Session, ...errorReplies(401, 404, 410) } },
   }, async (request) => sm().get(namespaceOf(request), request.params.id))
 
   app.patch('/api/sessions/:id', {
     attachValidation: true,
-    schema: { tags, summary: 'Rename, retype or rebind the kernel ({id} existing, {name} new)', params: SessionParams, body: PatchSessionRequest, response: { 200: Session, ...errorReplies(400, 401, 404, 410, 429, 501) } },
+    schema: { tags, operationId: 'patchSession', summary: 'Rename, retype or rebind the kernel ({id} existing, {name} new)', params: SessionParams, body: PatchSessionRequest, response: { 200: Session, ...errorReplies(400, 401, 404, 410, 429, 501) } },
   }, async (request) => {
     rejectInvalid(request, 'INVALID_SESSION_REQUEST')
     return sm().patch(namespaceOf(request), request.params.id, request.body)
   })
 
   app.delete('/api/sessions/:id', {
-    schema: { tags, summary: 'Delete a session and shut its kernel down', params: SessionParams, response: { 204: { type: 'null' }, ...errorReplies(401, 404, 410) } },
+    schema: { tags, operationId: 'deleteSession', summary: 'Delete a session and shut its kernel down', params: SessionParams, response: { 204: { type: 'null' }, ...errorReplies(401, 404, 410) } },
   }, async (request, reply) => {
     await sm().delete(namespaceOf(request), request.params.id)
     return reply.code(204).send()
