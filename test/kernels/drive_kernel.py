@@ -23,14 +23,18 @@ from jupyter_client.blocking.client import BlockingKernelClient
 TIMEOUT = 60
 
 
-def interrupt_later(kc, spec):
+def interrupt_later(kc, spec, replied):
+    # A SIGINT that lands before the cell runs is lost (as with ipykernel), which a loaded machine makes
+    # likely: like a user pressing interrupt again, repeat it every 3 s until the execute_reply arrives.
     time.sleep(spec["after_s"])
-    if spec["via"] == "signal":
-        os.kill(spec["pid"], signal.SIGINT)
-    elif spec["via"] == "group":
-        os.killpg(spec["pid"], signal.SIGINT)
-    else:
-        kc.control_channel.send(kc.session.msg("interrupt_request", {}))
+    while not replied.is_set():
+        if spec["via"] == "signal":
+            os.kill(spec["pid"], signal.SIGINT)
+        elif spec["via"] == "group":
+            os.killpg(spec["pid"], signal.SIGINT)
+        else:
+            kc.control_channel.send(kc.session.msg("interrupt_request", {}))
+        replied.wait(3)
 
 
 def collect_iopub(kc, msg_id):
@@ -56,14 +60,16 @@ def shell_reply(kc, msg_id):
 def execute(kc, step):
     answers = list(step.get("stdin", []))
     msg_id = kc.execute(step["code"], allow_stdin=step.get("allow_stdin", bool(answers)))
+    replied = threading.Event()
     if "interrupt" in step:
-        threading.Thread(target=interrupt_later, args=(kc, step["interrupt"]), daemon=True).start()
+        threading.Thread(target=interrupt_later, args=(kc, step["interrupt"], replied), daemon=True).start()
     requests = []
     while answers:
         req = kc.get_stdin_msg(timeout=TIMEOUT)
         requests.append(req["content"])
         kc.input(answers.pop(0))
     reply = shell_reply(kc, msg_id)
+    replied.set()
     return {"reply": reply["content"], "iopub": collect_iopub(kc, msg_id), "input_requests": requests}
 
 
