@@ -13,7 +13,7 @@ import { Type, Kind, type Static, type TSchema, type TObject } from '@sinclair/t
 import { Value } from '@sinclair/typebox/value'
 import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
 import { KernelsConfig } from './plugins/kernels/options.js'
-import { PanelLimits } from './plugins/panels/options.js'
+import { PanelLimits, PanelSocketOptions } from './plugins/panels/options.js'
 import { StoreOptions } from './plugins/store.js'
 import { defaultWorkerThreads } from './wasm-runtime/admission.js'
 import { AuthConfig } from './plugins/auth.js'
@@ -71,8 +71,7 @@ export const HttpOptions = Type.Object(
 export const WsOptions = Type.Object(
   {
     maxPayloadBytes: Int(1 * MiB, 1, 'largest accepted frame, bytes (bigger: close 1009)'),
-    pingIntervalMs: Int(30_000, 0, 'server ping interval; a socket that has not answered the previous ping is terminated (0 = off), ms'),
-    maxBufferedBytes: Int(4 * MiB, 1, 'outgoing bytes buffered for a slow client before it is dropped'),
+    ...PanelSocketOptions.properties,
   },
   { default: {}, additionalProperties: false },
 )

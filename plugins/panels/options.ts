@@ -22,12 +22,12 @@ export const PanelLimits = Type.Object({
   maxTopicsPerSocket: Int(256, 1, 'subscription topics one panel WebSocket may hold (more: ERROR TOO_MANY_TOPICS)'),
 })
 
+/** The panel WebSocket's buffer bound and heartbeat (config.ts puts them under `ws.*`: WK_WS_MAX_BUFFERED_BYTES …). */
+export const PanelSocketOptions = Type.Object({
+  maxBufferedBytes: Int(4 * MiB, 1, 'outgoing bytes buffered for a slow client before it is dropped'),
+  pingIntervalMs: Int(30_000, 0, 'server ping interval; a socket that has not answered the previous ping is terminated (0 = off), ms'),
+})
+
 /** Options of the panels plugin: the limits plus its sockets' buffer bound and heartbeat. */
-export const PanelsOptions = Type.Composite([
-  PanelLimits,
-  Type.Object({
-    maxBufferedBytes: Int(1 * MiB, 1, 'outgoing bytes buffered for a slow client before it is dropped'),
-    pingIntervalMs: Int(30_000, 0, 'server ping interval (0 = off), ms'),
-  }),
-])
+export const PanelsOptions = Type.Composite([PanelLimits, PanelSocketOptions])
 export type PanelsOptions = Static<typeof PanelsOptions>

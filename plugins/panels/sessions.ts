@@ -5,7 +5,7 @@ import type { ServerMessage } from '../../schemas/ws.js'
 
 /** Options of client sessions. */
 export interface SessionOptions {
-  /** A socket whose unsent bytes exceed this bound is dropped (terminated), bytes. Default 1 MiB. */
+  /** A socket whose unsent bytes exceed this bound is dropped (terminated), bytes (default: PanelSocketOptions). */
   maxBufferedBytes: number
   /** Interval of server pings; a socket that has not answered the previous ping is terminated; 0 = off, ms. Default 30000. */
   pingIntervalMs: number
