@@ -15,7 +15,7 @@ import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
 import { KernelsConfig } from './plugins/kernels/options.js'
 import { PanelLimits, PanelSocketOptions } from './plugins/panels/options.js'
 import { StoreOptions } from './plugins/store.js'
-import { defaultWorkerThreads } from './wasm-runtime/admission.js'
+import { RuntimeOptions } from './wasm-runtime/options.js'
 import { AuthConfig } from './plugins/auth.js'
 import { HostGuardOptions } from './plugins/host-guard.js'
 import { JsonLimitsOptions } from './plugins/json-limits.js'
@@ -25,27 +25,6 @@ const MiB = 1024 * KiB
 
 const Int = (def: number, min: number, description: string, max?: number) =>
   Type.Integer({ default: def, minimum: min, ...(max === undefined ? {} : { maximum: max }), description })
-
-/** Limits of the wasm sandbox (passed to the executor as its RuntimeConfig). Bytes and ms. */
-export const RuntimeOptions = Type.Object(
-  {
-    maxInstances: Int(64, 1, 'live sandbox instances (running + suspended) at once'),
-    maxQueue: Int(1024, 0, 'executions waiting for an instance before CAPACITY_EXCEEDED'),
-    memoryLimitBytes: Int(64 * MiB, 1 * MiB, 'linear memory cap per instance, bytes'),
-    defaultTimeoutMs: Int(5000, 1, 'wall-clock budget of one execution segment when the tool gives none, ms'),
-    inlineSliceMs: Int(1, 0, 'running time an execution may first spend on the event-loop thread before it moves to a worker, ms (0 = always a worker)'),
-    fuelLimit: Int(0, 0, 'fuel (≈ wasm instructions) per execution, 0 = unlimited'),
-    maxHostCalls: Int(1000, 1, '$ext/$emit/$view/$log calls per execution'),
-    maxStateMutations: Int(1000, 1, 'state mutations per execution'),
-    maxEvents: Int(1000, 1, 'emitted events per execution'),
-    maxSourceBytes: Int(1 * MiB, 1, 'largest accepted handler source, bytes'),
-    memoryCacheEntries: Int(512, 1, 'compiled handlers kept in memory (LRU entries)'),
-    cacheDir: Type.Optional(Type.String({ minLength: 1, description: 'folder of the on-disk bytecode cache (unset = none)' })),
-    maxCacheSizeBytes: Int(64 * MiB, 0, 'bound of the disk bytecode cache, bytes'),
-    workerThreads: Int(defaultWorkerThreads(), 1, 'threads that run sandbox guests (default: cores − 1, the event loop keeps one)', 256),
-  },
-  { default: {}, additionalProperties: false },
-)
 
 /** Options of the built-in `http` extension. Bytes and ms. */
 export const HttpOptions = Type.Object(
@@ -162,7 +141,6 @@ export const KernelConfig = Type.Object(
 )
 
 export type KernelConfig = Static<typeof KernelConfig>
-export type RuntimeOptions = Static<typeof RuntimeOptions>
 export type HttpOptions = Static<typeof HttpOptions>
 export type WsOptions = Static<typeof WsOptions>
 export type WorkersConfig = Static<typeof WorkersConfig>

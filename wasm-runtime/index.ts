@@ -10,9 +10,10 @@
  */
 import { randomInt } from 'node:crypto'
 import { Counter, Histogram, Registry } from 'prom-client'
-import { RuntimeError, Slots, defaultWorkerThreads } from './admission.js'
+import { RuntimeError, Slots } from './admission.js'
 import { GUEST_PATH, addon, type NativeRuntime, type RawResult } from './addon.js'
 import { PanelState } from './state.js'
+import { RUNTIME_OPTION_DEFAULTS } from './options.js'
 import type {
   CallResult,
   CompiledHandler,
@@ -27,23 +28,15 @@ import type {
 export * from './types.js'
 export { RuntimeError, defaultWorkerThreads } from './admission.js'
 export { PanelState } from './state.js'
+export { RuntimeOptions, RUNTIME_OPTION_DEFAULTS } from './options.js'
 
-/** Defaults of every RuntimeConfig field (sizes in bytes, times in ms). */
+/**
+ * Defaults of every RuntimeConfig field (sizes in bytes, times in ms): the RuntimeOptions schema's
+ * (options.ts), plus the suspension timeout the panels plugin passes in from its own options.
+ */
 export const RUNTIME_DEFAULTS = {
-  maxInstances: 64,
-  maxQueue: 1024,
-  memoryLimitBytes: 64 * 1024 * 1024,
-  defaultTimeoutMs: 5000,
-  inlineSliceMs: 1,
-  fuelLimit: 0,
-  maxHostCalls: 1000,
-  maxStateMutations: 1000,
-  maxEvents: 1000,
-  maxSourceBytes: 1024 * 1024,
+  ...RUNTIME_OPTION_DEFAULTS,
   suspensionTimeoutMs: 30_000,
-  memoryCacheEntries: 512,
-  maxCacheSizeBytes: 64 * 1024 * 1024,
-  workerThreads: defaultWorkerThreads(),
 } satisfies Required<Omit<RuntimeConfig, 'cacheDir'>>
 
 interface GuestOutput extends Omit<ExecutionResult, 'metrics' | 'executionId'> {
