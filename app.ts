@@ -44,7 +44,7 @@ import { ProcessClientMessage, ProcessServerMessage } from './schemas/processes.
 const pkg = JSON.parse(readFileSync(join(packageRoot(import.meta.url), 'package.json'), 'utf8')) as { version: string; description: string }
 
 export { resolveConfig, loadConfig, ConfigError, type KernelConfig, type KernelOptions } from './config.js'
-export { KernelError } from './plugins/errors.js'
+export { ERROR_STATUS, KernelError, defineError, kernelError, type ErrorCode, type ErrorReplyBody } from './plugins/errors.js'
 export { ExtensionError, type Extension, type ExtensionCallContext } from './plugins/extensions.js'
 // the public types of every decorator; importing their modules also brings each plugin's
 // `declare module 'fastify'` augmentation to consumers of this entry point (app.d.ts)

@@ -19,6 +19,7 @@ import { RuntimeOptions } from './wasm-runtime/options.js'
 import { AuthConfig } from './plugins/auth.js'
 import { HostGuardOptions } from './plugins/host-guard.js'
 import { JsonLimitsOptions } from './plugins/json-limits.js'
+import { ERROR_STATUS, KernelError } from './plugins/errors.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -164,13 +165,17 @@ export interface ConfigIssue {
   message: string
 }
 
-/** Thrown by `loadConfig` / `resolveConfig` when any option is invalid; `message` lists every issue. */
-export class ConfigError extends Error {
-  readonly code = 'INVALID_CONFIG'
+/**
+ * Thrown by `loadConfig` / `resolveConfig` when any option is invalid: a KernelError with code
+ * INVALID_CONFIG (status from the catalog, 500); `message` lists every issue.
+ */
+export class ConfigError extends KernelError {
   readonly issues: ConfigIssue[]
   constructor(issues: ConfigIssue[]) {
     super(`Invalid configuration:\n${issues.map(formatIssue).join('\n')}`)
     this.name = 'ConfigError'
+    this.code = 'INVALID_CONFIG'
+    this.statusCode = ERROR_STATUS.INVALID_CONFIG
     this.issues = issues
   }
 }

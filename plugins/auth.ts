@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
 import { Type } from '@sinclair/typebox'
-import { KernelError } from './errors.js'
+import { kernelError } from './errors.js'
 
 /** The auth options as config.ts composes them (top level: `WK_AUTH_ENABLED`, `WK_JWT_SECRET`, `WK_JWT_MAX_AGE`). */
 export const AuthConfig = Type.Object({
@@ -82,9 +82,9 @@ function extractToken(request: FastifyRequest): string | undefined {
 /** A token without `exp` expires `maxAge` seconds after its `iat`; without either it has no known age. */
 function checkAge(claims: Record<string, unknown>, maxAge: number): void {
   if (claims.exp !== undefined) return // fast-jwt has checked it
-  if (typeof claims.iat !== 'number') throw new KernelError(401, 'UNAUTHORIZED', 'Token has neither exp nor iat')
+  if (typeof claims.iat !== 'number') throw kernelError('UNAUTHORIZED', 'Token has neither exp nor iat')
   if (Date.now() / 1000 - claims.iat > maxAge) {
-    throw new KernelError(401, 'UNAUTHORIZED', `Token has no exp and is older than jwtMaxAge (${maxAge} s)`)
+    throw kernelError('UNAUTHORIZED', `Token has no exp and is older than jwtMaxAge (${maxAge} s)`)
   }
 }
 
@@ -103,19 +103,19 @@ async function authPlugin(fastify: FastifyInstance, opts: AuthPluginOptions): Pr
   })
   fastify.decorate('authenticate', async (request: FastifyRequest) => {
     if (extractToken(request) === undefined) {
-      throw new KernelError(401, 'UNAUTHORIZED', 'Missing token: send "Authorization: Bearer <jwt>" (or ?token= on WebSocket)')
+      throw kernelError('UNAUTHORIZED', 'Missing token: send "Authorization: Bearer <jwt>" (or ?token= on WebSocket)')
     }
     let claims: Record<string, unknown>
     try {
       claims = await request.jwtVerify<Record<string, unknown>>()
     } catch {
-      throw new KernelError(401, 'UNAUTHORIZED', 'Invalid or expired token')
+      throw kernelError('UNAUTHORIZED', 'Invalid or expired token')
     }
     checkAge(claims, maxAge)
     const ns = claims.namespace
     if (ns === undefined) return
     if (typeof ns !== 'string' || !NAMESPACE.test(ns)) {
-      throw new KernelError(401, 'UNAUTHORIZED', 'Token namespace claim must be 1-64 chars of [A-Za-z0-9_.:-]')
+      throw kernelError('UNAUTHORIZED', 'Token namespace claim must be 1-64 chars of [A-Za-z0-9_.:-]')
     }
     request.namespace = ns
   })

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { Counter, type Registry } from 'prom-client'
-import { KernelError } from './errors.js'
+import { kernelError } from './errors.js'
 import { hostAllowed, normalizeHost } from './extensions/address.js'
 
 /**
@@ -84,7 +84,7 @@ function refusalCounter(fastify: FastifyInstance): Counter<'reason'> | undefined
 
 async function hostGuardPlugin(fastify: FastifyInstance, options: Partial<HostGuardOptions>): Promise<void> {
   const opts = Value.Default(HostGuardOptions, structuredClone(options)) as HostGuardOptions
-  if (!Value.Check(HostGuardOptions, opts)) throw new KernelError(500, 'INVALID_CONFIG', 'host guard: invalid options')
+  if (!Value.Check(HostGuardOptions, opts)) throw kernelError('INVALID_CONFIG', 'host guard: invalid options')
   const anyHost = opts.allowedHosts.includes('*')
   const hosts = [...defaultHosts(opts.listenHost), ...opts.allowedHosts]
   const refused = refusalCounter(fastify)
@@ -95,13 +95,13 @@ async function hostGuardPlugin(fastify: FastifyInstance, options: Partial<HostGu
     const name = hostOfHeader(request.headers.host)
     if (!anyHost && (name === undefined || !hostAllowed(name, hosts))) {
       refused?.inc({ reason: 'host' })
-      throw new KernelError(421, 'HOST_NOT_ALLOWED', `Host ${JSON.stringify(request.headers.host ?? '')} is not allowed (add it to allowedHosts / WK_ALLOWED_HOSTS)`)
+      throw kernelError('HOST_NOT_ALLOWED', `Host ${JSON.stringify(request.headers.host ?? '')} is not allowed (add it to allowedHosts / WK_ALLOWED_HOSTS)`)
     }
     const origin = request.headers.origin
     // no Origin: not a browser (browsers send it on every upgrade and every non-GET request)
     if (origin !== undefined && !originAllowed(origin, request.headers.host ?? '', opts.allowedOrigins)) {
       refused?.inc({ reason: 'origin' })
-      throw new KernelError(403, 'ORIGIN_NOT_ALLOWED', `Origin ${JSON.stringify(origin)} is not allowed (same origin only, or list it in corsOrigins / WK_CORS_ORIGINS)`)
+      throw kernelError('ORIGIN_NOT_ALLOWED', `Origin ${JSON.stringify(origin)} is not allowed (same origin only, or list it in corsOrigins / WK_CORS_ORIGINS)`)
     }
   })
 }

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import fastifyStatic from '@fastify/static'
-import { KernelError } from './errors.js'
+import { kernelError } from './errors.js'
 
 /** Options of the inspector plugin. */
 export interface InspectorPluginOptions {
@@ -32,7 +32,7 @@ async function inspectorPlugin(fastify: FastifyInstance, opts: InspectorPluginOp
   })
   if (!existsSync(join(root, 'index.html'))) {
     const notBuilt = async () => {
-      throw new KernelError(503, 'INSPECTOR_NOT_BUILT', `The inspector page is not built (no index.html in ${root}): run npm run setup`)
+      throw kernelError('INSPECTOR_NOT_BUILT', `The inspector page is not built (no index.html in ${root}): run npm run setup`)
     }
     fastify.get('/inspector/', { schema: { hide: true } }, notBuilt)
     fastify.get('/inspector/*', { schema: { hide: true } }, notBuilt)

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
-import { KernelError } from './errors.js'
+import { KernelError, kernelError } from './errors.js'
 
 /** Options of the JSON limits plugin. */
 export const JsonLimitsOptions = Type.Object(
@@ -49,7 +49,7 @@ export function tooDeep(text: string, maxDepth: number): boolean {
 
 /** The 400 every edge answers with for too deep JSON. */
 function depthError(maxDepth: number): KernelError {
-  return new KernelError(400, 'JSON_TOO_DEEP', `JSON nests deeper than maxJsonDepth (${maxDepth})`, { maxJsonDepth: maxDepth })
+  return kernelError('JSON_TOO_DEEP', `JSON nests deeper than maxJsonDepth (${maxDepth})`, { maxJsonDepth: maxDepth })
 }
 
 declare module 'fastify' {

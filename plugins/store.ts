@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { KernelError } from './errors.js'
+import { KernelError, kernelError } from './errors.js'
 import { Literals } from '../schemas/common.js'
 import { MemoryBackend } from './store/memory.js'
 import { SqliteBackend } from './store/sqlite.js'
@@ -34,7 +34,7 @@ export type StoreOptions = Static<typeof StoreOptions>
 
 /** 503 STORE_ERROR: the store could not write (or read); nothing of the operation was applied. */
 export function storeError(err: unknown): KernelError {
-  return new KernelError(503, 'STORE_ERROR', `the store failed: ${(err as Error)?.message ?? String(err)}`)
+  return kernelError('STORE_ERROR', `the store failed: ${(err as Error)?.message ?? String(err)}`)
 }
 
 /**

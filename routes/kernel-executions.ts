@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { KernelError } from '../plugins/errors.js'
+import { kernelError } from '../plugins/errors.js'
 import type { Execution, NbOutput } from '../plugins/kernels/executions.js'
 import { within } from '../plugins/kernels/kernel.js'
 import { errorReplies } from '../schemas/common.js'
@@ -63,8 +63,8 @@ export default async function executionRoutes(fastify: FastifyInstance): Promise
   const submit = (request: FastifyRequest, params: { id: string }, body: ExecuteRequest): Execution => {
     rejectInvalid(request, 'INVALID_EXECUTE_REQUEST')
     const bytes = Buffer.byteLength(body.code)
-    if (bytes > km().options.maxCodeBytes) throw new KernelError(413, 'CODE_TOO_LARGE', `code of ${bytes} bytes exceeds the ${km().options.maxCodeBytes}-byte limit`)
-    if ((body.timeoutMs ?? 0) > km().options.maxExecuteWaitMs) throw new KernelError(400, 'INVALID_EXECUTE_REQUEST', `timeoutMs must be ≤ ${km().options.maxExecuteWaitMs}`)
+    if (bytes > km().options.maxCodeBytes) throw kernelError('CODE_TOO_LARGE', `code of ${bytes} bytes exceeds the ${km().options.maxCodeBytes}-byte limit`)
+    if ((body.timeoutMs ?? 0) > km().options.maxExecuteWaitMs) throw kernelError('INVALID_EXECUTE_REQUEST', `timeoutMs must be ≤ ${km().options.maxExecuteWaitMs}`)
     return storeOf(request, params).submit(body)
   }
 

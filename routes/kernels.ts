@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { KernelError } from '../plugins/errors.js'
+import { type ErrorCode, KernelError, kernelError } from '../plugins/errors.js'
 import { errorReplies } from '../schemas/common.js'
 import { ApiStatus, ApiVersion, Kernel, KernelInfo, KernelList, KernelParams, KernelSpecs, KernelSpecsQuery, PatchKernelRequest, PingReply, PoolStatus, StartKernelRequest } from '../schemas/kernels.js'
 import { cullsAt } from '../plugins/kernels/culler.js'
@@ -27,14 +27,14 @@ export function acceptEmptyJson(fastify: FastifyInstance): void {
     try {
       done(null, parseJson(text))
     } catch (err) {
-      done(err instanceof KernelError ? err : new KernelError(400, 'INVALID_JSON', 'body is not valid JSON'), undefined)
+      done(err instanceof KernelError ? err : kernelError('INVALID_JSON', 'body is not valid JSON'), undefined)
     }
   })
 }
 
 /** A request that failed its schema becomes a 400 with the route's own code. */
-export function rejectInvalid(request: FastifyRequest, code: string): void {
-  if (request.validationError) throw new KernelError(400, code, request.validationError.message)
+export function rejectInvalid(request: FastifyRequest, code: ErrorCode): void {
+  if (request.validationError) throw kernelError(code, request.validationError.message)
 }
 
 /** Adds `fastify.authenticate` as an onRequest hook when the auth plugin is there. */

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { RawData, WebSocket } from 'ws'
-import { KernelError } from '../plugins/errors.js'
+import { KernelError, kernelError } from '../plugins/errors.js'
 import type { PanelManager } from '../plugins/panels.js'
 import type { Session } from '../plugins/panels/sessions.js'
 import { encode } from '../plugins/panels/sessions.js'
@@ -83,7 +83,7 @@ function trigger(panels: PanelManager, s: Session, ns: string, panelId: string, 
       s.send(encode({ type: 'ERROR', requestId, code, message, line, column, details: result }))
     })
     .catch((err: unknown) => {
-      const e = err instanceof KernelError ? err : new KernelError(500, 'INTERNAL_ERROR', (err as Error).message)
+      const e = err instanceof KernelError ? err : kernelError('INTERNAL_ERROR', (err as Error).message)
       sendError(s, e.code, e.message, requestId)
     })
 }

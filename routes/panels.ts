@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { KernelError } from '../plugins/errors.js'
+import { type ErrorCode, kernelError } from '../plugins/errors.js'
 import { errorReplies } from '../schemas/common.js'
 import {
   CreatePanelReply,
@@ -21,8 +21,8 @@ import panelsWsRoutes, { namespaceOf } from './panels-ws.js'
 const tags = ['panels']
 
 /** A body that failed its TypeBox schema becomes a 400 with the route's own code. */
-function rejectInvalid(request: FastifyRequest, code: string): void {
-  if (request.validationError) throw new KernelError(400, code, request.validationError.message)
+function rejectInvalid(request: FastifyRequest, code: ErrorCode): void {
+  if (request.validationError) throw kernelError(code, request.validationError.message)
 }
 
 /**

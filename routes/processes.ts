@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { KernelError } from '../plugins/errors.js'
+import { type ErrorCode, kernelError } from '../plugins/errors.js'
 import { errorReplies } from '../schemas/common.js'
 import { wsRoute } from '../schemas/openapi.js'
 import {
@@ -26,15 +26,15 @@ export function namespaceOf(request: FastifyRequest): string {
 }
 
 /** A request that failed its schema becomes a 400 with the route's own code. */
-function rejectInvalid(request: FastifyRequest, code: string): void {
+function rejectInvalid(request: FastifyRequest, code: ErrorCode): void {
   const err = request.validationError as (Error & { validation?: Array<{ instancePath?: string }> }) | undefined
   if (!err) return
   const badType = code === 'INVALID_SPAWN_REQUEST' && err.validation?.some((e) => e.instancePath === '/type')
   if (badType) {
     const type = (request.body as { type?: unknown } | undefined)?.type
-    throw new KernelError(400, 'UNKNOWN_PROCESS_TYPE', `unknown process type ${JSON.stringify(type) ?? '(missing)'}; expected one of ${PROCESS_TYPES.join(', ')}`)
+    throw kernelError('UNKNOWN_PROCESS_TYPE', `unknown process type ${JSON.stringify(type) ?? '(missing)'}; expected one of ${PROCESS_TYPES.join(', ')}`)
   }
-  throw new KernelError(400, code, err.message)
+  throw kernelError(code, err.message)
 }
 
 function decode(data: string, encoding: 'utf8' | 'base64' | undefined): Buffer {

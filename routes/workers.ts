@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { WebSocket } from 'ws'
 import type {} from '@fastify/websocket'
 import fp from 'fastify-plugin'
-import { KernelError } from '../plugins/errors.js'
+import { KernelError, kernelError } from '../plugins/errors.js'
 import type { CallContext, WorkerEvent } from '../plugins/workers/runtime.js'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { ErrorReply, errorReplies } from '../schemas/common.js'
@@ -140,7 +140,7 @@ async function workersRoutes(fastify: FastifyInstance): Promise<void> {
       await workers.getWorker(ctxOf(req), req.params.runtimeId, req.params.workerId)
     },
     handler: async () => {
-      throw new KernelError(426, 'UPGRADE_REQUIRED', 'this endpoint is a WebSocket; connect with an Upgrade request')
+      throw kernelError('UPGRADE_REQUIRED', 'this endpoint is a WebSocket; connect with an Upgrade request')
     },
     wsHandler: (socket, req) => streamEvents(fastify, socket, ctxOf(req), req.params, req.query.start),
   })
@@ -190,7 +190,7 @@ async function streamEvents(
     held = undefined
     if (socket.readyState !== socket.OPEN) unsubscribe()
   } catch (err) {
-    const e = err instanceof KernelError ? err : new KernelError(500, 'INTERNAL_ERROR', 'the event stream failed')
+    const e = err instanceof KernelError ? err : kernelError('INTERNAL_ERROR', 'the event stream failed')
     send({ type: 'ERROR', code: e.code, message: e.message })
     socket.close(1011)
   }

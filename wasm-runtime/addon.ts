@@ -19,7 +19,7 @@ import { createRequire } from 'node:module'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { RuntimeError } from './admission.js'
+import { RuntimeError } from './errors.js'
 
 /** The nearest folder at or above `from` (a module URL) that holds a package.json. */
 export function packageRoot(from: string | URL = import.meta.url): string {
@@ -109,12 +109,18 @@ export interface NativePanelState {
   readonly byteSize: number
 }
 
+/**
+ * Why a segment ended abnormally: the values of the addon's string enum `TrapKind` (guest.rs,
+ * generated into build/binding.d.ts; `addon().TrapKind` at run time).
+ */
+export type TrapKind = 'TIMEOUT' | 'MEMORY_LIMIT' | 'STACK_OVERFLOW' | 'FUEL_EXHAUSTED' | 'TRAP' | 'SHUTDOWN'
+
 /** One segment's outcome as the addon reports it. */
 export interface RawResult {
   outputJson: string
   suspended: boolean
   executionId?: string
-  trap?: string
+  trap?: TrapKind
   trapMessage?: string
   durationUs: number
   fuelConsumed: number
@@ -145,6 +151,8 @@ export interface NativeRuntime {
 interface Addon {
   Runtime: new (options: object) => NativeRuntime
   PanelState: new () => NativePanelState
+  /** The enum object of TrapKind: variant name → value (`Timeout: 'TIMEOUT'`, …). */
+  TrapKind: Record<string, TrapKind>
 }
 
 let loaded: Addon | undefined

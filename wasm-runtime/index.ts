@@ -10,8 +10,9 @@
  */
 import { randomInt } from 'node:crypto'
 import { Counter, Histogram, Registry } from 'prom-client'
-import { RuntimeError, Slots } from './admission.js'
-import { GUEST_PATH, addon, type NativeRuntime, type RawResult } from './addon.js'
+import { Slots } from './admission.js'
+import { GUEST_PATH, addon, type NativeRuntime, type RawResult, type TrapKind } from './addon.js'
+import { RuntimeError, type CompileErrorPosition } from './errors.js'
 import { PanelState } from './state.js'
 import { RUNTIME_OPTION_DEFAULTS } from './options.js'
 import type {
@@ -22,11 +23,13 @@ import type {
   ExecutionErrorCode,
   ExecutionResult,
   RuntimeConfig,
+  RuntimeErrorCode,
   RuntimeStats,
 } from './types.js'
 
 export * from './types.js'
-export { RuntimeError, defaultWorkerThreads } from './admission.js'
+export { defaultWorkerThreads } from './admission.js'
+export { RuntimeError, type CompileErrorPosition } from './errors.js'
 export { PanelState } from './state.js'
 export { RuntimeOptions, RUNTIME_OPTION_DEFAULTS } from './options.js'
 
@@ -51,11 +54,23 @@ interface Suspension {
   owned?: PanelState
 }
 
-const TRAP_CODES: Record<string, ExecutionErrorCode> = {
-  TIMEOUT: 'TIMEOUT',
-  MEMORY_LIMIT: 'MEMORY_LIMIT',
-  STACK_OVERFLOW: 'EXECUTION_ERROR',
-  FUEL_EXHAUSTED: 'RESOURCE_LIMIT',
+/**
+ * What a segment that trapped (`RawResult.trap`, the addon's TrapKind) ends the execution with:
+ * the ExecutionResult error code and its message. Keyed by every TrapKind, so a kind the addon
+ * adds does not compile until it is mapped here. SHUTDOWN never reaches a result (the addon
+ * rejects with the SHUTDOWN error instead); TRAP is the sandbox's own failure.
+ */
+export const TRAP_CODES: Record<TrapKind, { code: ExecutionErrorCode; message: (raw: RawResult, timeoutMs: number) => string }> = {
+  TIMEOUT: { code: 'TIMEOUT', message: (_, timeoutMs) => `the handler ran past its ${timeoutMs} ms timeout` },
+  MEMORY_LIMIT: { code: 'MEMORY_LIMIT', message: (raw) => memoryError(raw).message },
+  STACK_OVERFLOW: { code: 'EXECUTION_ERROR', message: () => 'RangeError: Maximum call stack size exceeded' },
+  FUEL_EXHAUSTED: { code: 'RESOURCE_LIMIT', message: () => 'the handler used up its instruction budget (fuel)' },
+  TRAP: { code: 'INTERNAL_ERROR', message: (raw) => trapped(raw) },
+  SHUTDOWN: { code: 'INTERNAL_ERROR', message: (raw) => trapped(raw) },
+}
+
+function trapped(raw: RawResult): string {
+  return `the sandbox trapped: ${raw.trapMessage ?? raw.trap}`
 }
 
 type RuntimeMetrics = ReturnType<typeof runtimeMetrics>
@@ -309,7 +324,7 @@ function toResult(raw: RawResult, cacheHit: boolean, timeoutMs: number): Executi
     hostCalls: 0,
     cacheHit,
   }
-  if (raw.trap && !raw.outputJson) return trapResult(raw, timeoutMs, metrics)
+  if (raw.trap && !raw.outputJson) return trapResult(raw, raw.trap, timeoutMs, metrics)
   const out = JSON.parse(raw.outputJson) as GuestOutput
   const { hostCalls, ...rest } = out
   const result: ExecutionResult = { ...rest, metrics: { ...metrics, hostCalls } }
@@ -318,15 +333,9 @@ function toResult(raw: RawResult, cacheHit: boolean, timeoutMs: number): Executi
   return result
 }
 
-function trapResult(raw: RawResult, timeoutMs: number, metrics: ExecutionResult['metrics']): ExecutionResult {
-  const code = raw.memoryLimitHit ? 'MEMORY_LIMIT' : TRAP_CODES[raw.trap ?? ''] ?? 'INTERNAL_ERROR'
-  const messages: Partial<Record<ExecutionErrorCode, string>> = {
-    TIMEOUT: `the handler ran past its ${timeoutMs} ms timeout`,
-    MEMORY_LIMIT: memoryError(raw).message,
-    EXECUTION_ERROR: 'RangeError: Maximum call stack size exceeded',
-    RESOURCE_LIMIT: 'the handler used up its instruction budget (fuel)',
-  }
-  const error: ExecutionError = { code, message: messages[code] ?? `the sandbox trapped: ${raw.trapMessage ?? raw.trap}` }
+function trapResult(raw: RawResult, trap: TrapKind, timeoutMs: number, metrics: ExecutionResult['metrics']): ExecutionResult {
+  const { code, message } = TRAP_CODES[raw.memoryLimitHit ? 'MEMORY_LIMIT' : trap]
+  const error: ExecutionError = { code, message: message(raw, timeoutMs) }
   return { status: 'error', stateMutations: [], events: [], viewCommands: [], logs: [], pendingCalls: [], error, metrics }
 }
 
@@ -334,20 +343,26 @@ function memoryError(raw: RawResult): ExecutionError {
   return { code: 'MEMORY_LIMIT', message: `the handler exceeded its memory limit (peak ${raw.memoryPeakBytes} bytes)` }
 }
 
+/** A coded error the addon throws (lib.rs `js_error`); COMPILATION_ERROR also has the position. */
+interface AddonError extends Error, CompileErrorPosition {
+  code?: string
+}
+
+/** The addon's codes that are RuntimeError codes (GUEST_LOAD_ERROR stays the addon's own Error). */
+const RUNTIME_CODES: Record<RuntimeErrorCode, true> = {
+  INVALID_INPUT: true,
+  UNKNOWN_EXECUTION: true,
+  CAPACITY_EXCEEDED: true,
+  SHUTDOWN: true,
+  COMPILATION_ERROR: true,
+  INTERNAL_ERROR: true,
+}
+
 function fromAddonError(err: unknown): Error {
-  const e = err as { code?: string; message?: string }
-  if (e?.code === 'COMPILATION_ERROR' && typeof e.message === 'string') {
-    try {
-      const info = JSON.parse(e.message) as { message: string; line?: number; column?: number }
-      return new RuntimeError('COMPILATION_ERROR', info.message, { line: info.line, column: info.column })
-    } catch {
-      return new RuntimeError('COMPILATION_ERROR', e.message)
-    }
-  }
-  if (e?.code && ['INVALID_INPUT', 'UNKNOWN_EXECUTION', 'CAPACITY_EXCEEDED', 'SHUTDOWN'].includes(e.code)) {
-    return new RuntimeError(e.code as RuntimeError['code'], e.message ?? e.code)
-  }
-  return err instanceof Error ? err : new Error(String(err))
+  if (!(err instanceof Error)) return new Error(String(err))
+  const { code } = err as AddonError
+  if (typeof code !== 'string' || !Object.hasOwn(RUNTIME_CODES, code)) return err
+  return new RuntimeError(code as RuntimeErrorCode, err.message, err as AddonError)
 }
 
 /** Errors found at the end of input (past the wrapper's closing line) point just past the source. */
@@ -355,7 +370,7 @@ function clampToSource(err: Error, source: string): Error {
   if (!(err instanceof RuntimeError) || err.line === undefined) return err
   const lines = source.split('\n')
   if (err.line <= lines.length) return err
-  return new RuntimeError(err.code, err.message, { line: lines.length, column: lines[lines.length - 1].length + 1 })
+  return new RuntimeError(err.code, err.message, { line: lines.length, column: lines[lines.length - 1].length + 1, guestStack: err.guestStack })
 }
 
 function checkSource(source: unknown, maxBytes: number): asserts source is string {

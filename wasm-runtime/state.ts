@@ -7,7 +7,7 @@
  * owner commits each segment's `stateMutations` with `apply` (the panel manager does, between
  * segments), so a resumed segment sees every commit made while it was suspended.
  */
-import { RuntimeError } from './admission.js'
+import { RuntimeError } from './errors.js'
 import { addon, type NativePanelState } from './addon.js'
 import type { StateMutation } from './types.js'
 

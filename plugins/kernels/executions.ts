@@ -5,7 +5,7 @@
  * asked for it; each kernel keeps its newest `executionsKept`.
  */
 import { EventEmitter } from 'node:events'
-import { KernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 import type { Kernel, KernelClient } from './kernel.js'
 import type { Channel, JupyterMessage } from './wire.js'
 
@@ -199,7 +199,7 @@ export class ExecutionStore extends EventEmitter<{ submitted: [execution: Execut
    */
   submit(opts: ExecuteOptions): Execution {
     if (this.ongoing().length >= this.options.maxQueuedExecutions) {
-      throw new KernelError(429, 'EXECUTION_QUEUE_FULL', `kernel ${this.kernel.id} already has ${this.options.maxQueuedExecutions} executions waiting`)
+      throw kernelError('EXECUTION_QUEUE_FULL', `kernel ${this.kernel.id} already has ${this.options.maxQueuedExecutions} executions waiting`)
     }
     const msg = this.kernel.message('execute_request', {
       code: opts.code, silent: opts.silent ?? false, store_history: opts.storeHistory ?? true, user_expressions: {}, allow_stdin: false, stop_on_error: true,
@@ -223,7 +223,7 @@ export class ExecutionStore extends EventEmitter<{ submitted: [execution: Execut
   /** Throws 404 EXECUTION_NOT_FOUND. */
   get(id: string): Execution {
     const e = this.records.get(id)
-    if (!e) throw new KernelError(404, 'EXECUTION_NOT_FOUND', `no execution ${id} on kernel ${this.kernel.id}`)
+    if (!e) throw kernelError('EXECUTION_NOT_FOUND', `no execution ${id} on kernel ${this.kernel.id}`)
     return e
   }
 

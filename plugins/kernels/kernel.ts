@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { setTimeout as delay } from 'node:timers/promises'
-import { KernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 import type { ProcessManager } from '../processes/manager.js'
 import { KERNEL_OWNER, launch, type Launched } from './launch.js'
 import type { KernelsConfig } from './options.js'
@@ -164,9 +164,9 @@ export class Kernel extends EventEmitter<KernelEvents> {
     void exited.then((e) => (gone = e))
     const deadline = Date.now() + this.init.options.startupTimeoutMs
     while (!(replied && this.iopubSeen)) {
-      if (this.aborted) throw new KernelError(503, 'SHUTTING_DOWN', `the start of kernel ${this.spec.name} was abandoned`)
-      if (gone) throw new KernelError(500, 'KERNEL_START_FAILED', `kernel ${this.spec.name} exited at start (${gone.signal ?? `code ${gone.code}`}): ${this.stderrTail()}`)
-      if (Date.now() > deadline) throw new KernelError(504, 'KERNEL_START_TIMEOUT', `kernel ${this.spec.name} did not answer kernel_info within ${this.init.options.startupTimeoutMs} ms: ${this.stderrTail()}`)
+      if (this.aborted) throw kernelError('SHUTTING_DOWN', `the start of kernel ${this.spec.name} was abandoned`)
+      if (gone) throw kernelError('KERNEL_START_FAILED', `kernel ${this.spec.name} exited at start (${gone.signal ?? `code ${gone.code}`}): ${this.stderrTail()}`)
+      if (Date.now() > deadline) throw kernelError('KERNEL_START_TIMEOUT', `kernel ${this.spec.name} did not answer kernel_info within ${this.init.options.startupTimeoutMs} ms: ${this.stderrTail()}`)
       // until iopub is seen too: status messages published before our SUB joined are lost (slow joiner)
       this.send('shell', this.message('kernel_info_request', {}), probe)
       await Promise.race([delay(NUDGE_INTERVAL_MS), exited])
@@ -274,7 +274,7 @@ export class Kernel extends EventEmitter<KernelEvents> {
    * Throws 409 KERNEL_DEAD.
    */
   send(channel: SendChannel, msg: JupyterMessage, from?: KernelClient): void {
-    if (this.state === 'dead') throw new KernelError(409, 'KERNEL_DEAD', `kernel ${this.id} is dead${this.reason ? `: ${this.reason}` : ''}; restart it`)
+    if (this.state === 'dead') throw kernelError('KERNEL_DEAD', `kernel ${this.id} is dead${this.reason ? `: ${this.reason}` : ''}; restart it`)
     if (from && channel !== 'stdin') {
       if (this.routes.size >= MAX_PENDING_ROUTES) this.routes.delete(this.routes.keys().next().value as string)
       this.routes.set(msg.header.msg_id, from)
@@ -292,8 +292,8 @@ export class Kernel extends EventEmitter<KernelEvents> {
   }
 
   private assertUsable(): void {
-    if (this.state === 'dead') throw new KernelError(409, 'KERNEL_DEAD', `kernel ${this.id} is dead${this.reason ? `: ${this.reason}` : ''}; restart it`)
-    if (this.state === 'restarting' || this.state === 'starting') throw new KernelError(409, 'KERNEL_RESTARTING', `kernel ${this.id} is ${this.state}`)
+    if (this.state === 'dead') throw kernelError('KERNEL_DEAD', `kernel ${this.id} is dead${this.reason ? `: ${this.reason}` : ''}; restart it`)
+    if (this.state === 'restarting' || this.state === 'starting') throw kernelError('KERNEL_RESTARTING', `kernel ${this.id} is ${this.state}`)
   }
 
   /**
@@ -301,7 +301,7 @@ export class Kernel extends EventEmitter<KernelEvents> {
    * A dead kernel is revived. Throws 409 KERNEL_RESTARTING while a restart runs, 500 KERNEL_START_FAILED.
    */
   async restart(cause: 'request' | 'stall' = 'request'): Promise<void> {
-    if (this.state === 'restarting' || this.state === 'starting') throw new KernelError(409, 'KERNEL_RESTARTING', `kernel ${this.id} is already ${this.state}`)
+    if (this.state === 'restarting' || this.state === 'starting') throw kernelError('KERNEL_RESTARTING', `kernel ${this.id} is already ${this.state}`)
     this.crashes = []
     await this.relaunch(cause, this.init.options.shutdownWaitMs)
   }

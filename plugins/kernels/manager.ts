@@ -4,7 +4,7 @@
  * (specs/kernels.md sections 4–6).
  */
 import { EventEmitter } from 'node:events'
-import { KernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 import type { ProcessManager } from '../processes/manager.js'
 import { allowedKey, resolveCwd } from '../processes/workspace.js'
 import { toCull, type CullReason } from './culler.js'
@@ -112,27 +112,27 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
     const spec = this.specs.get(name)
     if (!spec || !this.options.allowed.includes(name)) {
       const names = this.available().map((s) => s.name)
-      throw new KernelError(400, 'UNKNOWN_KERNEL_NAME', `unknown kernel name ${JSON.stringify(name)}; available: ${names.join(', ') || '(none)'}`)
+      throw kernelError('UNKNOWN_KERNEL_NAME', `unknown kernel name ${JSON.stringify(name)}; available: ${names.join(', ') || '(none)'}`)
     }
-    if (!spec.available) throw new KernelError(503, 'KERNEL_UNAVAILABLE', `kernel ${name} is unavailable: ${spec.reason}`)
+    if (!spec.available) throw kernelError('KERNEL_UNAVAILABLE', `kernel ${name} is unavailable: ${spec.reason}`)
     return spec
   }
 
   /** Checks a start request before anything runs. Throws the 400s of specs/kernels.md section 6. */
   private check(req: StartRequest): { spec: KernelSpec; env: Record<string, string>; cwd: string } {
-    if (req.kernel_id !== undefined) throw new KernelError(400, 'INVALID_KERNEL_REQUEST', 'kernel_id is chosen by the server; leave it out')
+    if (req.kernel_id !== undefined) throw kernelError('INVALID_KERNEL_REQUEST', 'kernel_id is chosen by the server; leave it out')
     let name = req.name ?? this.defaultName
     if (req.mode !== undefined) {
       const mapped = specForMode(req.mode, req.lang)
-      if (mapped === null) throw new KernelError(400, 'UNSUPPORTED_KERNEL_MODE', 'main_thread mode would block the server; use worker or process')
-      if (mapped === undefined) throw new KernelError(400, 'UNSUPPORTED_KERNEL_MODE', `unknown mode/lang ${req.mode}-${req.lang ?? 'python'}`)
+      if (mapped === null) throw kernelError('UNSUPPORTED_KERNEL_MODE', 'main_thread mode would block the server; use worker or process')
+      if (mapped === undefined) throw kernelError('UNSUPPORTED_KERNEL_MODE', `unknown mode/lang ${req.mode}-${req.lang ?? 'python'}`)
       name = req.name ?? mapped
     }
     const spec = this.spec(name)
     const env = req.env ?? {}
     for (const key of Object.keys(env)) {
       if (allowedKey(DENIED_ENV, key) || !allowedKey(this.options.clientEnvAllowList, key)) {
-        throw new KernelError(400, 'ENV_NOT_ALLOWED', `env key ${key} is not allowed (allowed: ${this.options.clientEnvAllowList.join(', ')})`)
+        throw kernelError('ENV_NOT_ALLOWED', `env key ${key} is not allowed (allowed: ${this.options.clientEnvAllowList.join(', ')})`)
       }
     }
     const cwd = resolveCwd(this.processes.options.workspaceRoot, req.path === undefined || req.path === '' ? '.' : req.path).abs
@@ -153,16 +153,16 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
   }
 
   private checkNamespaceQuota(ns: string): void {
-    if (this.closing) throw new KernelError(503, 'SHUTTING_DOWN', 'the server is shutting down')
+    if (this.closing) throw kernelError('SHUTTING_DOWN', 'the server is shutting down')
     if (this.liveCount(ns) + this.reservedCount(ns) >= this.options.maxKernelsPerNamespace) {
-      throw new KernelError(429, 'NAMESPACE_KERNEL_LIMIT', `namespace ${ns} already has ${this.options.maxKernelsPerNamespace} kernels; shut one down first`)
+      throw kernelError('NAMESPACE_KERNEL_LIMIT', `namespace ${ns} already has ${this.options.maxKernelsPerNamespace} kernels; shut one down first`)
     }
   }
 
   /** A claim from the pool does not add a kernel; a cold start does. */
   private checkGlobalQuota(): void {
     if (this.liveCount() + this.reservedCount() >= this.options.maxKernels) {
-      throw new KernelError(429, 'TOO_MANY_KERNELS', `limit of ${this.options.maxKernels} kernels reached; shut one down first`)
+      throw kernelError('TOO_MANY_KERNELS', `limit of ${this.options.maxKernels} kernels reached; shut one down first`)
     }
   }
 
@@ -211,7 +211,7 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
     }
     if (this.closing) {
       await kernel.shutdown('now')
-      throw new KernelError(503, 'SHUTTING_DOWN', 'the server is shutting down')
+      throw kernelError('SHUTTING_DOWN', 'the server is shutting down')
     }
     return kernel
   }
@@ -234,7 +234,7 @@ export class KernelManager extends EventEmitter<KernelManagerEvents> {
   /** The kernel `id` of namespace `ns`. Throws 404 KERNEL_NOT_FOUND (malformed, unknown, other namespace alike). */
   get(ns: string, id: string): Kernel {
     const kernel = UUID.test(id) ? this.kernels.get(id) : undefined
-    if (!kernel || kernel.namespace !== ns) throw new KernelError(404, 'KERNEL_NOT_FOUND', `no kernel ${id}`)
+    if (!kernel || kernel.namespace !== ns) throw kernelError('KERNEL_NOT_FOUND', `no kernel ${id}`)
     return kernel
   }
 

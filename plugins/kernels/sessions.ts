@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { dirname } from 'node:path'
-import { KernelError } from '../errors.js'
+import { KernelError, kernelError, withStatus } from '../errors.js'
 import type { KernelManager } from './manager.js'
 import type { CreateSessionRequest, PatchSessionRequest, Session } from '../../schemas/kernels.js'
 
@@ -30,7 +30,7 @@ export class SessionManager {
 
   private find(ns: string, id: string): SessionRecord {
     const s = this.sessions.get(id)
-    if (!s || s.namespace !== ns) throw new KernelError(404, 'SESSION_NOT_FOUND', `no session ${id}`)
+    if (!s || s.namespace !== ns) throw kernelError('SESSION_NOT_FOUND', `no session ${id}`)
     return s
   }
 
@@ -57,7 +57,7 @@ export class SessionManager {
   /** Throws 404 SESSION_NOT_FOUND. */
   get(ns: string, id: string): Session {
     const s = this.find(ns, id)
-    if (!this.kernelAlive(s)) throw new KernelError(410, 'KERNEL_GONE', `the kernel of session ${id} is gone`)
+    if (!this.kernelAlive(s)) throw kernelError('KERNEL_GONE', `the kernel of session ${id} is gone`)
     return this.model(s)
   }
 
@@ -81,7 +81,7 @@ export class SessionManager {
       return (await this.kernels.start(ns, { name: ref?.name, path: dirname(path) === '.' ? undefined : dirname(path) })).id
     } catch (err) {
       // Jupyter answers 501 when the kernel cannot start; keep bad requests and limits as they are
-      if (err instanceof KernelError && err.statusCode >= 500) throw new KernelError(501, err.code, err.message)
+      if (err instanceof KernelError && err.statusCode >= 500) throw withStatus(err, 501)
       throw err
     }
   }
@@ -98,7 +98,7 @@ export class SessionManager {
     if (req.path !== undefined) s.path = req.path
     if (req.name !== undefined) s.name = req.name
     if (req.type !== undefined) s.type = req.type
-    if (!this.kernelAlive(s)) throw new KernelError(410, 'KERNEL_GONE', `the kernel of session ${id} is gone`)
+    if (!this.kernelAlive(s)) throw kernelError('KERNEL_GONE', `the kernel of session ${id} is gone`)
     return this.model(s)
   }
 
@@ -106,7 +106,7 @@ export class SessionManager {
   async delete(ns: string, id: string): Promise<void> {
     const s = this.find(ns, id)
     this.sessions.delete(id)
-    if (!this.kernelAlive(s)) throw new KernelError(410, 'KERNEL_GONE', `the kernel of session ${id} was already gone`)
+    if (!this.kernelAlive(s)) throw kernelError('KERNEL_GONE', `the kernel of session ${id} was already gone`)
     await this.kernels.shutdown(ns, s.kernelId)
   }
 }

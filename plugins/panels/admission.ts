@@ -1,4 +1,4 @@
-import { KernelError } from '../errors.js'
+import { KernelError, kernelError } from '../errors.js'
 
 /** Limits of trigger admission. Counts of triggers / segments. */
 export interface AdmissionLimits {
@@ -42,11 +42,11 @@ export class Admission {
   enter(src: Source): () => void {
     const ns = this.byNamespace.get(src.namespace) ?? 0
     if (ns >= this.limits.maxInFlightPerNamespace) {
-      throw new KernelError(429, 'NAMESPACE_BUSY', `namespace "${src.namespace}" already has maxInFlightPerNamespace (${this.limits.maxInFlightPerNamespace}) triggers in flight`)
+      throw kernelError('NAMESPACE_BUSY', `namespace "${src.namespace}" already has maxInFlightPerNamespace (${this.limits.maxInFlightPerNamespace}) triggers in flight`)
     }
     const sock = src.socket ? (this.bySocket.get(src.socket) ?? 0) : 0
     if (src.socket && sock >= this.limits.maxInFlightPerSocket) {
-      throw new KernelError(429, 'SOCKET_BUSY', `this socket already has maxInFlightPerSocket (${this.limits.maxInFlightPerSocket}) triggers in flight`)
+      throw kernelError('SOCKET_BUSY', `this socket already has maxInFlightPerSocket (${this.limits.maxInFlightPerSocket}) triggers in flight`)
     }
     this.byNamespace.set(src.namespace, ns + 1)
     if (src.socket) this.bySocket.set(src.socket, sock + 1)

@@ -1,5 +1,5 @@
 import { Ajv, type ValidateFunction } from 'ajv'
-import { KernelError } from '../errors.js'
+import { KernelError, kernelError } from '../errors.js'
 
 /** Checks a value against a tool's args JSON Schema; returns an error text, or undefined when valid. */
 export type ArgsCheck = (args: unknown) => string | undefined
@@ -22,7 +22,7 @@ export class ArgsValidator {
     try {
       validate = this.ajv.compile(schema)
     } catch (err) {
-      throw new KernelError(400, 'INVALID_ARGS_SCHEMA', `tool "${tool}": args is not a valid JSON Schema: ${(err as Error).message}`, { tool })
+      throw kernelError('INVALID_ARGS_SCHEMA', `tool "${tool}": args is not a valid JSON Schema: ${(err as Error).message}`, { tool })
     } finally {
       this.ajv.removeSchema(schema)
     }

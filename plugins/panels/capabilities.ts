@@ -1,6 +1,6 @@
 import { parse, type Node } from 'acorn'
 import { ancestor } from 'acorn-walk'
-import { KernelError } from '../errors.js'
+import { KernelError, kernelError } from '../errors.js'
 
 /*
  * Capability inference: a tool that omits `capabilities` gets the least set its source needs,
@@ -188,7 +188,7 @@ export function inferCapabilities(source: string, label = 'handler'): string[] {
     ast = parseHandler(source)
   } catch (err) {
     const e = err as { message: string; loc?: { line: number; column: number } }
-    throw new KernelError(400, 'COMPILATION_ERROR', `${label}: ${e.message}`, {
+    throw kernelError('COMPILATION_ERROR', `${label}: ${e.message}`, {
       tool: label,
       line: e.loc?.line,
       column: e.loc ? e.loc.column + 1 : undefined,

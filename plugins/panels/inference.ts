@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads'
-import { KernelError } from '../errors.js'
+import { type ErrorCode, KernelError, kernelError } from '../errors.js'
 import { inferCapabilities } from './capabilities.js'
 
 /** Sources up to this size are parsed on the event loop (well under a millisecond); longer ones on the worker. UTF-16 code units. */
@@ -10,7 +10,7 @@ const WORKER_HEAP_MB = 512
 interface Reply {
   id: number
   tokens?: string[]
-  error?: { statusCode: number; code: string; message: string; details?: unknown }
+  error?: { code: ErrorCode; message: string; details?: unknown }
 }
 
 interface Pending {
@@ -60,7 +60,7 @@ export class CapabilityInference {
   async close(): Promise<void> {
     const worker = this.worker
     this.worker = undefined
-    this.failAll(new KernelError(503, 'SHUTDOWN', 'the kernel is shutting down'))
+    this.failAll(kernelError('SHUTDOWN', 'the kernel is shutting down'))
     await worker?.terminate()
   }
 
@@ -72,7 +72,7 @@ export class CapabilityInference {
     const dead = (why: string) => {
       if (this.worker !== worker) return
       this.worker = undefined
-      this.failAll(new KernelError(500, 'INTERNAL_ERROR', `capability inference failed: ${why}`))
+      this.failAll(kernelError('INTERNAL_ERROR', `capability inference failed: ${why}`))
     }
     worker.on('error', (err) => dead(err.message))
     worker.on('exit', (code) => dead(`worker exited with ${code}`))
@@ -86,7 +86,7 @@ export class CapabilityInference {
     this.pending.delete(reply.id)
     if (reply.tokens) return job.resolve(reply.tokens)
     const e = reply.error!
-    job.reject(new KernelError(e.statusCode, e.code, e.message, e.details))
+    job.reject(kernelError(e.code, e.message, e.details))
   }
 
   private failAll(err: KernelError): void {

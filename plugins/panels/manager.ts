@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
 import PQueue from 'p-queue'
-import { KernelError } from '../errors.js'
+import { KernelError, kernelError, toKernelError } from '../errors.js'
+import { RuntimeError } from '../../wasm-runtime/errors.js'
 import type { Executor, RunResult, Segment } from '../executor.js'
 import type { Store } from '../store.js'
 import type { CompiledHandler, ExecutionResult, PendingCall } from '../../wasm-runtime/types.js'
@@ -84,13 +85,6 @@ export interface TriggerOptions {
 
 const keyOf = (namespace: string, id: string): string => `${namespace}\u0000${id}`
 
-function runtimeErrorToKernel(err: unknown): KernelError {
-  if (err instanceof KernelError) return err
-  const e = err as { code?: string; message?: string }
-  const status = e.code === 'CAPACITY_EXCEEDED' || e.code === 'SHUTDOWN' ? 503 : e.code === 'INVALID_INPUT' ? 400 : 500
-  return new KernelError(status, e.code ?? 'INTERNAL_ERROR', e.message ?? String(err))
-}
-
 /**
  * Panels: named state plus tools whose handlers run in the wasm sandbox, scoped by namespace
  * (another namespace's panel is PANEL_NOT_FOUND). Each panel is an actor (DESIGN.md "State
@@ -146,7 +140,7 @@ export class PanelManager {
       const key = keyOf(sp.namespace, sp.id)
       const state = new CommittedState(this.executor.createState(), sp.state, sp.version, this.opts.maxStateBytes)
       const panel = await this.build(sp.definition, sp.namespace, key, state, sp.createdAt).catch((err: unknown) => {
-        throw new KernelError(500, 'RESTORE_FAILED', `stored panel ${sp.namespace}/${sp.id} cannot be restored: ${(err as Error).message}`)
+        throw kernelError('RESTORE_FAILED', `stored panel ${sp.namespace}/${sp.id} cannot be restored: ${(err as Error).message}`)
       })
       panel.persisted = true
       this.panels.set(key, panel)
@@ -162,14 +156,14 @@ export class PanelManager {
    *   413 STATE_TOO_LARGE, 429 TOO_MANY_PANELS / NAMESPACE_QUOTA, 503 SHUTDOWN / STORE_ERROR
    */
   async create(def: PanelDefinition, namespace = 'default'): Promise<PanelDescription> {
-    if (this.closed) throw new KernelError(503, 'SHUTDOWN', 'the kernel is shutting down')
+    if (this.closed) throw kernelError('SHUTDOWN', 'the kernel is shutting down')
     const id = def.id ?? `p_${randomUUID().replace(/-/g, '').slice(0, 16)}`
     const key = keyOf(namespace, id)
-    if (this.panels.has(key) || this.reserved.has(key)) throw new KernelError(409, 'PANEL_EXISTS', `panel "${id}" already exists`)
+    if (this.panels.has(key) || this.reserved.has(key)) throw kernelError('PANEL_EXISTS', `panel "${id}" already exists`)
     this.checkQuota(namespace)
     for (const t of def.tools) {
       if (t.timeoutMs !== undefined && t.timeoutMs > this.opts.maxToolTimeoutMs) {
-        throw new KernelError(400, 'INVALID_DEFINITION', `tool "${t.name}": timeoutMs ${t.timeoutMs} is above maxToolTimeoutMs (${this.opts.maxToolTimeoutMs})`)
+        throw kernelError('INVALID_DEFINITION', `tool "${t.name}": timeoutMs ${t.timeoutMs} is above maxToolTimeoutMs (${this.opts.maxToolTimeoutMs})`)
       }
     }
     const entries = CommittedState.entries(def.initialState ?? {})
@@ -195,20 +189,20 @@ export class PanelManager {
 
   private checkQuota(namespace: string): void {
     if (this.panels.size + this.reserved.size >= this.opts.maxPanels) {
-      throw new KernelError(429, 'TOO_MANY_PANELS', `the kernel already holds maxPanels (${this.opts.maxPanels}) panels`)
+      throw kernelError('TOO_MANY_PANELS', `the kernel already holds maxPanels (${this.opts.maxPanels}) panels`)
     }
     let mine = 0
     for (const p of this.panels.values()) if (p.namespace === namespace) mine++
     for (const k of this.reserved) if (k.startsWith(`${namespace}\u0000`)) mine++
     if (mine >= this.perNamespace) {
-      throw new KernelError(429, 'NAMESPACE_QUOTA', `namespace "${namespace}" already holds maxPanelsPerNamespace (${this.perNamespace}) panels`)
+      throw kernelError('NAMESPACE_QUOTA', `namespace "${namespace}" already holds maxPanelsPerNamespace (${this.perNamespace}) panels`)
     }
   }
 
   private async build(def: PanelDefinition, namespace: string, key: string, state: CommittedState, createdAt: string): Promise<Panel> {
     const names = new Set<string>()
     for (const t of def.tools) {
-      if (names.has(t.name)) throw new KernelError(400, 'DUPLICATE_TOOL', `tool "${t.name}" is defined twice`, { tool: t.name })
+      if (names.has(t.name)) throw kernelError('DUPLICATE_TOOL', `tool "${t.name}" is defined twice`, { tool: t.name })
       names.add(t.name)
     }
     const checks = def.tools.map((t) => this.args.compile(t.name, t.args))
@@ -240,10 +234,10 @@ export class PanelManager {
     try {
       compiled = await this.executor.precompile(source)
     } catch (err) {
-      const e = err as { code?: string; message?: string; line?: number; column?: number }
-      if (e.code !== 'COMPILATION_ERROR' && e.code !== 'INVALID_INPUT') throw runtimeErrorToKernel(err)
+      if (!(err instanceof RuntimeError && (err.code === 'COMPILATION_ERROR' || err.code === 'INVALID_INPUT'))) throw toKernelError(err)
+      const e = err
       const where = e.line !== undefined ? ` (line ${e.line}, column ${e.column ?? 0})` : ''
-      throw new KernelError(400, 'COMPILATION_ERROR', `${label}: ${e.message ?? 'does not compile'}${where}`, {
+      throw kernelError('COMPILATION_ERROR', `${label}: ${e.message || 'does not compile'}${where}`, {
         tool: label,
         line: e.line,
         column: e.column,
@@ -258,14 +252,14 @@ export class PanelManager {
     if (!h) return
     const { result: r } = await this.runHandler(panel, 'mount', h, {})
     if (r.status === 'error') {
-      throw new KernelError(400, 'MOUNT_FAILED', `mount failed: ${r.error?.code}: ${r.error?.message}`, r.error)
+      throw kernelError('MOUNT_FAILED', `mount failed: ${r.error?.code}: ${r.error?.message}`, r.error)
     }
   }
 
   /** @throws KernelError 404 PANEL_NOT_FOUND (also for another namespace's panel or one being deleted) */
   private find(namespace: string, id: string): Panel {
     const p = this.panels.get(keyOf(namespace, id))
-    if (!p || p.closing) throw new KernelError(404, 'PANEL_NOT_FOUND', `panel "${id}" not found`)
+    if (!p || p.closing) throw kernelError('PANEL_NOT_FOUND', `panel "${id}" not found`)
     return p
   }
 
@@ -336,11 +330,11 @@ export class PanelManager {
   async patches(namespace: string, id: string, since: number, limit: number): Promise<PatchesReply> {
     const p = this.find(namespace, id)
     const version = p.state.version
-    if (since > version) throw new KernelError(400, 'INVALID_SINCE', `since (${since}) is beyond the panel's version (${version})`)
+    if (since > version) throw kernelError('INVALID_SINCE', `since (${since}) is beyond the panel's version (${version})`)
     const n = Math.min(limit, version - since)
     const batches = n === 0 ? [] : await this.store.patches(p, since, n)
     if (n > 0 && batches[0]?.version !== since + 1) {
-      throw new KernelError(410, 'PATCHES_EXPIRED', `the patch log no longer reaches back to version ${since}: read GET /panels/${id}/state`, { since, version })
+      throw kernelError('PATCHES_EXPIRED', `the patch log no longer reaches back to version ${since}: read GET /panels/${id}/state`, { since, version })
     }
     return { panelId: p.id, since, version, patches: batches }
   }
@@ -387,12 +381,12 @@ export class PanelManager {
   async trigger(namespace: string, id: string, toolName: string, args: unknown, opts: TriggerOptions = {}): Promise<RunOutcome> {
     const p = this.find(namespace, id)
     const tool = p.tools.get(toolName)
-    if (!tool) throw new KernelError(404, 'TOOL_NOT_FOUND', `panel "${id}" has no tool "${toolName}"`)
+    if (!tool) throw kernelError('TOOL_NOT_FOUND', `panel "${id}" has no tool "${toolName}"`)
     const value = args === undefined ? {} : args
     const invalid = tool.check(value)
-    if (invalid) throw new KernelError(400, 'INVALID_ARGS', `tool "${toolName}": ${invalid}`)
+    if (invalid) throw kernelError('INVALID_ARGS', `tool "${toolName}": ${invalid}`)
     if (p.queue.size >= this.opts.maxQueuedRunsPerPanel) {
-      throw new KernelError(429, 'PANEL_BUSY', `panel "${id}" already has maxQueuedRunsPerPanel (${this.opts.maxQueuedRunsPerPanel}) segments queued`)
+      throw kernelError('PANEL_BUSY', `panel "${id}" already has maxQueuedRunsPerPanel (${this.opts.maxQueuedRunsPerPanel}) segments queued`)
     }
     const leave = this.admission.enter({ namespace, socket: opts.socket })
     try {
@@ -455,7 +449,7 @@ export class PanelManager {
       this.observer?.runFinished(result.status, result.durationMs)
       return { result, version: run.version }
     } catch (err) {
-      throw runtimeErrorToKernel(err)
+      throw toKernelError(err)
     } finally {
       if (run.executionId) this.suspensions.settle(run.executionId)
       p.runs.delete(run)
@@ -543,7 +537,7 @@ export class PanelManager {
           return s
         }
       }
-      if (p.removed) throw new KernelError(404, 'PANEL_NOT_FOUND', `panel "${id}" not found`)
+      if (p.removed) throw kernelError('PANEL_NOT_FOUND', `panel "${id}" not found`)
       s.send(encode({ type: 'CONNECTED', panelId: p.id, state: p.state.copy(), version: p.state.version, resumed: false, tools }))
       s.release(p.state.version)
       return s

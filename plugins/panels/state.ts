@@ -1,4 +1,4 @@
-import { KernelError } from '../errors.js'
+import { KernelError, kernelError } from '../errors.js'
 import type { PanelState } from '../../wasm-runtime/state.js'
 import type { StateMutation } from '../../wasm-runtime/types.js'
 
@@ -92,7 +92,7 @@ export class CommittedState {
 }
 
 function checkKey(key: string): string {
-  if (LONE_SURROGATE.test(key)) throw new KernelError(400, 'INVALID_STATE', `state key ${JSON.stringify(key)} is not well-formed Unicode (a lone surrogate)`)
+  if (LONE_SURROGATE.test(key)) throw kernelError('INVALID_STATE', `state key ${JSON.stringify(key)} is not well-formed Unicode (a lone surrogate)`)
   return key
 }
 
@@ -100,10 +100,10 @@ function toJson(key: string, value: unknown): string {
   try {
     return JSON.stringify(value ?? null)
   } catch (err) {
-    throw new KernelError(400, 'INVALID_STATE', `the value of state key ${JSON.stringify(key)} cannot be stored as JSON: ${(err as Error).message}`)
+    throw kernelError('INVALID_STATE', `the value of state key ${JSON.stringify(key)} cannot be stored as JSON: ${(err as Error).message}`)
   }
 }
 
 function tooLarge(bytes: number, max: number): KernelError {
-  return new KernelError(413, 'STATE_TOO_LARGE', `panel state would be ${bytes} bytes, more than maxStateBytes (${max})`, { bytes, maxStateBytes: max })
+  return kernelError('STATE_TOO_LARGE', `panel state would be ${bytes} bytes, more than maxStateBytes (${max})`, { bytes, maxStateBytes: max })
 }

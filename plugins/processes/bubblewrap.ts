@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, lstatSync, mkdtempSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { KernelError } from '../errors.js'
+import { KernelError, kernelError } from '../errors.js'
 import { PidsCgroup } from './cgroup.js'
 
 /**
@@ -183,5 +183,5 @@ function envArgs(env: Record<string, string>): string[] {
 
 /** 500 `SPAWN_FAILED` for an interpreter the host does not have. */
 export function missingInterpreter(name: string): KernelError {
-  return new KernelError(500, 'SPAWN_FAILED', `${name} is not installed on this host (looked in ${SANDBOX_PATH})`)
+  return kernelError('SPAWN_FAILED', `${name} is not installed on this host (looked in ${SANDBOX_PATH})`)
 }

@@ -1,7 +1,7 @@
 import { spawn as spawnChild } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
 import pty from '@lydell/node-pty'
-import { KernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 import { exitStatus, signalName } from './session.js'
 
 /** What a running child looks like to the manager, whether it has pipes or a PTY. */
@@ -62,7 +62,7 @@ async function startPiped(spec: StartSpec, cb: ChildCallbacks): Promise<ChildHan
   const child = spawnChild(spec.file, spec.args, { cwd: spec.cwd, env: LAUNCH_ENV, stdio: [...stdio], detached: true })
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve)
-    child.once('error', (err) => reject(new KernelError(500, 'SPAWN_FAILED', `cannot start the sandbox: ${err.message}`)))
+    child.once('error', (err) => reject(kernelError('SPAWN_FAILED', `cannot start the sandbox: ${err.message}`)))
   })
   const { stdin, stdout, stderr } = child
   stdin.on('error', () => {}) // EPIPE after the child closed stdin is not our failure
@@ -84,7 +84,7 @@ async function startPiped(spec: StartSpec, cb: ChildCallbacks): Promise<ChildHan
     ...inputQueue(stdin),
     end: () => void stdin.end(),
     resize: () => {
-      throw new KernelError(409, 'NOT_A_TTY', `process ${child.pid} has no terminal`)
+      throw kernelError('NOT_A_TTY', `process ${child.pid} has no terminal`)
     },
     pause: () => {
       stdout.pause()
@@ -105,7 +105,7 @@ function startPty(spec: StartSpec, cb: ChildCallbacks): ChildHandle {
     // encoding null: raw bytes, aligned to characters by the record like pipe output
     term = pty.spawn(spec.file, spec.args, { name: spec.term, cols: spec.cols, rows: spec.rows, cwd: spec.cwd, env: LAUNCH_ENV, encoding: null })
   } catch (err) {
-    throw new KernelError(500, 'SPAWN_FAILED', `cannot start the sandbox in a PTY: ${(err as Error).message}`)
+    throw kernelError('SPAWN_FAILED', `cannot start the sandbox in a PTY: ${(err as Error).message}`)
   }
   term.onData((d: string | Buffer) => cb.output('pty', typeof d === 'string' ? Buffer.from(d) : d))
   // node-pty reports exit only after the terminal's output has been read.

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { realpathSync, statSync } from 'node:fs'
 import { relative, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { KernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 import { ProcessSignal as ProcessSignalSchema } from '../../schemas/processes.js'
 import { prefixOutsideUsr, probeSandboxHost, sandboxCommand, type SandboxHost } from './bubblewrap.js'
 import { startChild } from './child.js'
@@ -166,7 +166,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
 
   private track(spawn: () => Promise<ProcessRecord>): Promise<ProcessInfo> {
     const task = (async () => {
-      if (this.closing) throw new KernelError(503, 'SHUTTING_DOWN', 'the process bridge is shutting down')
+      if (this.closing) throw kernelError('SHUTTING_DOWN', 'the process bridge is shutting down')
       const info = (await spawn()).info()
       this.emit('spawn', info)
       return info
@@ -195,7 +195,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       if (this.closing) {
         // close() began while the child was starting: it must not outlive the app.
         await this.terminate(rec, 'shutdown')
-        throw new KernelError(503, 'SHUTTING_DOWN', 'the process bridge is shutting down')
+        throw kernelError('SHUTTING_DOWN', 'the process bridge is shutting down')
       }
       if (plan.control) await this.awaitWorkerd(rec)
       return rec
@@ -221,9 +221,9 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     }
     for (const n of this.starting.values()) live += n
     mine += this.starting.get(ns) ?? 0
-    if (live >= maxProcesses) throw new KernelError(429, 'TOO_MANY_PROCESSES', `limit of ${maxProcesses} live processes reached; kill one first`)
+    if (live >= maxProcesses) throw kernelError('TOO_MANY_PROCESSES', `limit of ${maxProcesses} live processes reached; kill one first`)
     if (quota && mine >= maxProcessesPerNamespace) {
-      throw new KernelError(429, 'NAMESPACE_QUOTA_EXCEEDED', `namespace "${ns}" already runs ${mine} processes, its quota; kill one first`)
+      throw kernelError('NAMESPACE_QUOTA_EXCEEDED', `namespace "${ns}" already runs ${mine} processes, its quota; kill one first`)
     }
   }
 
@@ -310,12 +310,12 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     const rec = this.findLive(pid, opts)
     const buf = typeof data === 'string' ? Buffer.from(data) : data
     if (buf.length > this.options.maxInputBytes) {
-      throw new KernelError(413, 'INPUT_TOO_LARGE', `input of ${buf.length} bytes exceeds the ${this.options.maxInputBytes}-byte limit`)
+      throw kernelError('INPUT_TOO_LARGE', `input of ${buf.length} bytes exceeds the ${this.options.maxInputBytes}-byte limit`)
     }
     const pending = rec.pendingInput()
     if (pending > 0 && pending + buf.length > this.options.maxPendingInputBytes) {
       const why = `process ${pid} has not read ${pending} bytes of stdin yet (bound ${this.options.maxPendingInputBytes}); retry once it drains`
-      throw new KernelError(429, 'INPUT_BACKLOG_FULL', why)
+      throw kernelError('INPUT_BACKLOG_FULL', why)
     }
     rec.write(buf, opts.eof === true)
     return buf.length
@@ -335,7 +335,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   resize(pid: number, cols: number, rows: number, scope: Scope = {}): ProcessInfo {
     const rec = this.findLive(pid, scope)
     for (const n of [cols, rows]) {
-      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new KernelError(400, 'INVALID_SIZE', 'cols and rows must be integers from 1 to 1000')
+      if (!Number.isInteger(n) || n < 1 || n > 1000) throw kernelError('INVALID_SIZE', 'cols and rows must be integers from 1 to 1000')
     }
     rec.resize(cols, rows)
     return rec.info()
@@ -347,7 +347,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
    * outside `SIGNALS`.
    */
   signal(pid: number, signal: string, scope: Scope = {}): ProcessInfo {
-    if (!SIGNALS.includes(signal as ProcessSignal)) throw new KernelError(400, 'INVALID_SIGNAL', `signal must be one of ${SIGNALS.join(', ')}`)
+    if (!SIGNALS.includes(signal as ProcessSignal)) throw kernelError('INVALID_SIGNAL', `signal must be one of ${SIGNALS.join(', ')}`)
     const rec = this.findLive(pid, scope)
     signalSandbox(pid, signal as NodeJS.Signals, rec.tty)
     return rec.info()
@@ -411,13 +411,13 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
 
   private find(pid: number, scope: Scope): ProcessRecord {
     const rec = this.records.get(pid)
-    if (!rec || rec.namespace !== (scope.namespace ?? 'default') || rec.owner !== scope.owner) throw new KernelError(404, 'PROCESS_NOT_FOUND', `no process ${pid}`)
+    if (!rec || rec.namespace !== (scope.namespace ?? 'default') || rec.owner !== scope.owner) throw kernelError('PROCESS_NOT_FOUND', `no process ${pid}`)
     return rec
   }
 
   private findLive(pid: number, scope: Scope): ProcessRecord {
     const rec = this.find(pid, scope)
-    if (!rec.running) throw new KernelError(409, 'PROCESS_EXITED', `process ${pid} has exited`)
+    if (!rec.running) throw kernelError('PROCESS_EXITED', `process ${pid} has exited`)
     return rec
   }
 

@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { SpawnRequest as SpawnRequestSchema } from '../../schemas/processes.js'
-import { KernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 import type { SpawnRequest } from './types.js'
 import { findExecutable, missingInterpreter, prefixOutsideUsr, SANDBOX_PATH } from './bubblewrap.js'
 import { readInsideRoot, resolveScript, sandboxPath } from './workspace.js'
@@ -71,21 +71,21 @@ const ONLY_FOR: Record<string, readonly string[]> = {
  */
 export function checkRequest(req: SpawnRequest): void {
   const type = (req as { type?: unknown } | null)?.type
-  if (type === undefined) throw new KernelError(400, 'INVALID_SPAWN_REQUEST', 'type is required')
+  if (type === undefined) throw kernelError('INVALID_SPAWN_REQUEST', 'type is required')
   if (typeof type !== 'string' || !(PROCESS_TYPES as readonly string[]).includes(type)) {
-    throw new KernelError(400, 'UNKNOWN_PROCESS_TYPE', `unknown process type ${JSON.stringify(type)}; expected one of ${PROCESS_TYPES.join(', ')}`)
+    throw kernelError('UNKNOWN_PROCESS_TYPE', `unknown process type ${JSON.stringify(type)}; expected one of ${PROCESS_TYPES.join(', ')}`)
   }
   // In-process callers skip the HTTP schema validation, so check the shape here too.
   if (!checkShape.Check(req)) {
     const first = checkShape.Errors(req).First()
-    throw new KernelError(400, 'INVALID_SPAWN_REQUEST', first ? `${first.path}: ${first.message}` : 'invalid spawn request')
+    throw kernelError('INVALID_SPAWN_REQUEST', first ? `${first.path}: ${first.message}` : 'invalid spawn request')
   }
   for (const [field, types] of Object.entries(ONLY_FOR)) {
     if ((req as Record<string, unknown>)[field] !== undefined && !types.includes(req.type)) {
-      throw new KernelError(400, 'INVALID_SPAWN_REQUEST', `${field} is not valid for ${req.type} processes (only ${types.join(', ')})`)
+      throw kernelError('INVALID_SPAWN_REQUEST', `${field} is not valid for ${req.type} processes (only ${types.join(', ')})`)
     }
   }
-  if (req.code !== undefined && req.script !== undefined) throw new KernelError(400, 'INVALID_SPAWN_REQUEST', 'give either code or script, not both')
+  if (req.code !== undefined && req.script !== undefined) throw kernelError('INVALID_SPAWN_REQUEST', 'give either code or script, not both')
 }
 
 export interface PlanContext {

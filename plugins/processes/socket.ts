@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { WebSocket } from 'ws'
-import { KernelError } from '../errors.js'
+import { KernelError, kernelError } from '../errors.js'
 import { ProcessClientMessage, type ProcessServerMessage } from '../../schemas/processes.js'
 import type { ProcessManager } from './manager.js'
 import type { ProcessEvent } from './types.js'
@@ -118,12 +118,12 @@ export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number,
     try {
       msg = (opts.parseJson ?? JSON.parse)(raw.toString('utf8'))
     } catch (err) {
-      return fail(undefined, err instanceof KernelError ? err : new KernelError(400, 'INVALID_MESSAGE', 'messages must be JSON objects'))
+      return fail(undefined, err instanceof KernelError ? err : kernelError('INVALID_MESSAGE', 'messages must be JSON objects'))
     }
     const id = idOf(msg)
     if (!checkMessage.Check(msg)) {
       const first = checkMessage.Errors(msg).First()
-      return fail(id, new KernelError(400, 'INVALID_MESSAGE', first ? `${first.path || '/'}: ${first.message}` : 'invalid message'))
+      return fail(id, kernelError('INVALID_MESSAGE', first ? `${first.path || '/'}: ${first.message}` : 'invalid message'))
     }
     handle(() => apply(pm, pid, scope, msg, () => socket.close(1000, 'detached')), msg.id)
     if (msg.type === 'STDIN') throttle()

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { KernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 
 const here = new URL('./workerd/', import.meta.url)
 const TEMPLATE = readFileSync(new URL('config.capnp.tmpl', here), 'utf8')
@@ -67,7 +67,7 @@ export async function waitForListen(control: Readable, exited: Promise<unknown>,
   const result = await Promise.race([listen, exited.then(() => 'exited' as const), timer])
   if (typeof result === 'number') return result
   const why = result === 'timeout' ? `did not start listening within ${timeoutMs} ms` : 'exited during startup'
-  throw new KernelError(400, 'WORKERD_START_FAILED', `workerd ${why}: ${output().slice(-2000).trim() || '(no output)'}`)
+  throw kernelError('WORKERD_START_FAILED', `workerd ${why}: ${output().slice(-2000).trim() || '(no output)'}`)
 }
 
 function parseJson(line: string): Record<string, unknown> | undefined {

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs'
 import { isAbsolute, relative, resolve, sep } from 'node:path'
-import { KernelError } from '../errors.js'
+import { type ErrorCode, kernelError } from '../errors.js'
 import { SANDBOX_HOME, SANDBOX_PATH, WORKSPACE_DIR } from './bubblewrap.js'
 
 /**
@@ -16,7 +16,7 @@ import { SANDBOX_HOME, SANDBOX_PATH, WORKSPACE_DIR } from './bubblewrap.js'
  */
 export function resolveCwd(root: string, cwd = '.'): { abs: string; rel: string } {
   const abs = resolveInside(root, cwd, 'CWD_OUTSIDE_WORKSPACE', 'INVALID_CWD', 'cwd')
-  if (!statSync(abs).isDirectory()) throw new KernelError(400, 'INVALID_CWD', `cwd is not a directory: ${cwd}`)
+  if (!statSync(abs).isDirectory()) throw kernelError('INVALID_CWD', `cwd is not a directory: ${cwd}`)
   return { abs, rel: relative(root, abs) || '.' }
 }
 
@@ -27,22 +27,22 @@ export function resolveCwd(root: string, cwd = '.'): { abs: string; rel: string 
 export function resolveScript(root: string, dir: string, script: string): string {
   const base = relative(root, dir)
   const abs = resolveInside(root, base ? `${base}${sep}${script}` : script, 'SCRIPT_OUTSIDE_WORKSPACE', 'SCRIPT_NOT_FOUND', 'script', script)
-  if (!statSync(abs).isFile()) throw new KernelError(400, 'SCRIPT_NOT_FOUND', `script is not a file: ${script}`)
+  if (!statSync(abs).isFile()) throw kernelError('SCRIPT_NOT_FOUND', `script is not a file: ${script}`)
   return abs
 }
 
-function resolveInside(root: string, path: string, outsideCode: string, missingCode: string, what: string, shown = path): string {
-  if (path.includes('\0')) throw new KernelError(400, outsideCode, `${what} contains a NUL byte`)
-  if (isAbsolute(shown) || isAbsolute(path)) throw new KernelError(400, outsideCode, `${what} must be relative to the workspace root: ${shown}`)
-  if (!isInside(root, resolve(root, path))) throw new KernelError(400, outsideCode, `${what} escapes the workspace root: ${shown}`)
+function resolveInside(root: string, path: string, outsideCode: ErrorCode, missingCode: ErrorCode, what: string, shown = path): string {
+  if (path.includes('\0')) throw kernelError(outsideCode, `${what} contains a NUL byte`)
+  if (isAbsolute(shown) || isAbsolute(path)) throw kernelError(outsideCode, `${what} must be relative to the workspace root: ${shown}`)
+  if (!isInside(root, resolve(root, path))) throw kernelError(outsideCode, `${what} escapes the workspace root: ${shown}`)
   let real: string
   try {
     real = realpathSync(resolve(root, path))
   } catch {
-    throw new KernelError(400, missingCode, `${what} does not exist: ${shown}`)
+    throw kernelError(missingCode, `${what} does not exist: ${shown}`)
   }
   // A symlink inside the root may point anywhere; judge the real target.
-  if (!isInside(root, real)) throw new KernelError(400, outsideCode, `${what} resolves outside the workspace root through a symlink: ${shown}`)
+  if (!isInside(root, real)) throw kernelError(outsideCode, `${what} resolves outside the workspace root through a symlink: ${shown}`)
   return real
 }
 
@@ -60,7 +60,7 @@ export function readInsideRoot(root: string, abs: string, shown: string): string
   const fd = openSync(abs, 'r')
   try {
     if (!isInside(root, readlinkSync(`/proc/self/fd/${fd}`))) {
-      throw new KernelError(400, 'SCRIPT_OUTSIDE_WORKSPACE', `script resolves outside the workspace root: ${shown}`)
+      throw kernelError('SCRIPT_OUTSIDE_WORKSPACE', `script resolves outside the workspace root: ${shown}`)
     }
     return readFileSync(fd, 'utf8')
   } finally {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { KernelError } from '../errors.js'
+import { KernelError, kernelError } from '../errors.js'
 import { MAX_ID_LENGTH } from '../../schemas/workers.js'
 
 /** Hex characters of SHA-256 kept in every generated id. */
@@ -40,7 +40,7 @@ export function isValidId(value: string): boolean {
 export function assertValidId(kind: 'runtime_id' | 'worker_id' | 'host_id', value: string): void {
   if (!isValidId(value)) {
     const shown = JSON.stringify(value.slice(0, MAX_ID_LENGTH))
-    throw new KernelError(400, 'INVALID_IDENTIFIER', `${kind} ${shown} is not a valid id (1-120 chars of [A-Za-z0-9_:-])`)
+    throw kernelError('INVALID_IDENTIFIER', `${kind} ${shown} is not a valid id (1-120 chars of [A-Za-z0-9_:-])`)
   }
 }
 

@@ -1,4 +1,4 @@
-import { KernelError } from '../errors.js'
+import { KernelError, kernelError } from '../errors.js'
 import type {
   HostSummary,
   InputRequest,
@@ -47,7 +47,7 @@ export class WorkerRegistry {
   register(runtime: WorkerRuntime): void {
     assertValidId('runtime_id', runtime.id)
     if (this.runtimes.some((r) => r.id === runtime.id)) {
-      throw new KernelError(409, 'DUPLICATE_RUNTIME', `a runtime with id "${runtime.id}" is already registered`)
+      throw kernelError('DUPLICATE_RUNTIME', `a runtime with id "${runtime.id}" is already registered`)
     }
     this.runtimes.push(runtime)
   }
@@ -55,9 +55,9 @@ export class WorkerRegistry {
   /** Checks `limit` against the bounds; returns the limit to use. */
   limit(limit: number | undefined): number {
     const value = limit ?? this.limits.defaultLimit
-    if (!Number.isInteger(value) || value < 0) throw new KernelError(400, 'INVALID_LIMIT', 'limit must be an integer ≥ 0')
+    if (!Number.isInteger(value) || value < 0) throw kernelError('INVALID_LIMIT', 'limit must be an integer ≥ 0')
     if (value > this.limits.maxLimit) {
-      throw new KernelError(400, 'LIMIT_TOO_LARGE', `limit ${value} exceeds the maximum of ${this.limits.maxLimit}`, {
+      throw kernelError('LIMIT_TOO_LARGE', `limit ${value} exceeds the maximum of ${this.limits.maxLimit}`, {
         max: this.limits.maxLimit,
       })
     }
@@ -151,7 +151,7 @@ export class WorkerRegistry {
   private runtime(runtimeId: string): WorkerRuntime {
     assertValidId('runtime_id', runtimeId)
     const runtime = this.runtimes.find((r) => r.id === runtimeId)
-    if (!runtime) throw new KernelError(404, 'UNKNOWN_RUNTIME', `no runtime "${runtimeId}"`)
+    if (!runtime) throw kernelError('UNKNOWN_RUNTIME', `no runtime "${runtimeId}"`)
     return runtime
   }
 
@@ -159,7 +159,7 @@ export class WorkerRegistry {
     const runtime = this.runtime(runtimeId)
     assertValidId('worker_id', workerId)
     const { worker } = await runtime.getWorker(ctx, workerId)
-    if (!worker) throw new KernelError(404, 'UNKNOWN_WORKER', `runtime "${runtimeId}" has no worker "${workerId}"`)
+    if (!worker) throw kernelError('UNKNOWN_WORKER', `runtime "${runtimeId}" has no worker "${workerId}"`)
     return { runtime, worker }
   }
 

@@ -4,7 +4,7 @@ import websocket from '@fastify/websocket'
 import { request } from 'undici'
 import WebSocket from 'ws'
 import auth from '../../plugins/auth.js'
-import { errorHandler, KernelError } from '../../plugins/errors.js'
+import { defineError, errorHandler } from '../../plugins/errors.js'
 
 const SECRET = 'test-secret-0123456789'
 
@@ -27,7 +27,7 @@ async function start(t: { teardown(fn: () => unknown): void }, enabled: boolean)
     })
     routes.get<{ Params: { id: string } }>('/notes/:id', async (req) => {
       const text = notes.get(`${req.namespace}/${req.params.id}`)
-      if (text === undefined) throw new KernelError(404, 'NOTE_NOT_FOUND', `No note ${req.params.id}`)
+      if (text === undefined) throw defineError('NOTE_NOT_FOUND', 404)(`No note ${req.params.id}`)
       return { text }
     })
     routes.get('/ws', { websocket: true }, (socket, req) => socket.send(JSON.stringify({ namespace: req.namespace })))

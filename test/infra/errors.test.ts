@@ -2,7 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { request } from 'undici'
-import { errorHandler, KernelError } from '../../plugins/errors.js'
+import { defineError, errorHandler } from '../../plugins/errors.js'
 import { buildApp } from '../../app.js'
 
 async function call(url: string, method = 'GET', body?: string, headers: Record<string, string> = {}) {
@@ -16,7 +16,7 @@ t.test('every error becomes { statusCode, code, error, message }', async (t) => 
   await app.register(errorHandler)
   app.post('/items', { schema: { body: Type.Object({ name: Type.String() }) } }, async () => ({ ok: true }))
   app.get('/kernel-error', async () => {
-    throw new KernelError(409, 'ITEM_EXISTS', 'Item x exists', { id: 'x' })
+    throw defineError('ITEM_EXISTS', 409)('Item x exists', { id: 'x' })
   })
   app.get('/crash', async () => {
     throw new Error('secret internals')

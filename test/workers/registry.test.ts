@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import swagger from '@fastify/swagger'
 import auth from '../../plugins/auth.js'
-import { KernelError } from '../../plugins/errors.js'
+import { defineError, KernelError } from '../../plugins/errors.js'
 import { opaqueId, isValidId, assertValidId, ID_DIGEST_HEX } from '../../plugins/workers/ids.js'
 import { diagnostic, type CallContext, type WorkerRuntime } from '../../plugins/workers/runtime.js'
 import type { HostSummary, RuntimeSummary, WorkerSummary } from '../../schemas/workers.js'
@@ -257,7 +257,7 @@ class BrokenRuntime extends FixtureRuntime {
     throw new Error('backend at 10.0.0.7:9000 refused')
   }
   async spawn(): Promise<never> {
-    throw new KernelError(503, 'BACKEND_DOWN', 'the backend is down')
+    throw defineError('BACKEND_DOWN', 503)('the backend is down')
   }
 }
 

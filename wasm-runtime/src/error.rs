@@ -22,11 +22,16 @@ pub enum HostError {
     /// The runtime was shut down (before or during the call).
     #[error("the runtime has been shut down")]
     Shutdown,
-    /// The handler source does not compile. The payload is a JSON object
-    /// `{ "code": "COMPILATION_ERROR", "message": ..., "line"?: n, "column"?: n }` (1-based,
-    /// in the handler's own source), exactly as the guest produced it when it did.
-    #[error("{0}")]
-    Compilation(String),
+    /// The handler source does not compile: the guest's message and, when it reported them, the
+    /// 1-based `line` / `column` in the handler's own source and its `stack`. The N-API layer
+    /// sets them as properties of the JS `Error` (lib.rs `js_error`).
+    #[error("{message}")]
+    Compilation {
+        message: String,
+        line: Option<u32>,
+        column: Option<u32>,
+        stack: Option<String>,
+    },
     /// guest.wasm cannot be used: missing file, invalid module, unknown import, missing export.
     #[error("{0}")]
     GuestLoad(String),
@@ -44,7 +49,7 @@ impl HostError {
             HostError::UnknownExecution(_) => "UNKNOWN_EXECUTION",
             HostError::CapacityExceeded(_) => "CAPACITY_EXCEEDED",
             HostError::Shutdown => "SHUTDOWN",
-            HostError::Compilation(_) => "COMPILATION_ERROR",
+            HostError::Compilation { .. } => "COMPILATION_ERROR",
             HostError::GuestLoad(_) => "GUEST_LOAD_ERROR",
             HostError::Internal(_) => "INTERNAL_ERROR",
         }
@@ -53,6 +58,16 @@ impl HostError {
     /// Shorthand for an [`HostError::InvalidInput`] with a formatted message.
     pub fn invalid(msg: impl Into<String>) -> Self {
         HostError::InvalidInput(msg.into())
+    }
+
+    /// A [`HostError::Compilation`] with a message only (no position).
+    pub fn compilation(msg: impl Into<String>) -> Self {
+        HostError::Compilation {
+            message: msg.into(),
+            line: None,
+            column: None,
+            stack: None,
+        }
     }
 
     /// Shorthand for an [`HostError::Internal`] with a formatted message.

@@ -2,6 +2,7 @@
 //! writes, `wk_compile` / `wk_execute` / `wk_resume` run, the output is read back through
 //! `wk_output_ptr` / `wk_output_len`. Failures of a call are classified into trap kinds.
 
+use napi_derive::napi;
 use wasmtime::{Engine, InstancePre, Memory, Store, Trap, TypedFunc};
 
 use crate::error::{HostError, HostResult};
@@ -9,7 +10,9 @@ use crate::host::{HostState, ProcExit};
 use crate::limits::{self, Deadline, Interrupt, MemoryLimiter};
 use crate::state::SharedState;
 
-/// Why a guest call ended abnormally. The instance is dropped afterwards, never reused.
+/// Why a guest call ended abnormally. The instance is dropped afterwards, never reused. Crosses
+/// N-API as the string enum `TrapKind` of build/binding.d.ts (`'TIMEOUT'`, `'MEMORY_LIMIT'`, …).
+#[napi(string_enum = "UPPER_SNAKE")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrapKind {
     /// Wall-clock deadline of the segment passed.
@@ -24,20 +27,6 @@ pub enum TrapKind {
     Trap,
     /// The runtime shut down while the call ran (reported as the SHUTDOWN error, not a trap).
     Shutdown,
-}
-
-impl TrapKind {
-    /// The `trap` string of a raw result.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrapKind::Timeout => "TIMEOUT",
-            TrapKind::MemoryLimit => "MEMORY_LIMIT",
-            TrapKind::StackOverflow => "STACK_OVERFLOW",
-            TrapKind::FuelExhausted => "FUEL_EXHAUSTED",
-            TrapKind::Trap => "TRAP",
-            TrapKind::Shutdown => "SHUTDOWN",
-        }
-    }
 }
 
 /// An abnormal end of a guest call: kind + human-readable message.

@@ -12,9 +12,8 @@
 //!
 //! Errors: every rejected promise / thrown error is a JS `Error` whose `code` property is one of
 //! `INVALID_INPUT`, `UNKNOWN_EXECUTION`, `CAPACITY_EXCEEDED`, `SHUTDOWN`, `COMPILATION_ERROR`,
-//! `GUEST_LOAD_ERROR`, `INTERNAL_ERROR`. For `COMPILATION_ERROR` the `message` is a JSON object
-//! `{"code":"COMPILATION_ERROR","message":…,"line"?:n,"column"?:n,"stack"?:…}` (1-based, in the
-//! handler's own source), ready for `JSON.parse(err.message)`.
+//! `GUEST_LOAD_ERROR`, `INTERNAL_ERROR`. A `COMPILATION_ERROR` also has the properties `line` and
+//! `column` (1-based, in the handler's own source) and `guestStack` when the guest reported them.
 
 pub mod cache;
 pub mod engine;
@@ -35,6 +34,7 @@ use napi::{Env, JsError, Status, Unknown};
 use napi_derive::napi;
 
 use crate::error::HostError;
+use crate::guest::TrapKind;
 use crate::pool::{WorkerPool, default_threads};
 use crate::sandbox::{Compiled, RawOutcome, Sandbox, SandboxOptions};
 use crate::state::SharedState;
@@ -88,10 +88,9 @@ pub struct RawResult {
     pub suspended: bool,
     /// Set iff `suspended`: the id to pass to `resume` / `cancel` (new at every suspension).
     pub execution_id: Option<String>,
-    /// 'TIMEOUT' | 'MEMORY_LIMIT' | 'STACK_OVERFLOW' | 'FUEL_EXHAUSTED' | 'TRAP' when the segment
-    /// ended abnormally (outputJson is then "" except for MEMORY_LIMIT after a guest error).
-    #[napi(ts_type = "'TIMEOUT' | 'MEMORY_LIMIT' | 'STACK_OVERFLOW' | 'FUEL_EXHAUSTED' | 'TRAP'")]
-    pub trap: Option<String>,
+    /// Set when the segment ended abnormally (outputJson is then "" except for MEMORY_LIMIT after
+    /// a guest error); never SHUTDOWN, which rejects instead.
+    pub trap: Option<TrapKind>,
     /// Human-readable details of `trap`.
     pub trap_message: Option<String>,
     /// Wall time of the segment, µs.
@@ -404,7 +403,7 @@ fn raw_result(o: RawOutcome) -> RawResult {
         output_json: o.output_json,
         suspended: o.suspended,
         execution_id: o.execution_id,
-        trap: o.trap.map(str::to_owned),
+        trap: o.trap,
         trap_message: o.trap_message,
         duration_us: o.duration_us,
         fuel_consumed: o.fuel_consumed as f64,
@@ -413,7 +412,8 @@ fn raw_result(o: RawOutcome) -> RawResult {
     }
 }
 
-/// A JS `Error` with `code` = the host error's code, wrapped so napi throws/rejects with that
+/// A JS `Error` with `code` = the host error's code (and, for COMPILATION_ERROR, the guest's
+/// `line`, `column` and `guestStack` when it gave them), wrapped so napi throws/rejects with that
 /// very object (napi reuses the referenced JS value instead of building a generic one).
 fn js_error(env: &Env, e: HostError) -> napi::Error {
     let message = e.to_string();
@@ -422,6 +422,15 @@ fn js_error(env: &Env, e: HostError) -> napi::Error {
     let raw = unsafe { JsError::from(coded).into_value(env.raw()) };
     if raw.is_null() {
         return napi::Error::new(Status::GenericFailure, message);
+    }
+    if let HostError::Compilation { line, column, stack, .. } = e {
+        let mut obj = Object::from_raw(env.raw(), raw);
+        let set = line.map_or(Ok(()), |v| obj.set("line", v))
+            .and_then(|()| column.map_or(Ok(()), |v| obj.set("column", v)))
+            .and_then(|()| stack.map_or(Ok(()), |v| obj.set("guestStack", v)));
+        if let Err(err) = set {
+            return err;
+        }
     }
     // SAFETY: `raw` was just created in `env` and is a valid value handle in this scope.
     napi::Error::from(unsafe { Unknown::from_raw_unchecked(env.raw(), raw) })

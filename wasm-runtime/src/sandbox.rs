@@ -109,7 +109,7 @@ pub struct RawOutcome {
     pub execution_id: Option<String>,
     /// Why the segment ended abnormally, or MEMORY_LIMIT when growth was refused and the guest
     /// then reported an error.
-    pub trap: Option<&'static str>,
+    pub trap: Option<TrapKind>,
     /// Details of `trap`.
     pub trap_message: Option<String>,
     /// Wall time of the segment (instantiation included for `execute`), µs.
@@ -273,12 +273,12 @@ impl Sandbox {
         match result {
             Ok((0, bytecode)) if !bytecode.is_empty() => Ok(bytecode),
             Ok((0, _)) => Err(HostError::internal("guest returned empty bytecode")),
-            Ok((1, json)) => Err(HostError::Compilation(flat_compile_error(&json))),
+            Ok((1, json)) => Err(flat_compile_error(&json)),
             Ok((status, _)) => Err(HostError::internal(format!(
                 "wk_compile returned unknown status {status}"
             ))),
             Err(t) if t.kind == TrapKind::Shutdown => Err(HostError::Shutdown),
-            Err(t) => Err(HostError::Compilation(compile_trap_json(&t))),
+            Err(t) => Err(compile_trap_error(&t)),
         }
     }
 
@@ -334,7 +334,7 @@ impl Sandbox {
         let sliced = slice_ms > 0 && slice_ms < timeout_ms;
         let timeout = if sliced { slice_ms } else { timeout_ms };
         let out = self.execute(bytecode, context_json, state, timeout)?;
-        let expired = sliced && out.trap == Some(TrapKind::Timeout.as_str());
+        let expired = sliced && out.trap == Some(TrapKind::Timeout);
         Ok((!expired).then_some(out))
     }
 
@@ -541,7 +541,7 @@ fn engine_settings(o: &SandboxOptions) -> EngineSettings {
 }
 
 fn set_trap(out: &mut RawOutcome, kind: TrapKind, message: String) {
-    out.trap = Some(kind.as_str());
+    out.trap = Some(kind);
     out.trap_message = Some(message);
 }
 
@@ -591,25 +591,38 @@ fn output_is_error(json: &str) -> bool {
         == Some("error")
 }
 
-/// The guest's compile error as a flat `{code,message,line?,column?,...}` object: the guest may
-/// wrap it as `{"error":{...}}`; anything unreadable becomes a generic message.
-fn flat_compile_error(json: &[u8]) -> String {
-    match serde_json::from_slice::<serde_json::Value>(json) {
-        Ok(serde_json::Value::Object(mut map)) => match map.remove("error") {
-            Some(inner @ serde_json::Value::Object(_)) => inner.to_string(),
-            Some(_) | None => serde_json::Value::Object(map).to_string(),
+/// The guest's compile error `{code,message,line?,column?,stack?}` (possibly wrapped as
+/// `{"error":{...}}`) as a [`HostError::Compilation`]; anything unreadable keeps the raw text
+/// as its message.
+fn flat_compile_error(json: &[u8]) -> HostError {
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        message: Option<String>,
+        line: Option<u32>,
+        column: Option<u32>,
+        stack: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Wrapped {
+        error: Fields,
+    }
+    let fields = serde_json::from_slice::<Wrapped>(json)
+        .map(|w| w.error)
+        .or_else(|_| serde_json::from_slice::<Fields>(json));
+    match fields {
+        Ok(f) => HostError::Compilation {
+            message: f.message.unwrap_or_else(|| "does not compile".to_owned()),
+            line: f.line,
+            column: f.column,
+            stack: f.stack,
         },
-        _ => serde_json::json!({
-            "code": "COMPILATION_ERROR",
-            "message": String::from_utf8_lossy(json),
-        })
-        .to_string(),
+        Err(_) => HostError::compilation(String::from_utf8_lossy(json)),
     }
 }
 
-/// Error JSON for a compilation that trapped instead of returning.
-fn compile_trap_json(t: &GuestTrap) -> String {
-    let message = match t.kind {
+/// The error of a compilation that trapped instead of returning (no position).
+fn compile_trap_error(t: &GuestTrap) -> HostError {
+    HostError::compilation(match t.kind {
         TrapKind::Timeout => format!(
             "compilation took longer than {} ms",
             COMPILE_TIMEOUT.as_millis()
@@ -617,8 +630,7 @@ fn compile_trap_json(t: &GuestTrap) -> String {
         TrapKind::MemoryLimit => "compilation exceeded the memory limit".to_owned(),
         TrapKind::StackOverflow => "source nested too deeply to compile".to_owned(),
         _ => format!("compiler trapped: {}", t.message),
-    };
-    serde_json::json!({ "code": "COMPILATION_ERROR", "message": message }).to_string()
+    })
 }
 
 /// A fresh opaque id: `ex_` + 32 hex digits from the OS RNG.

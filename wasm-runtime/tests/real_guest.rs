@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use wasm_runtime::error::HostError;
+use wasm_runtime::guest::TrapKind;
 use wasm_runtime::sandbox::{Sandbox, SandboxOptions};
 use wasm_runtime::state::SharedState;
 
@@ -70,14 +71,11 @@ fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
     .unwrap();
     assert_eq!(v["returnValue"], json!([["count", "big"], true, false]));
 
-    // Compile error: flat JSON with the position in the handler's own source.
+    // Compile error: the position in the handler's own source, and the guest's stack.
     match sb.precompile("const a = 1\nconst b = ;") {
-        Err(HostError::Compilation(msg)) => {
-            let e: Value = serde_json::from_str(&msg).unwrap();
-            assert_eq!(
-                (e["code"].as_str(), e["line"].as_u64()),
-                (Some("COMPILATION_ERROR"), Some(2))
-            );
+        Err(HostError::Compilation { line, column, stack, .. }) => {
+            assert_eq!((line, column), (Some(2), Some(11)));
+            assert!(stack.is_some_and(|s| !s.is_empty()), "the guest's stack is kept");
         }
         other => panic!("expected COMPILATION_ERROR, got {other:?}"),
     }
@@ -105,14 +103,14 @@ fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
     // Limits.
     let c = sb.precompile("new Array(1e9).fill(1)").unwrap();
     let oom = sb.execute(&c.bytecode, &context(), &state, 10_000).unwrap();
-    assert_eq!(oom.trap, Some("MEMORY_LIMIT"));
+    assert_eq!(oom.trap, Some(TrapKind::MemoryLimit));
     assert!(oom.memory_limit_hit && oom.memory_peak_bytes <= 16 << 20);
     let c = sb.precompile("while (true) {}").unwrap();
     assert_eq!(
         sb.execute(&c.bytecode, &context(), &state, 100)
             .unwrap()
             .trap,
-        Some("TIMEOUT")
+        Some(TrapKind::Timeout)
     );
     assert_eq!(sb.stats().live, 0);
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::{code, options, sandbox, sandbox_with};
 use wasm_runtime::cache::source_key;
 use wasm_runtime::error::HostError;
+use wasm_runtime::guest::TrapKind;
 use wasm_runtime::sandbox::{RawOutcome, Sandbox};
 use wasm_runtime::state::SharedState;
 
@@ -43,17 +44,14 @@ fn precompile_returns_bytecode_keyed_by_sha256_and_caches_it() {
 }
 
 #[test]
-fn compile_error_carries_the_guest_json() {
+fn compile_error_carries_the_guest_fields() {
     let sb = sandbox();
     match sb.precompile("!oops") {
-        Err(HostError::Compilation(json)) => {
-            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        Err(HostError::Compilation { message, line, column, stack }) => {
             assert_eq!(
-                v,
-                serde_json::from_str::<serde_json::Value>(common::COMPILE_ERROR).unwrap()
+                (message.as_str(), line, column, stack),
+                ("unexpected token", Some(1), Some(2), None)
             );
-            assert_eq!(v["line"], 1);
-            assert_eq!(v["column"], 2);
         }
         other => panic!("expected a compilation error, got {other:?}"),
     }
@@ -67,11 +65,10 @@ fn compile_error_carries_the_guest_json() {
 #[test]
 fn a_wrapped_compile_error_is_flattened() {
     match sandbox().precompile("?oops") {
-        Err(HostError::Compilation(json)) => {
-            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        Err(HostError::Compilation { message, line, column, .. }) => {
             assert_eq!(
-                v,
-                serde_json::json!({"code":"COMPILATION_ERROR","message":"SyntaxError: bad","line":3,"column":4})
+                (message.as_str(), line, column),
+                ("SyntaxError: bad", Some(3), Some(4))
             );
         }
         other => panic!("expected a compilation error, got {other:?}"),
@@ -137,7 +134,7 @@ fn endless_loop_times_out() {
     let out = sb
         .execute(&code('L'), CTX, &SharedState::default(), 100)
         .unwrap();
-    assert_eq!(out.trap, Some("TIMEOUT"));
+    assert_eq!(out.trap, Some(TrapKind::Timeout));
     assert_eq!(out.output_json, "");
     assert!(started.elapsed() >= Duration::from_millis(100));
     assert!(out.duration_us >= 100_000.0);
@@ -153,7 +150,7 @@ fn endless_loop_times_out() {
 fn refused_growth_then_guest_error_is_memory_limit() {
     let sb = sandbox();
     let out = run(&sb, 'M');
-    assert_eq!(out.trap, Some("MEMORY_LIMIT"));
+    assert_eq!(out.trap, Some(TrapKind::MemoryLimit));
     assert!(out.memory_limit_hit);
     assert_eq!(
         out.output_json,
@@ -170,7 +167,7 @@ fn refused_growth_then_guest_error_is_memory_limit() {
 #[test]
 fn refused_growth_then_trap_is_memory_limit() {
     let out = run(&sandbox(), 'G');
-    assert_eq!(out.trap, Some("MEMORY_LIMIT"));
+    assert_eq!(out.trap, Some(TrapKind::MemoryLimit));
     assert_eq!(out.output_json, "");
 }
 
@@ -185,14 +182,14 @@ fn recovered_refusal_is_flagged_but_not_a_trap() {
 #[test]
 fn status_2_is_memory_limit() {
     let out = run(&sandbox(), 'X');
-    assert_eq!(out.trap, Some("MEMORY_LIMIT"));
+    assert_eq!(out.trap, Some(TrapKind::MemoryLimit));
     assert_eq!(out.output_json, "");
 }
 
 #[test]
 fn unbounded_recursion_is_stack_overflow() {
     let out = run(&sandbox(), 'R');
-    assert_eq!(out.trap, Some("STACK_OVERFLOW"));
+    assert_eq!(out.trap, Some(TrapKind::StackOverflow));
 }
 
 #[test]
@@ -208,7 +205,7 @@ fn fuel_is_counted_and_limited() {
     let mut o = options();
     o.fuel_limit = 100_000;
     let out = run(&sandbox_with(o), 'B');
-    assert_eq!(out.trap, Some("FUEL_EXHAUSTED"));
+    assert_eq!(out.trap, Some(TrapKind::FuelExhausted));
     assert_eq!(out.fuel_consumed, 100_000);
 }
 
@@ -216,18 +213,18 @@ fn fuel_is_counted_and_limited() {
 fn guest_abi_violations_and_exits_are_traps_with_messages() {
     let sb = sandbox();
     let oob = run(&sb, 'F');
-    assert_eq!(oob.trap, Some("TRAP"));
+    assert_eq!(oob.trap, Some(TrapKind::Trap));
     assert!(oob.trap_message.unwrap().contains("outside its memory"));
 
     let console = run(&sb, 'W');
-    assert_eq!(console.trap, Some("TRAP"));
+    assert_eq!(console.trap, Some(TrapKind::Trap));
     assert!(
         console.trap_message.unwrap().contains("boom from guest"),
         "stderr is quoted in the message"
     );
 
     let exit = run(&sb, 'P');
-    assert_eq!(exit.trap, Some("TRAP"));
+    assert_eq!(exit.trap, Some(TrapKind::Trap));
     assert!(exit.trap_message.unwrap().contains("proc_exit(3)"));
 }
 
@@ -306,7 +303,7 @@ fn resume_has_its_own_timeout() {
     let sb = sandbox();
     let id = run(&sb, 'Q').execution_id.unwrap();
     let out = sb.resume(&id, NO_RESULTS, 50).unwrap();
-    assert_eq!(out.trap, Some("TIMEOUT"));
+    assert_eq!(out.trap, Some(TrapKind::Timeout));
     assert_eq!(sb.stats().live, 0);
 }
 
