@@ -2,7 +2,8 @@ import t from 'tap'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { WasmRuntime } from '../../wasm-runtime/index.js'
+import { GUEST_PATH, addon } from '../../wasm-runtime/addon.js'
+import { RuntimeError, TRAP_CODES, WasmRuntime } from '../../wasm-runtime/index.js'
 import { ctx } from './helpers.js'
 
 const rt = new WasmRuntime({ maxSourceBytes: 1024 })
@@ -11,6 +12,22 @@ t.teardown(() => rt.shutdown())
 t.test('syntax errors are COMPILATION_ERROR with line and column of the handler source', async (t) => {
   await t.rejects(rt.precompile(`const a = 1\nconst b = ;`), { code: 'COMPILATION_ERROR', line: 2, column: 11 })
   await t.rejects(rt.execute(`return (`, ctx()), { code: 'COMPILATION_ERROR', line: 1, column: 9 }, 'an error at the end of input points just past the source')
+})
+
+t.test('the addon throws compile errors with line, column and the guest stack as properties, not JSON', async (t) => {
+  const raw = new (addon().Runtime)({ guestPath: GUEST_PATH, workerThreads: 1 })
+  t.teardown(() => raw.shutdown())
+  const err = (await raw.precompile(`const a = 1\nconst b = ;`).then(() => undefined, (e: unknown) => e)) as Record<string, unknown>
+  t.ok(err instanceof Error, 'an Error')
+  t.match(err, { code: 'COMPILATION_ERROR', line: 2, column: 11, message: /^SyntaxError: /, guestStack: String })
+  t.notMatch(err.message as string, /^\{/, 'the message is the text, not a JSON object')
+  const wrapped = await rt.precompile(`const a = 1\nconst b = ;`).then(() => undefined, (e: unknown) => e)
+  t.ok(wrapped instanceof RuntimeError, 'the wrapper rethrows it as a RuntimeError')
+  t.match(wrapped, { code: 'COMPILATION_ERROR', line: 2, column: 11, message: err.message, guestStack: err.guestStack })
+})
+
+t.test('TRAP_CODES maps every trap kind the addon declares, and only those', async (t) => {
+  t.same(Object.keys(TRAP_CODES).sort(), Object.values(addon().TrapKind).sort())
 })
 
 t.test('bad sources are INVALID_INPUT', async (t) => {
