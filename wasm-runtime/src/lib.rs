@@ -423,9 +423,16 @@ fn js_error(env: &Env, e: HostError) -> napi::Error {
     if raw.is_null() {
         return napi::Error::new(Status::GenericFailure, message);
     }
-    if let HostError::Compilation { line, column, stack, .. } = e {
+    if let HostError::Compilation {
+        line,
+        column,
+        stack,
+        ..
+    } = e
+    {
         let mut obj = Object::from_raw(env.raw(), raw);
-        let set = line.map_or(Ok(()), |v| obj.set("line", v))
+        let set = line
+            .map_or(Ok(()), |v| obj.set("line", v))
             .and_then(|()| column.map_or(Ok(()), |v| obj.set("column", v)))
             .and_then(|()| stack.map_or(Ok(()), |v| obj.set("guestStack", v)));
         if let Err(err) = set {

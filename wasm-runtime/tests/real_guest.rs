@@ -73,9 +73,17 @@ fn the_real_guest_compiles_runs_suspends_and_hits_limits() {
 
     // Compile error: the position in the handler's own source, and the guest's stack.
     match sb.precompile("const a = 1\nconst b = ;") {
-        Err(HostError::Compilation { line, column, stack, .. }) => {
+        Err(HostError::Compilation {
+            line,
+            column,
+            stack,
+            ..
+        }) => {
             assert_eq!((line, column), (Some(2), Some(11)));
-            assert!(stack.is_some_and(|s| !s.is_empty()), "the guest's stack is kept");
+            assert!(
+                stack.is_some_and(|s| !s.is_empty()),
+                "the guest's stack is kept"
+            );
         }
         other => panic!("expected COMPILATION_ERROR, got {other:?}"),
     }

@@ -47,7 +47,12 @@ fn precompile_returns_bytecode_keyed_by_sha256_and_caches_it() {
 fn compile_error_carries_the_guest_fields() {
     let sb = sandbox();
     match sb.precompile("!oops") {
-        Err(HostError::Compilation { message, line, column, stack }) => {
+        Err(HostError::Compilation {
+            message,
+            line,
+            column,
+            stack,
+        }) => {
             assert_eq!(
                 (message.as_str(), line, column, stack),
                 ("unexpected token", Some(1), Some(2), None)
@@ -65,7 +70,12 @@ fn compile_error_carries_the_guest_fields() {
 #[test]
 fn a_wrapped_compile_error_is_flattened() {
     match sandbox().precompile("?oops") {
-        Err(HostError::Compilation { message, line, column, .. }) => {
+        Err(HostError::Compilation {
+            message,
+            line,
+            column,
+            ..
+        }) => {
             assert_eq!(
                 (message.as_str(), line, column),
                 ("SyntaxError: bad", Some(3), Some(4))
