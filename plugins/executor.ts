@@ -147,8 +147,7 @@ class Lease {
   async segment(first: boolean, run: () => Promise<ExecutionResult>): Promise<ExecutionResult> {
     await this.gate.acquire(this.src, first)
     if (first) this.instance = true
-    const resumed = this.executionId
-    this.executionId = undefined
+    this.executionId = undefined // a resume consumes the id
     let seg: ExecutionResult | undefined
     try {
       seg = await run()
@@ -156,10 +155,7 @@ class Lease {
     } finally {
       this.gate.releaseSegment()
       if (seg?.status === 'suspended') this.executionId = seg.executionId
-      else {
-        if (!seg && resumed) this.runtime.cancel(resumed) // a resume that threw leaves nothing suspended
-        this.end()
-      }
+      else this.end()
     }
   }
 
@@ -194,6 +190,7 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime, gate: Ga
     try {
       return await runtime.resume(id, results, timeoutMs)
     } catch (err) {
+      runtime.cancel(id) // a resume that failed leaves nothing suspended (INVALID_INPUT keeps it)
       const e = err as { code?: string; message?: string }
       return errorResult('INTERNAL_ERROR', `resume failed (${e.code ?? 'ERROR'}): ${e.message ?? String(err)}`)
     }
