@@ -10,7 +10,6 @@ import type {
   DeletePanelReply,
   PanelDefinition,
   PanelDescription,
-  PanelStateReply,
   PanelStatus,
   PanelSummary,
   PatchesReply,
@@ -23,7 +22,7 @@ import { Admission, type Source } from './admission.js'
 import { ArgsValidator, type ArgsCheck } from './args.js'
 import { CapabilityInference } from './inference.js'
 import type { PanelsOptions } from './options.js'
-import { SessionHub, encode, type Session } from './sessions.js'
+import { SessionHub, encode, encodeConnected, type Session } from './sessions.js'
 import { CommittedState } from './state.js'
 import { SuspensionRegistry } from './suspensions.js'
 
@@ -322,10 +321,14 @@ export class PanelManager {
     return this.describe(this.find(namespace, id))
   }
 
-  /** @throws KernelError 404 PANEL_NOT_FOUND */
-  getState(namespace: string, id: string): PanelStateReply {
+  /**
+   * The committed state, as the JSON text of `PanelStateReply` (the state's text comes from the
+   * addon as is, never parsed and re-serialized).
+   * @throws KernelError 404 PANEL_NOT_FOUND
+   */
+  getState(namespace: string, id: string): string {
     const p = this.find(namespace, id)
-    return { panelId: p.id, state: p.state.copy(), version: p.state.version }
+    return `{"panelId":${JSON.stringify(p.id)},"state":${p.state.json()},"version":${p.state.version}}`
   }
 
   /**
@@ -544,7 +547,7 @@ export class PanelManager {
         }
       }
       if (p.removed) throw new KernelError(404, 'PANEL_NOT_FOUND', `panel "${id}" not found`)
-      s.send(encode({ type: 'CONNECTED', panelId: p.id, state: p.state.copy(), version: p.state.version, resumed: false, tools }))
+      s.send(encodeConnected({ type: 'CONNECTED', panelId: p.id, version: p.state.version, resumed: false, tools }, p.state.json()))
       s.release(p.state.version)
       return s
     } catch (err) {

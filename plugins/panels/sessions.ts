@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import type { StateMutation, EmittedEvent } from '../../wasm-runtime/types.js'
-import type { ServerMessage } from '../../schemas/ws.js'
+import type { ConnectedMessage, ServerMessage } from '../../schemas/ws.js'
 
 /** Options of client sessions. */
 export interface SessionOptions {
@@ -16,6 +16,15 @@ export interface SessionOptions {
 /** Encode a server message once; the same bytes go to every recipient. */
 export function encode(msg: ServerMessage): Buffer {
   return Buffer.from(JSON.stringify(msg))
+}
+
+/**
+ * Encode a full-state CONNECTED with the state's JSON text spliced in as is (from
+ * `PanelState.toJsonText`: never parsed into objects and stringified again).
+ */
+export function encodeConnected(msg: Omit<ConnectedMessage, 'state'>, stateJson: string): Buffer {
+  const rest = JSON.stringify(msg)
+  return Buffer.from(`${rest.slice(0, -1)},"state":${stateJson}}`)
 }
 
 const OPEN = 1
