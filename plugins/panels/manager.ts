@@ -22,7 +22,7 @@ import { Admission, type Source } from './admission.js'
 import { ArgsValidator, type ArgsCheck } from './args.js'
 import { CapabilityInference } from './inference.js'
 import type { PanelsOptions } from './options.js'
-import { SessionHub, encode, encodeConnected, type Session } from './sessions.js'
+import { SessionHub, encode, encodeConnected, type Corkable, type Session } from './sessions.js'
 import { CommittedState } from './state.js'
 import { SuspensionRegistry } from './suspensions.js'
 
@@ -523,12 +523,13 @@ export class PanelManager {
    * without state, then the missed PATCHes in order, then live traffic. Otherwise (no `since`,
    * `since` ahead of the panel, log too short, store unreadable): the full state with
    * `resumed: false`. Live broadcasts meanwhile are held and sent after, without gap or duplicate.
-   * The session is removed again when this fails.
+   * The session is removed again when this fails. `stream` is the TCP stream under `socket` (its
+   * frames of one tick are written together).
    * @throws KernelError 404 PANEL_NOT_FOUND
    */
-  async connect(namespace: string, id: string, socket: WebSocket, since?: number): Promise<Session> {
+  async connect(namespace: string, id: string, socket: WebSocket, since?: number, stream?: Corkable): Promise<Session> {
     const p = this.find(namespace, id)
-    const s = this.sessions.add(p.key, socket)
+    const s = this.sessions.add(p.key, socket, stream)
     try {
       const tools = [...p.tools.keys()]
       const version = p.state.version
