@@ -28,16 +28,13 @@ export function encodeConnected(msg: Omit<ConnectedMessage, 'state'>, stateJson:
 }
 
 const OPEN = 1
+/** Bytes of frames kept corked in one tick before they are written at once (see `Session.send`). */
+const CORK_MAX_BYTES = 64 * 1024
 
 /** The TCP stream under a WebSocket (`request.raw.socket` of its upgrade): corked to batch writes. */
 export interface Corkable {
   cork(): void
   uncork(): void
-}
-
-function uncork(s: Session): void {
-  s.corked = false
-  s.stream?.uncork()
 }
 
 /** One WebSocket client of one panel, with its subscription topics. */
@@ -50,6 +47,7 @@ export class Session {
   dropped = false
   /** frames written since the stream was corked go out together on the next tick (see `send`) */
   corked = false
+  private corkedBytes = 0
   /** broadcasts held while CONNECTED and a replay are being sent (see `hold`) */
   private held?: Array<{ data: Buffer; version?: number }>
   private heldBytes = 0
@@ -69,12 +67,19 @@ export class Session {
   send(data: Buffer): void {
     if (this.dropped || this.socket.readyState !== OPEN) return
     if (this.socket.bufferedAmount > this.hub.options.maxBufferedBytes) return this.hub.drop(this)
-    if (this.stream && !this.corked) {
-      this.corked = true
-      this.stream.cork()
-      process.nextTick(uncork, this)
-    }
+    if (this.stream && !this.corked) this.hub.cork(this, this.stream)
     this.socket.send(data, { binary: false })
+    // a burst (a replay, a large CONNECTED) is written at once, as without the cork, so that corked
+    // bytes never count against maxBufferedBytes for a client that is reading
+    if (this.corked && (this.corkedBytes += data.length) > CORK_MAX_BYTES) this.uncork()
+  }
+
+  /** End this tick's cork now (idempotent: the stream's cork count never goes below zero). */
+  uncork(): void {
+    if (!this.corked) return
+    this.corked = false
+    this.corkedBytes = 0
+    this.stream?.uncork()
   }
 
   /** A broadcast: sent now, or kept while the session is held. `version` is a PATCH's. */
@@ -128,6 +133,8 @@ export class SessionHub {
   private readonly byPanel = new Map<string, Set<Session>>()
   private readonly timer?: NodeJS.Timeout
   private total = 0
+  /** sessions whose stream is corked in this tick; one nextTick uncorks them all */
+  private corked: Session[] = []
 
   constructor(
     readonly options: SessionOptions,
@@ -159,6 +166,19 @@ export class SessionHub {
 
   count(panelKey?: string): number {
     return panelKey === undefined ? this.total : (this.byPanel.get(panelKey)?.size ?? 0)
+  }
+
+  /** Cork `s`'s stream until the next tick (one tick callback for all sessions of a broadcast). */
+  cork(s: Session, stream: Corkable): void {
+    s.corked = true
+    stream.cork()
+    if (this.corked.push(s) === 1) process.nextTick(() => this.uncorkAll())
+  }
+
+  private uncorkAll(): void {
+    const all = this.corked
+    this.corked = []
+    for (const s of all) s.uncork()
   }
 
   drop(s: Session): void {
