@@ -164,9 +164,9 @@ export class WasmRuntime {
     const compiled = typeof handler === 'string' ? await this.precompile(handler) : checkCompiled(handler)
     await this.slots.acquire()
     // built only once a slot is granted, so queued calls hold no serialized context
-    let contextJson: string, state: PanelState, owned: PanelState | undefined
+    let contextBytes: Buffer, state: PanelState, owned: PanelState | undefined
     try {
-      contextJson = this.contextJson(context)
+      contextBytes = this.contextBytes(context)
       state = context.state instanceof PanelState ? context.state : (owned = new PanelState(context.state))
     } catch (err) {
       this.slots.release()
@@ -175,8 +175,8 @@ export class WasmRuntime {
     this.executions++
     const run = async (): Promise<RawResult> =>
       (this.config.inlineSliceMs > 0 &&
-        this.raw.executeInline(compiled.bytecode, contextJson, state.native, timeout, this.config.inlineSliceMs)) ||
-      this.raw.execute(compiled.bytecode, contextJson, state.native, timeout)
+        this.raw.executeInline(compiled.bytecode, contextBytes, state.native, timeout, this.config.inlineSliceMs)) ||
+      this.raw.execute(compiled.bytecode, contextBytes, state.native, timeout)
     return this.settle(run, compiled.cacheHit || typeof handler !== 'string', timeout, owned)
   }
 
@@ -277,28 +277,53 @@ export class WasmRuntime {
     if (result.error) this.metrics.errors.inc({ code: result.error.code })
   }
 
-  private contextJson(context: ExecutionContext): string {
-    checkContext(context)
+  /** The binary context of ABI.md "Context" (the context was checked by `checkContext`). */
+  private contextBytes(context: ExecutionContext): Buffer {
     const { maxHostCalls, maxStateMutations, maxEvents } = this.config
+    let sections: string[]
     try {
-      return JSON.stringify({
-        panelId: context.panelId,
-        handlerName: context.handlerName,
-        args: context.args ?? null,
-        scope: context.scope ?? {},
-        capabilities: context.capabilities,
-        extensions: context.extensions ?? {},
-        limits: { maxHostCalls, maxStateMutations, maxEvents, maxLogs: maxHostCalls },
-        seed: randomInt(2 ** 47),
-      })
+      sections = [jsonSection(context.extensions, '{}'), jsonSection(context.args, 'null'), jsonSection(context.scope, '{}')]
     } catch (err) {
       throw new RuntimeError('INVALID_INPUT', `context is not JSON-serializable: ${(err as Error).message}`)
     }
+    return encodeContext([maxHostCalls, maxStateMutations, maxEvents, maxHostCalls], randomInt(2 ** 47), context.capabilities, sections)
   }
 
   private assertOpen(): void {
     if (this.closed) throw new RuntimeError('SHUTDOWN', 'the runtime has been shut down')
   }
+}
+
+/** JSON text of an optional context field; '' (the guest's default) when absent or equal to `empty`. */
+function jsonSection(value: unknown, empty: string): string {
+  if (value === undefined || value === null) return ''
+  const text = JSON.stringify(value) as string | undefined
+  return text === undefined || text === empty ? '' : text
+}
+
+const CONTEXT_MAGIC = 'WKC1'
+
+/**
+ * ABI.md "Context": magic, limits and seed as u32 LE, the capability tokens, then the
+ * extensions / args / scope JSON sections; each string is u32 length + UTF-8 + NUL.
+ */
+function encodeContext(limits: number[], seed: number, capabilities: string[], sections: string[]): Buffer {
+  const strings = [...capabilities, ...sections]
+  let size = 4 + 4 * (limits.length + 3)
+  for (const s of strings) size += 5 + Buffer.byteLength(s)
+  const buf = Buffer.allocUnsafe(size)
+  let at = buf.write(CONTEXT_MAGIC, 0, 'latin1')
+  for (const n of limits) at = buf.writeUInt32LE(n, at)
+  at = buf.writeUInt32LE(seed % 2 ** 32, at)
+  at = buf.writeUInt32LE(Math.floor(seed / 2 ** 32), at)
+  at = buf.writeUInt32LE(capabilities.length, at)
+  for (const s of strings) {
+    const n = buf.write(s, at + 4, 'utf8')
+    buf.writeUInt32LE(n, at)
+    buf[at + 4 + n] = 0
+    at += 5 + n
+  }
+  return buf
 }
 
 function toResult(raw: RawResult, cacheHit: boolean, timeoutMs: number): ExecutionResult {
