@@ -39,9 +39,8 @@ export const RUNTIME_DEFAULTS = {
   suspensionTimeoutMs: 30_000,
 } satisfies Required<Omit<RuntimeConfig, 'cacheDir'>>
 
-interface GuestOutput extends Omit<ExecutionResult, 'metrics' | 'executionId'> {
-  hostCalls: number
-}
+/** The guest's output (ABI.md): an ExecutionResult whose metrics hold only hostCalls. */
+type GuestOutput = Omit<ExecutionResult, 'metrics'> & { metrics: Partial<ExecutionResult['metrics']> & { hostCalls: number } }
 
 /** A suspended execution as the wrapper tracks it. */
 interface Suspension {
@@ -101,6 +100,7 @@ export class WasmRuntime {
   private readonly slots: Slots
   private readonly suspensions = new Map<string, Suspension>()
   private readonly byStatus = { success: 0, error: 0, suspended: 0 }
+  private readonly segmentsBy: Partial<Record<ExecutionResult['status'], { inc(): void }>> = {}
   private executions = 0
   private closed = false
   private readonly metrics: RuntimeMetrics
@@ -272,7 +272,8 @@ export class WasmRuntime {
 
   private record(result: ExecutionResult, durationUs: number): void {
     this.byStatus[result.status]++
-    this.metrics.segments.inc({ status: result.status })
+    // a child per status, bound once: labelling each segment would hash the labels every time
+    ;(this.segmentsBy[result.status] ??= this.metrics.segments.labels(result.status)).inc()
     this.metrics.segmentSeconds.observe(durationUs / 1e6)
     if (result.error) this.metrics.errors.inc({ code: result.error.code })
   }
@@ -327,20 +328,20 @@ function encodeContext(limits: number[], seed: number, capabilities: string[], s
 }
 
 function toResult(raw: RawResult, cacheHit: boolean, timeoutMs: number): ExecutionResult {
-  const metrics = {
-    durationUs: Math.round(raw.durationUs),
-    instructionCount: raw.fuelConsumed,
-    memoryPeakBytes: raw.memoryPeakBytes,
-    hostCalls: 0,
-    cacheHit,
+  if (raw.trap && !raw.outputJson) {
+    const metrics = { durationUs: Math.round(raw.durationUs), instructionCount: raw.fuelConsumed, memoryPeakBytes: raw.memoryPeakBytes, hostCalls: 0, cacheHit }
+    return trapResult(raw, timeoutMs, metrics)
   }
-  if (raw.trap && !raw.outputJson) return trapResult(raw, timeoutMs, metrics)
-  const out = JSON.parse(raw.outputJson) as GuestOutput
-  const { hostCalls, ...rest } = out
-  const result: ExecutionResult = { ...rest, metrics: { ...metrics, hostCalls } }
+  // the guest's object is the result: its metrics get the host's observations added in place
+  const result = JSON.parse(raw.outputJson) as GuestOutput
+  const m = result.metrics
+  m.durationUs = Math.round(raw.durationUs)
+  m.instructionCount = raw.fuelConsumed
+  m.memoryPeakBytes = raw.memoryPeakBytes
+  m.cacheHit = cacheHit
   if (raw.suspended) result.executionId = raw.executionId
   if (result.error && raw.memoryLimitHit) result.error = memoryError(raw)
-  return result
+  return result as ExecutionResult
 }
 
 function trapResult(raw: RawResult, timeoutMs: number, metrics: ExecutionResult['metrics']): ExecutionResult {

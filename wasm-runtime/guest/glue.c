@@ -7,6 +7,7 @@
  * $state is read lazily (ABI.md "State"): a key's committed JSON comes from the host the first
  * time the handler reads it in a segment (`wk.state_get`), the key list only when the handler
  * enumerates (`wk.state_keys`). Each segment reads the state as committed at its start. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,13 @@ static JSValue to_json(JSValueConst v, const char *what) {
   if (JS_IsFunction(ctx, v) || JS_IsSymbol(v)) {
     return JS_ThrowTypeError(ctx, "%s is not JSON-serializable (a %s)", what,
                              JS_IsSymbol(v) ? "symbol" : "function");
+  }
+  /* primitives other than strings: their JSON is their ToString (non-finite numbers are null),
+   * without JSON.stringify's machinery (counters are the common state value) */
+  if (JS_IsNull(v) || JS_IsBool(v) || (JS_IsNumber(v) && !JS_IsBigInt(v))) {
+    double d = 0;
+    if (JS_IsNumber(v) && (JS_ToFloat64(ctx, &d, v) < 0 || !isfinite(d))) return JS_NewString(ctx, "null");
+    return JS_ToString(ctx, v);
   }
   JSValue s = JS_JSONStringify(ctx, v, JS_UNDEFINED, JS_UNDEFINED);
   if (JS_IsException(s)) {
@@ -780,9 +788,9 @@ static int finish_segment(void) {
   put_list("viewCommands", &views);
   put_list("logs", &logs);
   put_list("pendingCalls", status == STATUS_SUSPENDED ? &calls : &(wk_buf){0});
-  buf_puts(&out, ",\"hostCalls\":");
+  buf_puts(&out, ",\"metrics\":{\"hostCalls\":");
   buf_put_u64(&out, host_calls);
-  buf_puts(&out, "}");
+  buf_puts(&out, "}}");
   return out.failed ? STATUS_FAILED : status;
 }
 
@@ -800,7 +808,7 @@ static int fail_early(const char *code, const char *message) {
   buf_reset(&out);
   buf_puts(&out, "{\"status\":\"error\",");
   put_error_fields(code, message, strlen(message), NULL);
-  buf_puts(&out, ",\"stateMutations\":[],\"events\":[],\"viewCommands\":[],\"logs\":[],\"pendingCalls\":[],\"hostCalls\":0}");
+  buf_puts(&out, ",\"stateMutations\":[],\"events\":[],\"viewCommands\":[],\"logs\":[],\"pendingCalls\":[],\"metrics\":{\"hostCalls\":0}}");
   return out.failed ? STATUS_FAILED : STATUS_DONE;
 }
 
