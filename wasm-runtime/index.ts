@@ -35,9 +35,8 @@ export { PanelState } from './state.js'
 export { RuntimeOptions, RUNTIME_OPTION_DEFAULTS } from './options.js'
 
 
-interface GuestOutput extends Omit<ExecutionResult, 'metrics' | 'executionId'> {
-  hostCalls: number
-}
+/** The guest's output (ABI.md): an ExecutionResult whose metrics hold only hostCalls. */
+type GuestOutput = Omit<ExecutionResult, 'metrics'> & { metrics: Partial<ExecutionResult['metrics']> & { hostCalls: number } }
 
 /**
  * What a segment that trapped (`RawResult.trap`, the addon's TrapKind) ends the execution with:
@@ -112,6 +111,7 @@ export class WasmRuntime {
    */
   private readonly owned = new Map<string, PanelState>()
   private readonly byStatus = { success: 0, error: 0, suspended: 0 }
+  private readonly segmentsBy: Partial<Record<ExecutionResult['status'], { inc(): void }>> = {}
   private executions = 0
   private closed = false
   private readonly metrics: RuntimeMetrics
@@ -173,14 +173,14 @@ export class WasmRuntime {
     const timeout = checkTimeout(timeoutMs, this.config.defaultTimeoutMs)
     checkContext(context)
     const compiled = typeof handler === 'string' ? await this.precompile(handler) : checkCompiled(handler)
-    const contextJson = this.contextJson(context)
+    const contextBytes = this.contextBytes(context)
     let owned: PanelState | undefined
     const state = context.state instanceof PanelState ? context.state : (owned = new PanelState(context.state))
     this.executions++
     const run = async (): Promise<RawResult> =>
       (this.config.inlineSliceMs > 0 &&
-        this.raw.executeInline(compiled.bytecode, contextJson, state.native, timeout, this.config.inlineSliceMs)) ||
-      this.raw.execute(compiled.bytecode, contextJson, state.native, timeout)
+        this.raw.executeInline(compiled.bytecode, contextBytes, state.native, timeout, this.config.inlineSliceMs)) ||
+      this.raw.execute(compiled.bytecode, contextBytes, state.native, timeout)
     return this.settle(run, compiled.cacheHit || typeof handler !== 'string', timeout, owned)
   }
 
@@ -268,28 +268,22 @@ export class WasmRuntime {
 
   private record(result: ExecutionResult, durationUs: number): void {
     this.byStatus[result.status]++
-    this.metrics.segments.inc({ status: result.status })
+    // a child per status, bound once: labelling each segment would hash the labels every time
+    ;(this.segmentsBy[result.status] ??= this.metrics.segments.labels(result.status)).inc()
     this.metrics.segmentSeconds.observe(durationUs / 1e6)
     if (result.error) this.metrics.errors.inc({ code: result.error.code })
   }
 
-  private contextJson(context: ExecutionContext): string {
-    checkContext(context)
+  /** The binary context of ABI.md "Context" (the context was checked by `checkContext`). */
+  private contextBytes(context: ExecutionContext): Buffer {
     const { maxHostCalls, maxStateMutations, maxEvents } = this.config
+    let sections: string[]
     try {
-      return JSON.stringify({
-        panelId: context.panelId,
-        handlerName: context.handlerName,
-        args: context.args ?? null,
-        scope: context.scope ?? {},
-        capabilities: context.capabilities,
-        extensions: context.extensions ?? {},
-        limits: { maxHostCalls, maxStateMutations, maxEvents, maxLogs: maxHostCalls },
-        seed: randomInt(2 ** 47),
-      })
+      sections = [jsonSection(context.extensions, '{}'), jsonSection(context.args, 'null'), jsonSection(context.scope, '{}')]
     } catch (err) {
       throw new RuntimeError('INVALID_INPUT', `context is not JSON-serializable: ${(err as Error).message}`)
     }
+    return encodeContext([maxHostCalls, maxStateMutations, maxEvents, maxHostCalls], randomInt(2 ** 47), context.capabilities, sections)
   }
 
   private assertOpen(): void {
@@ -297,21 +291,53 @@ export class WasmRuntime {
   }
 }
 
-function toResult(raw: RawResult, cacheHit: boolean, timeoutMs: number): ExecutionResult {
-  const metrics = {
-    durationUs: Math.round(raw.durationUs),
-    instructionCount: raw.fuelConsumed,
-    memoryPeakBytes: raw.memoryPeakBytes,
-    hostCalls: 0,
-    cacheHit,
+/** JSON text of an optional context field; '' (the guest's default) when absent or equal to `empty`. */
+function jsonSection(value: unknown, empty: string): string {
+  if (value === undefined || value === null) return ''
+  const text = JSON.stringify(value) as string | undefined
+  return text === undefined || text === empty ? '' : text
+}
+
+const CONTEXT_MAGIC = 'WKC1'
+
+/**
+ * ABI.md "Context": magic, limits and seed as u32 LE, the capability tokens, then the
+ * extensions / args / scope JSON sections; each string is u32 length + UTF-8 + NUL.
+ */
+function encodeContext(limits: number[], seed: number, capabilities: string[], sections: string[]): Buffer {
+  const strings = [...capabilities, ...sections]
+  let size = 4 + 4 * (limits.length + 3)
+  for (const s of strings) size += 5 + Buffer.byteLength(s)
+  const buf = Buffer.allocUnsafe(size)
+  let at = buf.write(CONTEXT_MAGIC, 0, 'latin1')
+  for (const n of limits) at = buf.writeUInt32LE(n, at)
+  at = buf.writeUInt32LE(seed % 2 ** 32, at)
+  at = buf.writeUInt32LE(Math.floor(seed / 2 ** 32), at)
+  at = buf.writeUInt32LE(capabilities.length, at)
+  for (const s of strings) {
+    const n = buf.write(s, at + 4, 'utf8')
+    buf.writeUInt32LE(n, at)
+    buf[at + 4 + n] = 0
+    at += 5 + n
   }
-  if (raw.trap && !raw.outputJson) return trapResult(raw, raw.trap, timeoutMs, metrics)
-  const out = JSON.parse(raw.outputJson) as GuestOutput
-  const { hostCalls, ...rest } = out
-  const result: ExecutionResult = { ...rest, metrics: { ...metrics, hostCalls } }
+  return buf
+}
+
+function toResult(raw: RawResult, cacheHit: boolean, timeoutMs: number): ExecutionResult {
+  if (raw.trap && !raw.outputJson) {
+    const metrics = { durationUs: Math.round(raw.durationUs), instructionCount: raw.fuelConsumed, memoryPeakBytes: raw.memoryPeakBytes, hostCalls: 0, cacheHit }
+    return trapResult(raw, raw.trap, timeoutMs, metrics)
+  }
+  // the guest's object is the result: its metrics get the host's observations added in place
+  const result = JSON.parse(raw.outputJson) as GuestOutput
+  const m = result.metrics
+  m.durationUs = Math.round(raw.durationUs)
+  m.instructionCount = raw.fuelConsumed
+  m.memoryPeakBytes = raw.memoryPeakBytes
+  m.cacheHit = cacheHit
   if (raw.suspended) result.executionId = raw.executionId
   if (result.error && raw.memoryLimitHit) result.error = memoryError(raw)
-  return result
+  return result as ExecutionResult
 }
 
 function trapResult(raw: RawResult, trap: TrapKind, timeoutMs: number, metrics: ExecutionResult['metrics']): ExecutionResult {
