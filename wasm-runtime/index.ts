@@ -51,6 +51,9 @@ interface Suspension {
   owned?: PanelState
 }
 
+/** Calls of a handler that skip the inline slice after it once ran out (see WasmRuntime.dispatch). */
+const OVERRUN_BACKOFF = 64
+
 const TRAP_CODES: Record<string, ExecutionErrorCode> = {
   TIMEOUT: 'TIMEOUT',
   MEMORY_LIMIT: 'MEMORY_LIMIT',
@@ -100,6 +103,8 @@ export class WasmRuntime {
   private readonly raw: NativeRuntime
   private readonly slots: Slots
   private readonly suspensions = new Map<string, Suspension>()
+  /** Handlers that outlived their inline slice → pooled runs left before they may try inline again. */
+  private readonly overran = new Map<string | Buffer, number>()
   private readonly byStatus = { success: 0, error: 0, suspended: 0 }
   private executions = 0
   private closed = false
@@ -173,10 +178,7 @@ export class WasmRuntime {
       throw err
     }
     this.executions++
-    const run = async (): Promise<RawResult> =>
-      (this.config.inlineSliceMs > 0 &&
-        this.raw.executeInline(compiled.bytecode, contextJson, state.native, timeout, this.config.inlineSliceMs)) ||
-      this.raw.execute(compiled.bytecode, contextJson, state.native, timeout)
+    const run = (): Promise<RawResult> => this.dispatch(compiled, contextJson, state, timeout)
     return this.settle(run, compiled.cacheHit || typeof handler !== 'string', timeout, owned)
   }
 
@@ -268,6 +270,31 @@ export class WasmRuntime {
       this.slots.release()
     }
     return result
+  }
+
+  /**
+   * Where one execution's first segment runs (issue 11). Inline, on this thread for at most
+   * `inlineSliceMs`, only while the runtime has nothing else in flight (`pendingJobs` 0): one call
+   * at a time is served without the hop to a worker and back. Otherwise on a worker thread, so
+   * that under load guests run beside the event loop and executions of different panels run in
+   * parallel. A slice that runs out is thrown away (nothing of it was recorded) and the call runs
+   * again from the start on a worker; to bound that waste, the handler then skips the inline slice
+   * for its next OVERRUN_BACKOFF calls (≤ 1 wasted slice per that many calls).
+   */
+  private dispatch(compiled: CompiledHandler, contextJson: string, state: PanelState, timeout: number): Promise<RawResult> {
+    const slice = this.config.inlineSliceMs
+    const key = compiled.cacheKey ?? compiled.bytecode
+    const backoff = this.overran.get(key)
+    if (backoff !== undefined) {
+      if (backoff <= 1) this.overran.delete(key)
+      else this.overran.set(key, backoff - 1)
+    } else if (slice > 0 && this.raw.pendingJobs === 0) {
+      const raw = this.raw.executeInline(compiled.bytecode, contextJson, state.native, timeout, slice)
+      if (raw) return Promise.resolve(raw)
+      if (this.overran.size >= this.config.memoryCacheEntries) this.overran.clear()
+      this.overran.set(key, OVERRUN_BACKOFF)
+    }
+    return this.raw.execute(compiled.bytecode, contextJson, state.native, timeout)
   }
 
   private record(result: ExecutionResult, durationUs: number): void {
