@@ -1,6 +1,6 @@
 /**
- * Runtime-only scaling (issue 11): executions/s of the counter handler on 1 vs 2 runtime worker
- * threads (`workerThreads`), no HTTP, all rows measured in this one run.
+ * Runtime-only scaling (issue 11): executions/s of the counter handler (and of a 20k-iteration loop) on 1 vs 2
+ * runtime worker threads (`workerThreads`), no HTTP, all rows measured in this one run.
  *
  * Each row keeps `BENCH_IN_FLIGHT` (default 64) executions in flight against one runtime for
  * `BENCH_MS` ms (default 3000) after a warm-up, the way the panel manager calls it: one PanelState
@@ -18,8 +18,11 @@ import { printTable } from './stats.js'
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64)
 const MS = Number(process.env.BENCH_MS ?? 3000)
 const PANELS = 16
-/** The kernel bench's counter tool. */
-const COUNTER = `$state.count = $state.count + 1; return $state.count`
+/** The kernel bench's counter tool, and a handler whose guest work dwarfs the per-call costs. */
+const HANDLERS: [string, string][] = [
+  ['counter', `$state.count = $state.count + 1; return $state.count`],
+  ['20k-iteration loop', `let x = 0; for (let i = 0; i < 20000; i++) x += i % 7; $state.count = x; return x`],
+]
 
 const context = (panel: number, state: PanelState): ExecutionContext => ({
   panelId: `p${panel}`,
@@ -67,9 +70,9 @@ function cpuBetween(a: Map<string, [ThreadKind, number]>, b: Map<string, [Thread
 }
 
 /** Keeps IN_FLIGHT calls going for `ms`; returns executions/s and the CPU per call by thread kind. */
-async function measure(threads: number, ms: number): Promise<Row> {
+async function measure(source: string, threads: number, ms: number): Promise<Row> {
   const rt = new WasmRuntime({ workerThreads: threads, inlineSliceMs: 0, maxInstances: IN_FLIGHT * 2 })
-  const code = await rt.precompile(COUNTER)
+  const code = await rt.precompile(source)
   const states = Array.from({ length: PANELS }, () => rt.createState({ count: 0 }))
   let running = true
   let done = 0
@@ -99,17 +102,25 @@ async function measure(threads: number, ms: number): Promise<Row> {
   return { perSecond: n / ((t1 - t0) / 1000), insideUs: (in1 - in0) / n, cpuUs }
 }
 
-await measure(1, 1000) // warm-up of the wrapper and the engine
-const one = await measure(1, MS)
-const two = await measure(2, MS)
-const ratio = two.perSecond / one.perSecond
-printTable(`counter handler, ${IN_FLIGHT} in flight over ${PANELS} panels, ${MS} ms per row, inline slice off`, [
-  'workerThreads',
+await measure(HANDLERS[0][1], 1, 1000) // warm-up of the wrapper and the engine
+const rows: (string | number)[][] = []
+const ratios: number[] = []
+for (const [name, source] of HANDLERS) {
+  const one = await measure(source, 1, MS)
+  const two = await measure(source, 2, MS)
+  ratios.push(two.perSecond / one.perSecond)
+  for (const [threads, r] of [[1, one], [2, two]] as const) {
+    rows.push([`${name}, ${threads}`, r.perSecond, r.insideUs, ...KINDS.map((k) => r.cpuUs[k])])
+  }
+}
+printTable(`${IN_FLIGHT} executions in flight over ${PANELS} panels, ${MS} ms per row, inline slice off`, [
+  'handler, workerThreads',
   'executions/s',
   'inside sandbox µs',
   'CPU µs/exec: JS thread',
   'guest workers',
   'reaper',
   'other threads',
-], [one, two].map((r, i) => [String(i + 1), r.perSecond, r.insideUs, ...KINDS.map((k) => r.cpuUs[k])]))
-console.log(`2 threads / 1 thread: ${ratio.toFixed(2)}× (target ≥ 1.7× on 2 cores) → ${ratio >= 1.7 ? 'met' : 'NOT met'}`)
+], rows)
+HANDLERS.forEach(([name], i) => console.log(`${name}: 2 threads / 1 thread = ${ratios[i].toFixed(2)}×`))
+console.log(`target counter ≥ 1.7× on 2 cores → ${ratios[0] >= 1.7 ? 'met' : 'NOT met'}`)

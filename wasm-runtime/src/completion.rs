@@ -60,7 +60,10 @@ fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     if status == sys::Status::napi_ok {
         Ok(())
     } else {
-        Err(napi::Error::new(Status::from(status), format!("{what} failed")))
+        Err(napi::Error::new(
+            Status::from(status),
+            format!("{what} failed"),
+        ))
     }
 }
 
@@ -82,7 +85,12 @@ impl Completions {
         // `finalize` frees it, which Node calls once the function is destroyed.
         unsafe {
             check(
-                sys::napi_create_string_utf8(env.raw(), c"wk_runtime_settle".as_ptr(), 17, &mut name),
+                sys::napi_create_string_utf8(
+                    env.raw(),
+                    c"wk_runtime_settle".as_ptr(),
+                    17,
+                    &mut name,
+                ),
                 "napi_create_string_utf8",
             )?;
             let status = sys::napi_create_threadsafe_function(
@@ -103,7 +111,10 @@ impl Completions {
                 check(status, "napi_create_threadsafe_function")?;
             }
             (*shared).tsfn.set(tsfn);
-            check(sys::napi_unref_threadsafe_function(env.raw(), tsfn), "napi_unref_threadsafe_function")?;
+            check(
+                sys::napi_unref_threadsafe_function(env.raw(), tsfn),
+                "napi_unref_threadsafe_function",
+            )?;
         }
         Ok(Completions {
             tsfn,
@@ -117,12 +128,21 @@ impl Completions {
         let mut deferred = ptr::null_mut();
         let mut promise = ptr::null_mut();
         if *self.closed.read().unwrap_or_else(|p| p.into_inner()) {
-            return Err(napi::Error::new(Status::Closing, "the environment is shutting down"));
+            return Err(napi::Error::new(
+                Status::Closing,
+                "the environment is shutting down",
+            ));
         }
         // SAFETY: JS thread; `self.shared` is alive while the function is not closed.
         unsafe {
-            check(sys::napi_create_promise(env.raw(), &mut deferred, &mut promise), "napi_create_promise")?;
-            check(sys::napi_acquire_threadsafe_function(self.tsfn), "napi_acquire_threadsafe_function")?;
+            check(
+                sys::napi_create_promise(env.raw(), &mut deferred, &mut promise),
+                "napi_create_promise",
+            )?;
+            check(
+                sys::napi_acquire_threadsafe_function(self.tsfn),
+                "napi_acquire_threadsafe_function",
+            )?;
             let shared = &*self.shared;
             shared.unsettled.set(shared.unsettled.get() + 1);
             if shared.unsettled.get() == 1 {
@@ -157,7 +177,10 @@ impl Drop for Completions {
             // SAFETY: releases the count taken at creation; the function is destroyed once the
             // jobs still holding one have settled.
             unsafe {
-                sys::napi_release_threadsafe_function(self.tsfn, sys::ThreadsafeFunctionReleaseMode::release);
+                sys::napi_release_threadsafe_function(
+                    self.tsfn,
+                    sys::ThreadsafeFunctionReleaseMode::release,
+                );
             }
         }
     }
@@ -188,12 +211,20 @@ impl Pending {
             if status != sys::Status::napi_ok {
                 drop(Box::from_raw(item));
             }
-            sys::napi_release_threadsafe_function(self.tsfn, sys::ThreadsafeFunctionReleaseMode::release);
+            sys::napi_release_threadsafe_function(
+                self.tsfn,
+                sys::ThreadsafeFunctionReleaseMode::release,
+            );
         }
     }
 }
 
-unsafe extern "C" fn call_js(env: sys::napi_env, _js: sys::napi_value, context: *mut c_void, data: *mut c_void) {
+unsafe extern "C" fn call_js(
+    env: sys::napi_env,
+    _js: sys::napi_value,
+    context: *mut c_void,
+    data: *mut c_void,
+) {
     // SAFETY: `data` is the Box made by `settle`; `context` the Shared freed only by `finalize`.
     let item = unsafe { Box::from_raw(data.cast::<Item>()) };
     if env.is_null() {
@@ -210,7 +241,9 @@ unsafe extern "C" fn call_js(env: sys::napi_env, _js: sys::napi_value, context: 
             };
         }
     }
-    shared.unsettled.set(shared.unsettled.get().saturating_sub(1));
+    shared
+        .unsettled
+        .set(shared.unsettled.get().saturating_sub(1));
     if shared.unsettled.get() == 0 {
         unsafe { sys::napi_unref_threadsafe_function(env, shared.tsfn.get()) };
     }
