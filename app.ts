@@ -144,16 +144,14 @@ export const kernelCore = fp(
     await registerInfra(fastify, config)
     await fastify.register(auth, { enabled: config.authEnabled, secret: config.jwtSecret, maxAge: config.jwtMaxAge })
     await fastify.register(extensions, { http: config.http, extensions: extra })
-    await fastify.register(executor, { ...config.runtime, suspensionTimeoutMs: config.suspensionTimeoutMs })
+    await fastify.register(executor, { ...config.runtime, suspensionTimeoutMs: config.suspensionTimeoutMs, maxConcurrentSegments: config.maxConcurrentSegments })
     await fastify.register(store, { ...config.store, dataDir: config.dataDir })
     await fastify.register(panels, {
       maxPanels: config.maxPanels,
       maxPanelsPerNamespace: config.maxPanelsPerNamespace,
-      suspensionTimeoutMs: config.suspensionTimeoutMs,
       maxQueuedRunsPerPanel: config.maxQueuedRunsPerPanel,
       maxStateBytes: config.maxStateBytes,
       maxToolTimeoutMs: config.maxToolTimeoutMs,
-      maxConcurrentSegments: config.maxConcurrentSegments,
       maxInFlightPerNamespace: config.maxInFlightPerNamespace,
       maxInFlightPerSocket: config.maxInFlightPerSocket,
       maxTopicsPerSocket: config.maxTopicsPerSocket,

@@ -16,6 +16,7 @@ import { KernelsConfig } from './plugins/kernels/options.js'
 import { PanelLimits, PanelSocketOptions } from './plugins/panels/options.js'
 import { StoreOptions } from './plugins/store.js'
 import { RuntimeOptions } from './wasm-runtime/options.js'
+import { ExecutorPolicyOptions } from './plugins/executor/options.js'
 import { AuthConfig } from './plugins/auth.js'
 import { HostGuardOptions } from './plugins/host-guard.js'
 import { JsonLimitsOptions } from './plugins/json-limits.js'
@@ -126,6 +127,7 @@ export const KernelConfig = Type.Object(
     maxJsonDepth: JsonLimitsOptions.properties.maxJsonDepth,
     bodyLimitBytes: Int(1 * MiB, 1, 'largest request body, bytes (bigger: 413 PAYLOAD_TOO_LARGE)'),
     ...PanelLimits.properties,
+    ...ExecutorPolicyOptions.properties,
     dataDir: StoreOptions.properties.dataDir,
     store: Type.Omit(StoreOptions, ['dataDir'], { default: {}, additionalProperties: false }),
     shutdownTimeoutMs: Int(10_000, 1, 'graceful shutdown budget before a forced exit 1, ms'),

@@ -10,14 +10,18 @@ import type {
   ExecutionResult,
   LogEntry,
   PendingCall,
-  RuntimeConfig,
-  RuntimeStats,
   StateMutation,
   ViewCommand,
 } from '../wasm-runtime/types.js'
+import { Gate, type Source } from './executor/gate.js'
+import { executorOptions, type ExecutorOptions } from './executor/options.js'
+import { Suspensions } from './executor/suspensions.js'
 
-/** Options of the executor plugin: the wasm-runtime's own config (sizes in bytes, times in ms). */
-export type ExecutorPluginOptions = RuntimeConfig
+export type { Source } from './executor/gate.js'
+export { ExecutorOptions, ExecutorPolicyOptions } from './executor/options.js'
+
+/** Options of the executor plugin (`ExecutorOptions`: the sandbox's limits plus its policy; sizes in bytes, times in ms; every field has a default). */
+export type ExecutorPluginOptions = Partial<ExecutorOptions>
 
 /** Who an extension call is made for; passed on to `fastify.extensions.call`. */
 export interface RunCallContext {
@@ -34,19 +38,26 @@ export type Segment = () => Promise<ExecutionResult>
 export interface RunOptions {
   /** Wall-clock budget of each segment (execute / each resume), ms; runtime default when absent. */
   timeoutMs?: number
-  /** Aborting it cancels the run: pending extension calls see the signal, a suspended execution is cancelled. */
+  /**
+   * Aborting it cancels the run: pending extension calls see the signal, a suspended execution is
+   * cancelled at once (its instance freed), a resume waiting for its turn ends when the turn comes.
+   */
   signal?: AbortSignal
   /**
    * Runs each segment (the execute, then every resume) in the caller's serial order: the caller
    * calls `segment` when its turn comes, commits its outcome to the context's state, and resolves
    * with it; the run's next segment is only asked for after that. A rejection ends the run with
-   * that error (the turn cancels a suspended execution it could not commit). Default: run at once,
-   * commit nothing (DESIGN.md "State consistency").
+   * that error (a suspended execution is cancelled). Default: run at once, commit nothing
+   * (DESIGN.md "State consistency").
    */
   turn?: (segment: Segment) => Promise<ExecutionResult>
   /** Called when the extension calls of a suspension have settled, before the resume is queued. */
   onResume?: (calls: PendingCall[]) => void
   callContext?: RunCallContext
+  /** Who the run is for, for fair shares at the gate (default: namespace `default`, no socket). */
+  source?: Source
+  /** Groups the run's suspensions for `Executor.suspended` (a panel's key). */
+  owner?: string
 }
 
 /**
@@ -67,27 +78,29 @@ export interface RunResult {
   durationMs: number
 }
 
-/** `fastify.executor`: one WasmRuntime per app plus the suspend → call extensions → resume loop. */
+/**
+ * `fastify.executor`: one WasmRuntime per app (the mechanism) plus the policy around it, each
+ * concern in one place: the admission gate (executor/gate.ts), the table of suspended runs with
+ * its one timer per suspension (executor/suspensions.ts), and the suspend → call extensions →
+ * resume loop.
+ */
 export interface Executor {
   /** @throws RuntimeError COMPILATION_ERROR (with line/column) or INVALID_INPUT */
   precompile(source: string): Promise<CompiledHandler>
-  execute(handler: string | CompiledHandler, context: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>
-  /** The next segment reads the context's `PanelState` as committed now; it may suspend again under a new id. */
-  resume(executionId: string, results: CallResult[], timeoutMs?: number): Promise<ExecutionResult>
   /** A panel's committed state for `ExecutionContext.state`. @throws RuntimeError INVALID_INPUT */
   createState(initial?: Record<string, unknown>): PanelState
-  cancel(executionId: string): boolean
-  stats(): RuntimeStats
-  /** Prometheus text of the runtime's own metrics */
-  metrics(): Promise<string>
   /**
-   * Run a handler to completion, each segment through `options.turn`: each time it suspends, its pending extension calls run in
-   * parallel through `fastify.extensions` (a failed call settles as `{ ok: false, error: { message, code } }`,
-   * which the handler can catch), then it is resumed. Execution outcomes come back in the result;
-   * only runtime misuse is thrown.
-   * @throws RuntimeError CAPACITY_EXCEEDED / SHUTDOWN / INVALID_INPUT from `execute`
+   * Run a handler to completion, each segment through `options.turn` and the gate: each time it
+   * suspends, its pending extension calls run in parallel through `fastify.extensions` (a failed
+   * call settles as `{ ok: false, error: { message, code } }`, which the handler can catch), then
+   * it is resumed. Calls that have not settled within `suspensionTimeoutMs` end the run with
+   * TIMEOUT (the instance freed at once). Execution outcomes come back in the result; only
+   * runtime misuse is thrown.
+   * @throws RuntimeError CAPACITY_EXCEEDED (the gate's queue is full) / SHUTDOWN / INVALID_INPUT
    */
   run(handler: string | CompiledHandler, context: ExecutionContext, options?: RunOptions): Promise<RunResult>
+  /** Runs waiting on extension calls now: all, or those of one `RunOptions.owner`. */
+  suspended(owner?: string): number
 }
 
 declare module 'fastify' {
@@ -109,14 +122,7 @@ function errorResult(code: ExecutionError['code'], message: string): ExecutionRe
   }
 }
 
-/** Settles when the signal aborts (never rejects), so a stuck extension call cannot hold a cancelled run. */
-function aborted(signal: AbortSignal | undefined): Promise<'aborted'> {
-  return new Promise((resolve) => {
-    if (!signal) return
-    if (signal.aborted) return resolve('aborted')
-    signal.addEventListener('abort', () => resolve('aborted'), { once: true })
-  })
-}
+const DEFAULT_SOURCE: Source = { namespace: 'default' }
 
 function toCallError(err: unknown): { message: string; code?: string } {
   const e = err as { message?: unknown; code?: unknown }
@@ -126,9 +132,45 @@ function toCallError(err: unknown): { message: string; code?: string } {
   }
 }
 
-function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executor {
-  async function callAll(calls: PendingCall[], opts: RunOptions): Promise<CallResult[]> {
-    const ctx = { ...opts.callContext, signal: opts.signal }
+/**
+ * One run's hold on the gate and on its suspended execution, so that every way a run can end
+ * frees its instance exactly once (at the gate and in the sandbox).
+ */
+class Lease {
+  private instance = false
+  /** the execution id while the run is suspended */
+  private executionId?: string
+
+  constructor(private readonly gate: Gate, private readonly runtime: WasmRuntime, private readonly src: Source) {}
+
+  /** Runs one segment once the gate grants it (`first`: the execute, which also takes an instance). */
+  async segment(first: boolean, run: () => Promise<ExecutionResult>): Promise<ExecutionResult> {
+    await this.gate.acquire(this.src, first)
+    if (first) this.instance = true
+    this.executionId = undefined // a resume consumes the id
+    let seg: ExecutionResult | undefined
+    try {
+      seg = await run()
+      return seg
+    } finally {
+      this.gate.releaseSegment()
+      if (seg?.status === 'suspended') this.executionId = seg.executionId
+      else this.end()
+    }
+  }
+
+  /** Cancels the suspended execution, if any, and frees the instance. Idempotent. */
+  end(): void {
+    if (this.executionId) this.runtime.cancel(this.executionId)
+    this.executionId = undefined
+    if (this.instance) this.gate.releaseInstance()
+    this.instance = false
+  }
+}
+
+function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime, gate: Gate, suspensions: Suspensions): Executor {
+  function callAll(calls: PendingCall[], opts: RunOptions, signal: AbortSignal): Promise<CallResult[]> {
+    const ctx = { ...opts.callContext, signal }
     return Promise.all(
       calls.map(async (c): Promise<CallResult> => {
         try {
@@ -141,25 +183,43 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executo
     )
   }
 
-  /** One step after a suspension: call extensions, then resume in a turn; a cancelled or expired run ends as an error segment. */
-  async function step(seg: ExecutionResult, opts: RunOptions, turn: (segment: Segment) => Promise<ExecutionResult>): Promise<ExecutionResult> {
-    const id = seg.executionId as string
-    const results = await Promise.race([callAll(seg.pendingCalls, opts), aborted(opts.signal)])
-    const cancelled = () => {
-      runtime.cancel(id)
-      return errorResult('TIMEOUT', `run cancelled while waiting on extension calls: ${String(opts.signal?.reason ?? 'aborted')}`)
+  const cancelled = (opts: RunOptions) =>
+    errorResult('TIMEOUT', `run cancelled while waiting on extension calls: ${String(opts.signal?.reason ?? 'aborted')}`)
+
+  async function resume(id: string, results: CallResult[], timeoutMs?: number): Promise<ExecutionResult> {
+    try {
+      return await runtime.resume(id, results, timeoutMs)
+    } catch (err) {
+      runtime.cancel(id) // a resume that failed leaves nothing suspended (INVALID_INPUT keeps it)
+      const e = err as { code?: string; message?: string }
+      return errorResult('INTERNAL_ERROR', `resume failed (${e.code ?? 'ERROR'}): ${e.message ?? String(err)}`)
     }
-    if (results === 'aborted' || opts.signal?.aborted) return cancelled()
+  }
+
+  /**
+   * One step after a suspension: call extensions (the suspension's timer runs only while they
+   * are pending), then resume in a turn. An expired or cancelled wait ends the run as an error
+   * segment, the instance freed at once.
+   */
+  async function step(seg: ExecutionResult, opts: RunOptions, turn: (segment: Segment) => Promise<ExecutionResult>, lease: Lease): Promise<ExecutionResult> {
+    const calls = new AbortController()
+    const signal = opts.signal ? AbortSignal.any([opts.signal, calls.signal]) : calls.signal
+    const results = await suspensions.wait(callAll(seg.pendingCalls, opts, signal), opts.owner, opts.signal)
+    if (results === 'aborted') {
+      lease.end()
+      return cancelled(opts)
+    }
+    if (results === 'expired') {
+      const message = `the run waited on its extension calls longer than suspensionTimeoutMs (${suspensions.timeoutMs} ms)`
+      calls.abort(new Error(message))
+      lease.end()
+      return errorResult('TIMEOUT', message)
+    }
     opts.onResume?.(seg.pendingCalls)
     return turn(async () => {
-      if (opts.signal?.aborted) return cancelled()
-      try {
-        return await runtime.resume(id, results, opts.timeoutMs)
-      } catch (err) {
-        const e = err as { code?: string; message?: string }
-        const code = e.code === 'UNKNOWN_EXECUTION' ? 'TIMEOUT' : 'INTERNAL_ERROR'
-        return errorResult(code, `resume failed (${e.code ?? 'ERROR'}): ${e.message ?? String(err)}`)
-      }
+      if (!opts.signal?.aborted) return lease.segment(false, () => resume(seg.executionId as string, results, opts.timeoutMs))
+      lease.end()
+      return cancelled(opts)
     })
   }
 
@@ -167,47 +227,55 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime): Executo
     const started = performance.now()
     const out: RunResult = { status: 'error', stateMutations: [], events: [], viewCommands: [], logs: [], segments: 0, durationMs: 0 }
     const turn = opts.turn ?? ((segment: Segment) => segment())
-    let seg = await turn(() => runtime.execute(handler, context, opts.timeoutMs))
-    for (;;) {
-      out.segments++
-      out.logs.push(...seg.logs)
-      if (seg.status !== 'error') {
-        out.stateMutations.push(...seg.stateMutations)
-        out.events.push(...seg.events)
-        out.viewCommands.push(...seg.viewCommands)
+    const lease = new Lease(gate, runtime, opts.source ?? DEFAULT_SOURCE)
+    try {
+      let seg = await turn(() => lease.segment(true, () => runtime.execute(handler, context, opts.timeoutMs)))
+      for (;;) {
+        out.segments++
+        out.logs.push(...seg.logs)
+        if (seg.status !== 'error') {
+          out.stateMutations.push(...seg.stateMutations)
+          out.events.push(...seg.events)
+          out.viewCommands.push(...seg.viewCommands)
+        }
+        if (seg.status !== 'suspended') break
+        seg = await step(seg, opts, turn, lease)
       }
-      if (seg.status !== 'suspended') break
-      seg = await step(seg, opts, turn)
+      out.status = seg.status === 'success' ? 'success' : 'error'
+      if (seg.status === 'success') out.returnValue = seg.returnValue
+      else out.error = seg.error
+    } finally {
+      lease.end() // a turn that threw (e.g. its commit failed) leaves nothing suspended behind
     }
-    out.status = seg.status === 'success' ? 'success' : 'error'
-    if (seg.status === 'success') out.returnValue = seg.returnValue
-    else out.error = seg.error
     out.durationMs = performance.now() - started
     return out
   }
 
   return {
     precompile: (source) => runtime.precompile(source),
-    execute: (handler, context, timeoutMs) => runtime.execute(handler, context, timeoutMs),
-    resume: (id, results, timeoutMs) => runtime.resume(id, results, timeoutMs),
     createState: (initial) => runtime.createState(initial),
-    cancel: (id) => runtime.cancel(id),
-    stats: () => runtime.getStats(),
-    metrics: () => runtime.getMetrics(),
     run,
+    suspended: (owner) => suspensions.count(owner),
   }
 }
 
 /**
  * Executor plugin: decorates `fastify.executor` with one WasmRuntime (QuickJS in wasmtime) for
- * this app, shut down in `onClose`. Depends on the `extensions` plugin for suspended calls and on
- * `metrics` (the runtime's `wk_runtime_*` metrics go to the app's registry).
+ * this app and the policy around it (`ExecutorOptions`), shut down in `onClose`. Depends on the
+ * `extensions` plugin for suspended calls and on `metrics` (the runtime's `wk_runtime_*` metrics
+ * go to the app's registry).
  * Registration fails with the runtime's own error when the native addon is not built.
  */
-async function executorPlugin(fastify: FastifyInstance, opts: ExecutorPluginOptions): Promise<void> {
-  const runtime = new WasmRuntime(opts, { registry: fastify.promRegistry })
-  fastify.decorate('executor', createExecutor(fastify, runtime))
+async function executorPlugin(fastify: FastifyInstance, options: ExecutorPluginOptions): Promise<void> {
+  const { suspensionTimeoutMs, maxConcurrentSegments, ...runtimeOptions } = executorOptions(options)
+  const runtime = new WasmRuntime(runtimeOptions, { registry: fastify.promRegistry })
+  const { maxInstances, maxQueue } = runtime.config
+  const gate = new Gate({ maxConcurrentSegments, maxInstances, maxQueue })
+  const suspensions = new Suspensions(suspensionTimeoutMs)
+  fastify.decorate('executor', createExecutor(fastify, runtime, gate, suspensions))
   fastify.addHook('onClose', async () => {
+    suspensions.abortAll()
+    gate.close()
     await runtime.shutdown()
   })
 }

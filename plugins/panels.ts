@@ -4,6 +4,7 @@ import { Value } from '@sinclair/typebox/value'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { PanelManager, type RunObserver } from './panels/manager.js'
 import { PanelsOptions } from './panels/options.js'
+import type { Executor } from './executor.js'
 
 export { PanelManager } from './panels/manager.js'
 export type { TriggerOptions } from './panels/manager.js'
@@ -19,13 +20,13 @@ declare module 'fastify' {
 }
 
 /** Panel metrics on the app's own registry: panels, sockets, suspended runs, queued segments, runs by status, run duration. */
-function registerMetrics(registry: Registry, manager: () => PanelManager): RunObserver {
+function registerMetrics(registry: Registry, manager: () => PanelManager, executor: Executor): RunObserver {
   const registers = [registry]
   new Gauge({ name: 'kernel_panels', help: 'Panels alive', registers, collect() { this.set(manager().size) } })
   new Gauge({ name: 'kernel_panel_sockets', help: 'Connected panel WebSocket clients', registers, collect() { this.set(manager().sessions.count()) } })
-  new Gauge({ name: 'kernel_panel_suspended_runs', help: 'Handler runs waiting on extension calls', registers, collect() { this.set(manager().suspensions.count()) } })
+  new Gauge({ name: 'kernel_panel_suspended_runs', help: 'Handler runs waiting on extension calls', registers, collect() { this.set(executor.suspended()) } })
   new Gauge({ name: 'kernel_panel_queued_segments', help: 'Run segments waiting in panel queues', registers, collect() { this.set(manager().queued()) } })
-  new Gauge({ name: 'kernel_panel_triggers_in_flight', help: 'Triggers admitted and not yet answered', registers, collect() { this.set(manager().admission.inFlight()) } })
+  new Gauge({ name: 'kernel_panel_triggers_in_flight', help: 'Triggers admitted and not yet answered', registers, collect() { this.set(manager().quotas.inFlight()) } })
   new Gauge({ name: 'kernel_capability_inferences_in_flight', help: 'Handlers whose capabilities are being inferred on the worker thread', registers, collect() { this.set(manager().inference.inFlight) } })
   const runs = new Counter({ name: 'kernel_handler_runs_total', help: 'Finished handler runs by status', labelNames: ['status'], registers })
   const suspensions = new Counter({ name: 'kernel_handler_suspensions_total', help: 'Times a handler suspended on extension calls', registers })
@@ -53,7 +54,7 @@ function registerMetrics(registry: Registry, manager: () => PanelManager): RunOb
  */
 async function panelsPlugin(fastify: FastifyInstance, options: PanelsPluginOptions): Promise<void> {
   const opts = Value.Default(PanelsOptions, { ...options }) as PanelsOptions
-  const observer = registerMetrics(fastify.promRegistry, () => manager)
+  const observer = registerMetrics(fastify.promRegistry, () => manager, fastify.executor)
   const log = fastify.log.child({ plugin: 'panels' })
   const manager = new PanelManager(fastify.executor, () => fastify.extensions.methodMap(), fastify.store, log, opts, observer)
   const restored = await manager.restore()

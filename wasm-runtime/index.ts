@@ -2,15 +2,17 @@
  * The wasm-runtime: runs panel handlers inside QuickJS compiled to WebAssembly, in wasmtime,
  * through the native addon built from this folder (`bash wasm-runtime/build.sh`).
  *
- * This wrapper owns what is policy rather than mechanism: argument checks, admission
- * (`maxInstances` live instances, a bounded wait queue), suspension timeouts, mapping traps to
- * execution error codes, and metrics. The addon owns the engine, instances, limits, cache, the
- * worker threads (`workerThreads`) and each panel's committed state (`PanelState`, state.ts).
+ * This wrapper is mechanism: execute / resume / cancel, argument checks, mapping traps to
+ * execution error codes, and metrics. Policy lives with its caller (plugins/executor.ts: the
+ * admission gate, the suspension timeout); used directly, `maxInstances` live executions are
+ * the bound and one more fails at once with CAPACITY_EXCEEDED. The addon owns the engine,
+ * instances, limits, cache, the table of suspended instances, the worker threads
+ * (`workerThreads`) and each panel's committed state (`PanelState`, state.ts).
  * Behaviour follows ../shared/DESIGN.md ("The sandbox"); the guest contract is ABI.md.
  */
 import { randomInt } from 'node:crypto'
-import { Counter, Histogram, Registry } from 'prom-client'
-import { RuntimeError, Slots } from './admission.js'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { RuntimeError } from './admission.js'
 import { GUEST_PATH, addon, type NativeRuntime, type RawResult } from './addon.js'
 import { PanelState } from './state.js'
 import { RUNTIME_OPTION_DEFAULTS } from './options.js'
@@ -30,25 +32,9 @@ export { RuntimeError, defaultWorkerThreads } from './admission.js'
 export { PanelState } from './state.js'
 export { RuntimeOptions, RUNTIME_OPTION_DEFAULTS } from './options.js'
 
-/**
- * Defaults of every RuntimeConfig field (sizes in bytes, times in ms): the RuntimeOptions schema's
- * (options.ts), plus the suspension timeout the panels plugin passes in from its own options.
- */
-export const RUNTIME_DEFAULTS = {
-  ...RUNTIME_OPTION_DEFAULTS,
-  suspensionTimeoutMs: 30_000,
-} satisfies Required<Omit<RuntimeConfig, 'cacheDir'>>
 
 interface GuestOutput extends Omit<ExecutionResult, 'metrics' | 'executionId'> {
   hostCalls: number
-}
-
-/** A suspended execution as the wrapper tracks it. */
-interface Suspension {
-  timer: NodeJS.Timeout
-  timeoutMs: number
-  /** The private state made from a plain-object context, which this wrapper commits itself. */
-  owned?: PanelState
 }
 
 /** Calls of a handler that skip the inline slice after it once ran out (see WasmRuntime.dispatch). */
@@ -63,10 +49,18 @@ const TRAP_CODES: Record<string, ExecutionErrorCode> = {
 
 type RuntimeMetrics = ReturnType<typeof runtimeMetrics>
 
-/** The runtime's Prometheus metrics, registered on `registry`. */
-function runtimeMetrics(registry: Registry) {
+/** The runtime's Prometheus metrics, registered on `registry`; `suspended` reads the addon's count. */
+function runtimeMetrics(registry: Registry, suspended: () => number) {
   const registers = [registry]
   return {
+    suspended: new Gauge({
+      name: 'wk_runtime_suspended_instances',
+      help: 'Sandbox instances held by suspended executions',
+      registers,
+      collect() {
+        this.set(suspended())
+      },
+    }),
     segments: new Counter({
       name: 'wk_runtime_segments_total',
       help: 'Handler run segments by outcome (success, error, suspended)',
@@ -101,8 +95,11 @@ export class WasmRuntime {
    */
   readonly registry: Registry
   private readonly raw: NativeRuntime
-  private readonly slots: Slots
-  private readonly suspensions = new Map<string, Suspension>()
+  /**
+   * The private states made from plain-object contexts of suspended executions, which this
+   * wrapper commits itself (not a table of suspensions: the addon holds those).
+   */
+  private readonly owned = new Map<string, PanelState>()
   /** Handlers that outlived their inline slice → pooled runs left before they may try inline again. */
   private readonly overran = new Map<string | Buffer, number>()
   private readonly byStatus = { success: 0, error: 0, suspended: 0 }
@@ -113,8 +110,8 @@ export class WasmRuntime {
   /** `options.registry`: a prom-client Registry to register the runtime's metrics on (default: a new one). */
   constructor(config: RuntimeConfig = {}, options: { registry?: Registry } = {}) {
     this.registry = options.registry ?? new Registry()
-    this.metrics = runtimeMetrics(this.registry)
-    this.config = { ...RUNTIME_DEFAULTS, ...stripUndefined(config) }
+    this.metrics = runtimeMetrics(this.registry, () => (this.closed ? 0 : this.raw.stats().suspended))
+    this.config = { ...RUNTIME_OPTION_DEFAULTS, ...stripUndefined(config) }
     this.raw = new (addon().Runtime)({
       guestPath: GUEST_PATH,
       maxInstances: this.config.maxInstances,
@@ -126,7 +123,6 @@ export class WasmRuntime {
       maxCacheSizeBytes: this.config.maxCacheSizeBytes,
       workerThreads: this.config.workerThreads,
     })
-    this.slots = new Slots(this.config.maxInstances, this.config.maxQueue)
   }
 
   /**
@@ -160,23 +156,17 @@ export class WasmRuntime {
    * The handler reads `context.state` lazily (a `PanelState`; a plain object is copied into a
    * private one first, which costs what the object's size costs).
    * Execution failures are results (`error.code`); rejects only with RuntimeError INVALID_INPUT,
-   * COMPILATION_ERROR, CAPACITY_EXCEEDED or SHUTDOWN.
+   * COMPILATION_ERROR, CAPACITY_EXCEEDED (`maxInstances` executions live: no queue here, see
+   * plugins/executor/gate.ts) or SHUTDOWN.
    */
   async execute(handler: string | CompiledHandler, context: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult> {
     this.assertOpen()
     const timeout = checkTimeout(timeoutMs, this.config.defaultTimeoutMs)
     checkContext(context)
     const compiled = typeof handler === 'string' ? await this.precompile(handler) : checkCompiled(handler)
-    await this.slots.acquire()
-    // built only once a slot is granted, so queued calls hold no serialized context
-    let contextJson: string, state: PanelState, owned: PanelState | undefined
-    try {
-      contextJson = this.contextJson(context)
-      state = context.state instanceof PanelState ? context.state : (owned = new PanelState(context.state))
-    } catch (err) {
-      this.slots.release()
-      throw err
-    }
+    const contextJson = this.contextJson(context)
+    let owned: PanelState | undefined
+    const state = context.state instanceof PanelState ? context.state : (owned = new PanelState(context.state))
     this.executions++
     const run = (): Promise<RawResult> => this.dispatch(compiled, contextJson, state, timeout)
     return this.settle(run, compiled.cacheHit || typeof handler !== 'string', timeout, owned)
@@ -187,35 +177,32 @@ export class WasmRuntime {
    * (with a new `executionId`). The next segment reads the execution's `PanelState` as committed
    * now (DESIGN.md "State consistency"): commit each segment's mutations into it before resuming
    * (an execution started with a plain-object state has its own writes committed for it).
-   * Rejects RuntimeError UNKNOWN_EXECUTION (never suspended, already resumed, cancelled or timed
-   * out), INVALID_INPUT (bad results: the execution stays suspended), SHUTDOWN.
+   * `timeoutMs` defaults to `defaultTimeoutMs`. A suspended execution waits as long as its caller
+   * lets it: the caller's policy times it out with `cancel`.
+   * Rejects RuntimeError UNKNOWN_EXECUTION (never suspended, already resumed or cancelled),
+   * INVALID_INPUT (bad results: the execution stays suspended), SHUTDOWN.
    */
   async resume(executionId: string, results: CallResult[], timeoutMs?: number): Promise<ExecutionResult> {
     this.assertOpen()
-    const suspension = typeof executionId === 'string' ? this.suspensions.get(executionId) : undefined
-    if (!suspension) throw new RuntimeError('UNKNOWN_EXECUTION', `no suspended execution ${JSON.stringify(executionId)}`)
+    if (typeof executionId !== 'string') throw new RuntimeError('UNKNOWN_EXECUTION', `no suspended execution ${JSON.stringify(executionId)}`)
     const input = resumeJson(results)
-    this.suspensions.delete(executionId)
-    clearTimeout(suspension.timer)
-    const timeout = checkTimeout(timeoutMs, suspension.timeoutMs)
+    const timeout = checkTimeout(timeoutMs, this.config.defaultTimeoutMs)
+    const owned = this.owned.get(executionId)
+    this.owned.delete(executionId)
     try {
-      return await this.settle(() => this.raw.resume(executionId, input, timeout), true, timeout, suspension.owned)
+      return await this.settle(() => this.raw.resume(executionId, input, timeout), true, timeout, owned)
     } catch (err) {
       this.raw.cancel(executionId) // a resume that failed leaves nothing suspended behind
       throw err
     }
   }
 
-  /** Frees a suspended execution and its instance. False when `executionId` is not suspended. */
+  /** Frees a suspended execution and its instance at once. False when `executionId` is not suspended. */
   cancel(executionId: string): boolean {
-    const suspension = this.suspensions.get(executionId)
-    if (!suspension) return false
-    clearTimeout(suspension.timer)
-    this.suspensions.delete(executionId)
-    this.raw.cancel(executionId)
-    suspension.owned?.clear()
-    this.slots.release()
-    return true
+    const cancelled = this.raw.cancel(executionId)
+    this.owned.get(executionId)?.clear()
+    this.owned.delete(executionId)
+    return cancelled
   }
 
   /** Counters of this runtime. */
@@ -223,9 +210,9 @@ export class WasmRuntime {
     const raw = this.raw.stats()
     return {
       executions: this.executions,
-      suspended: this.suspensions.size,
+      suspended: raw.suspended,
       running: raw.runningJobs,
-      queued: this.slots.waiting + raw.queuedJobs,
+      queued: raw.queuedJobs,
       threads: raw.threads,
       cacheEntries: raw.cacheEntries,
       cacheHits: raw.cacheHits,
@@ -243,9 +230,9 @@ export class WasmRuntime {
   async shutdown(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    for (const id of [...this.suspensions.keys()]) this.cancel(id)
-    this.slots.close()
     this.raw.shutdown()
+    for (const state of this.owned.values()) state.clear()
+    this.owned.clear()
   }
 
   private async settle(run: () => Promise<RawResult>, cacheHit: boolean, timeoutMs: number, owned?: PanelState): Promise<ExecutionResult> {
@@ -254,21 +241,16 @@ export class WasmRuntime {
       raw = await run()
     } catch (err) {
       owned?.clear()
-      this.slots.release()
       throw fromAddonError(err)
     }
     const result = toResult(raw, cacheHit, timeoutMs)
     this.record(result, raw.durationUs)
     if (result.status === 'suspended' && result.executionId) {
-      const id = result.executionId
-      const timer = setTimeout(() => this.cancel(id), this.config.suspensionTimeoutMs)
-      timer.unref()
-      owned?.apply(result.stateMutations)
-      this.suspensions.set(id, { timer, timeoutMs, owned })
-    } else {
-      owned?.clear()
-      this.slots.release()
-    }
+      if (owned) {
+        owned.apply(result.stateMutations)
+        this.owned.set(result.executionId, owned)
+      }
+    } else owned?.clear()
     return result
   }
 

@@ -1,6 +1,6 @@
 /**
  * The sandbox's options as a TypeBox schema: the one place their defaults live. `WasmRuntime` fills
- * what a caller leaves out from it (RUNTIME_DEFAULTS); config.ts puts it under `runtime.*`
+ * what a caller leaves out from it (RUNTIME_OPTION_DEFAULTS); config.ts puts it under `runtime.*`
  * (WK_RUNTIME_MAX_INSTANCES …). Sizes in bytes, times in ms.
  */
 import { Type, type Static } from '@sinclair/typebox'
@@ -16,7 +16,7 @@ const Int = (def: number, min: number, description: string, max?: number) =>
 export const RuntimeOptions = Type.Object(
   {
     maxInstances: Int(64, 1, 'live sandbox instances (running + suspended) at once'),
-    maxQueue: Int(1024, 0, 'executions waiting for an instance before CAPACITY_EXCEEDED'),
+    maxQueue: Int(1024, 0, 'executions waiting at the executor\'s gate (plugins/executor/gate.ts) for a slot before CAPACITY_EXCEEDED'),
     memoryLimitBytes: Int(64 * MiB, 1 * MiB, 'linear memory cap per instance, bytes'),
     defaultTimeoutMs: Int(5000, 1, 'wall-clock budget of one execution segment when the tool gives none, ms'),
     inlineSliceMs: Int(1, 0, 'running time an execution may spend on the event-loop thread when no other call is in flight before it is run again on a worker, ms (0 = always a worker)'),

@@ -3,6 +3,7 @@
  * (QuickJS compiled to WebAssembly, run by wasmtime through an N-API addon).
  * Behaviour follows ../shared/DESIGN.md ("The sandbox") and seed 000 (executor).
  */
+import type { RuntimeOptions } from './options.js'
 import type { PanelState } from './state.js'
 
 /** Error codes an execution can end with (`ExecutionResult.error.code`). */
@@ -19,7 +20,7 @@ export type ExecutionErrorCode =
 /**
  * Codes of `RuntimeError`, thrown (never returned) when a call to the runtime itself is wrong:
  * `INVALID_INPUT` (bad source, bytecode or context shape), `UNKNOWN_EXECUTION` (resume/cancel of
- * an id that is not suspended), `CAPACITY_EXCEEDED` (maxInstances busy and the wait queue full),
+ * an id that is not suspended), `CAPACITY_EXCEEDED` (maxInstances executions live; behind the executor's gate: its wait queue full),
  * `SHUTDOWN` (the runtime was shut down), `COMPILATION_ERROR` from `precompile`, and
  * `INTERNAL_ERROR` (the addon is not built, or failed in a way that is a bug).
  */
@@ -31,47 +32,11 @@ export type RuntimeErrorCode =
   | 'SHUTDOWN'
   | 'COMPILATION_ERROR'
 
-/** Options of a runtime. Sizes in bytes, times in ms. Every field has a default. */
-export interface RuntimeConfig {
-  /** Live instances (running + suspended) at once. Default 64. */
-  maxInstances?: number
-  /** Calls waiting for an instance slot before new ones fail with CAPACITY_EXCEEDED. Default 1024. */
-  maxQueue?: number
-  /** Linear memory cap per instance, bytes. Default 64 MiB. */
-  memoryLimitBytes?: number
-  /** Wall-clock budget of one execution when the call gives none, ms. Default 5000. */
-  defaultTimeoutMs?: number
-  /**
-   * Running time an execution may first spend on the calling (JS) thread, ms; one that has not
-   * finished by then is run again from the start on a worker thread (a handler only records, so
-   * the abandoned attempt leaves nothing behind). Short handlers thus skip two thread hops while
-   * the event loop is never held longer than about this. 0 = always on a worker. Default 1.
-   */
-  inlineSliceMs?: number
-  /** Fuel (≈ wasm instructions) per execution; 0 = unlimited. Default 0. */
-  fuelLimit?: number
-  /** `$ext`, `$emit`, `$view`, `$log` calls per execution. Default 1000. */
-  maxHostCalls?: number
-  /** Recorded state mutations per execution. Default 1000. */
-  maxStateMutations?: number
-  /** Emitted events per execution. Default 1000. */
-  maxEvents?: number
-  /** Largest accepted handler source, bytes. Default 1 MiB. */
-  maxSourceBytes?: number
-  /** How long a suspended execution may wait for `resume` before it is cancelled, ms. Default 30000. */
-  suspensionTimeoutMs?: number
-  /** Compiled handlers kept in memory (LRU entries). Default 512. */
-  memoryCacheEntries?: number
-  /** Folder for the on-disk bytecode cache; unset = no disk cache. */
-  cacheDir?: string
-  /** Bound of the disk cache, bytes (oldest files evicted first). Default 64 MiB. */
-  maxCacheSizeBytes?: number
-  /**
-   * Threads that run guest work (execute past its inline slice, resume, precompile); more calls
-   * wait for one. Default: the number of cores minus one (left to the event loop), at least 1.
-   */
-  workerThreads?: number
-}
+/**
+ * Options of a runtime: the `RuntimeOptions` TypeBox schema (options.ts), which documents each
+ * field and holds its default. Sizes in bytes, times in ms; every field is optional.
+ */
+export type RuntimeConfig = Partial<RuntimeOptions>
 
 /**
  * What a handler runs against. `state` is the panel's committed state, read lazily by the

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
 import PQueue from 'p-queue'
 import { KernelError } from '../errors.js'
-import type { Executor, RunResult, Segment } from '../executor.js'
+import type { Executor, RunResult, Segment, Source } from '../executor.js'
 import type { Store } from '../store.js'
 import type { CompiledHandler, ExecutionResult, PendingCall } from '../../wasm-runtime/types.js'
 import type {
@@ -19,13 +19,12 @@ import type {
   ToolInfo,
 } from '../../schemas/panels.js'
 import { WsCloseCode, type ProgressMessage } from '../../schemas/ws.js'
-import { Admission, type Source } from './admission.js'
 import { ArgsValidator, type ArgsCheck } from './args.js'
 import { CapabilityInference } from './inference.js'
 import type { PanelsOptions } from './options.js'
+import { InFlightQuotas } from './quotas.js'
 import { SessionHub, encode, type Session } from './sessions.js'
 import { CommittedState } from './state.js'
-import { SuspensionRegistry } from './suspensions.js'
 
 /** Hooks the plugin uses for Prometheus metrics. */
 export interface RunObserver {
@@ -46,10 +45,8 @@ interface Tool extends Handler {
 }
 
 interface ActiveRun {
+  /** aborting it cancels the run (the executor frees a suspended execution at once) */
   controller: AbortController
-  suspended: boolean
-  /** id of the current suspension (a run may suspend several times, each under a new id) */
-  executionId?: string
   /** the panel version the run's latest segment read or committed */
   version: number
 }
@@ -104,8 +101,7 @@ export class PanelManager {
   /** Capability inference off the event loop; ended by the panels plugin's onClose. */
   readonly inference = new CapabilityInference()
   readonly sessions: SessionHub
-  readonly suspensions: SuspensionRegistry
-  readonly admission: Admission
+  readonly quotas: InFlightQuotas
   private readonly perNamespace: number
   private closed = false
 
@@ -118,8 +114,7 @@ export class PanelManager {
     private readonly observer?: RunObserver,
   ) {
     this.perNamespace = opts.maxPanelsPerNamespace ?? Math.max(1, Math.floor(opts.maxPanels / 4))
-    this.suspensions = new SuspensionRegistry(opts.suspensionTimeoutMs)
-    this.admission = new Admission(opts)
+    this.quotas = new InFlightQuotas(opts)
     this.sessions = new SessionHub(opts, log)
   }
 
@@ -272,8 +267,7 @@ export class PanelManager {
   private status(p: Panel): PanelStatus {
     if (p.closing) return 'closing'
     if (p.runs.size === 0) return 'ready'
-    for (const r of p.runs) if (!r.suspended) return 'running'
-    return 'suspended'
+    return this.executor.suspended(p.key) < p.runs.size ? 'running' : 'suspended'
   }
 
   private summary(p: Panel): Omit<PanelSummary, 'tools'> {
@@ -354,7 +348,6 @@ export class PanelManager {
     const p = this.find(namespace, id)
     p.closing = true
     for (const r of p.runs) r.controller.abort(new Error('panel deleted'))
-    this.suspensions.cancel('panel deleted', p.key)
     let unmount: 'success' | 'error' | undefined
     if (p.lifecycle.unmount) {
       const r = await this.runHandler(p, 'unmount', p.lifecycle.unmount, {}).catch((err: unknown) => {
@@ -394,7 +387,7 @@ export class PanelManager {
     if (p.queue.size >= this.opts.maxQueuedRunsPerPanel) {
       throw new KernelError(429, 'PANEL_BUSY', `panel "${id}" already has maxQueuedRunsPerPanel (${this.opts.maxQueuedRunsPerPanel}) segments queued`)
     }
-    const leave = this.admission.enter({ namespace, socket: opts.socket })
+    const leave = this.quotas.enter({ namespace, socket: opts.socket })
     try {
       const { result: r, version } = await this.runHandler(p, toolName, tool, value, opts)
       return {
@@ -414,7 +407,7 @@ export class PanelManager {
   }
 
   private async runHandler(p: Panel, name: string, h: Handler, args: unknown, opts: TriggerOptions = {}): Promise<{ result: RunResult; version: number }> {
-    const run: ActiveRun = { controller: new AbortController(), suspended: false, version: p.state.version }
+    const run: ActiveRun = { controller: new AbortController(), version: p.state.version }
     const src: Source = { namespace: p.namespace, socket: opts.socket }
     p.runs.add(run)
     const progress = (phase: 'suspended' | 'resumed', calls: PendingCall[]) =>
@@ -441,15 +434,17 @@ export class PanelManager {
           timeoutMs: h.timeoutMs,
           signal: run.controller.signal,
           callContext: { panelId: p.id, namespace: p.namespace },
+          source: src,
+          owner: p.key,
           turn: async (segment) => {
-            const seg = await this.turn(p, name, run, src, segment)
-            if (seg.status === 'suspended') progress('suspended', seg.pendingCalls)
+            const seg = await this.turn(p, run, segment)
+            if (seg.status === 'suspended') {
+              this.observer?.suspended()
+              progress('suspended', seg.pendingCalls)
+            }
             return seg
           },
-          onResume: (calls) => {
-            run.suspended = false
-            progress('resumed', calls)
-          },
+          onResume: (calls) => progress('resumed', calls),
         },
       )
       this.observer?.runFinished(result.status, result.durationMs)
@@ -457,26 +452,19 @@ export class PanelManager {
     } catch (err) {
       throw runtimeErrorToKernel(err)
     } finally {
-      if (run.executionId) this.suspensions.settle(run.executionId)
       p.runs.delete(run)
     }
   }
 
   /**
-   * One segment in the panel's queue: wait for a fair execution slot, run it against the
-   * committed state, release the slot, commit. The next segment of the panel starts after that.
+   * One segment in the panel's queue: run it against the committed state (it waits for the
+   * executor's gate inside `segment`), then commit. The next segment of the panel starts after that.
    */
-  private turn(p: Panel, tool: string, run: ActiveRun, src: Source, segment: Segment): Promise<ExecutionResult> {
+  private turn(p: Panel, run: ActiveRun, segment: Segment): Promise<ExecutionResult> {
     return p.queue.add(async () => {
-      const release = await this.admission.acquire(src)
-      let seg: ExecutionResult
-      try {
-        run.version = p.state.version
-        seg = await segment()
-      } finally {
-        release()
-      }
-      await this.commit(p, tool, run, seg)
+      run.version = p.state.version
+      const seg = await segment()
+      await this.commit(p, run, seg)
       return seg
     }) as Promise<ExecutionResult>
   }
@@ -484,34 +472,21 @@ export class PanelManager {
   /**
    * Commit one segment: a failed segment commits nothing (no PATCH, no EVENT). Otherwise its
    * mutations are checked against maxStateBytes, made durable, applied with one version bump,
-   * then broadcast as PATCH, followed by its events; a suspension is tracked.
-   * @throws KernelError 413 STATE_TOO_LARGE / 503 STORE_ERROR (nothing applied; a suspended execution is cancelled)
+   * then broadcast as PATCH, followed by its events.
+   * @throws KernelError 413 STATE_TOO_LARGE / 503 STORE_ERROR (nothing applied; the executor cancels a suspended execution)
    */
-  private async commit(p: Panel, tool: string, run: ActiveRun, seg: ExecutionResult): Promise<void> {
-    if (run.executionId) this.suspensions.settle(run.executionId)
-    run.executionId = undefined
+  private async commit(p: Panel, run: ActiveRun, seg: ExecutionResult): Promise<void> {
     if (seg.status === 'error' || p.removed) return
     if (seg.stateMutations.length > 0) {
-      try {
-        const c = p.state.prepare(seg.stateMutations)
-        if (p.persisted) {
-          await this.store.commit({ namespace: p.namespace, id: p.id, version: c.version, changes: c.changes, mutations: c.mutations })
-        }
-        p.state.apply(c)
-        run.version = c.version
-        this.sessions.broadcastPatch(p.key, c.mutations, c.version)
-      } catch (err) {
-        if (seg.status === 'suspended' && seg.executionId) this.executor.cancel(seg.executionId)
-        throw err
+      const c = p.state.prepare(seg.stateMutations)
+      if (p.persisted) {
+        await this.store.commit({ namespace: p.namespace, id: p.id, version: c.version, changes: c.changes, mutations: c.mutations })
       }
+      p.state.apply(c)
+      run.version = c.version
+      this.sessions.broadcastPatch(p.key, c.mutations, c.version)
     }
     for (const e of seg.events) this.sessions.broadcastEvent(p.key, e)
-    if (seg.status === 'suspended' && seg.executionId) {
-      run.suspended = true
-      run.executionId = seg.executionId
-      this.observer?.suspended()
-      this.suspensions.register({ panelKey: p.key, tool, executionId: seg.executionId, controller: run.controller, since: Date.now() })
-    }
   }
 
   /**
@@ -558,13 +533,12 @@ export class PanelManager {
   }
 
   /**
-   * Shut down: refuse new panels, cancel suspended runs, close every socket with 1001.
+   * Shut down: refuse new panels, cancel every run (suspended ones at once), close every socket with 1001.
    * Panels are dropped without `unmount` (the executor is going away with the app); what was
    * committed stays in the store.
    */
   close(): void {
     this.closed = true
-    this.suspensions.cancel('kernel shutting down')
     for (const p of this.panels.values()) for (const r of p.runs) r.controller.abort(new Error('kernel shutting down'))
     this.sessions.closeAll(WsCloseCode.GOING_AWAY, 'SHUTDOWN')
     this.sessions.stop()

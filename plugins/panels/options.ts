@@ -12,11 +12,9 @@ const Int = (def: number, min: number, description: string) => Type.Integer({ de
 export const PanelLimits = Type.Object({
   maxPanels: Int(1000, 1, 'panels alive at once (one more: 429 TOO_MANY_PANELS)'),
   maxPanelsPerNamespace: Type.Optional(Type.Integer({ minimum: 1, description: 'panels one namespace may hold (one more: 429 NAMESPACE_QUOTA); default a quarter of maxPanels' })),
-  suspensionTimeoutMs: Int(30_000, 1, 'how long a handler may wait on extension calls, ms'),
   maxQueuedRunsPerPanel: Int(1000, 1, 'run segments waiting for their panel (one more trigger: 429 PANEL_BUSY)'),
   maxStateBytes: Int(4 * MiB, 1, 'size of one panel state: each key plus its value as JSON, bytes (bigger: 413 STATE_TOO_LARGE)'),
   maxToolTimeoutMs: Int(30_000, 1, 'largest timeoutMs a tool may declare (bigger: 400 INVALID_DEFINITION), ms'),
-  maxConcurrentSegments: Int(16, 1, 'run segments executing in the sandbox at once, granted round-robin across namespaces and sockets'),
   maxInFlightPerNamespace: Int(2048, 1, 'triggers of one namespace in flight (one more: 429 NAMESPACE_BUSY)'),
   maxInFlightPerSocket: Int(256, 1, 'triggers of one panel WebSocket in flight (one more: ERROR SOCKET_BUSY)'),
   maxTopicsPerSocket: Int(256, 1, 'subscription topics one panel WebSocket may hold (more: ERROR TOO_MANY_TOPICS)'),

@@ -63,16 +63,14 @@ t.test('maxStateMutations, maxEvents and maxHostCalls end the execution with RES
   }
 })
 
-t.test('maxInstances bounds live instances; callers queue, then fail fast past maxQueue', async (t) => {
-  const small = new WasmRuntime({ maxInstances: 1, maxQueue: 1 })
+t.test('maxInstances bounds live instances: the runtime itself has no queue, one more fails at once', async (t) => {
+  const small = new WasmRuntime({ maxInstances: 1 })
   t.teardown(() => small.shutdown())
   const held = await small.execute(`return await $ext.http.get('x')`, ctx())
   t.equal(held.status, 'suspended', 'the suspended execution holds the only instance')
-  const queued = small.execute(`return 'queued ran'`, ctx())
-  await t.rejects(small.execute(`return 1`, ctx()), { code: 'CAPACITY_EXCEEDED', message: /1 sandbox instances are busy/ })
-  t.equal(small.getStats().queued, 1)
+  await t.rejects(small.execute(`return 1`, ctx()), { code: 'CAPACITY_EXCEEDED', message: /all 1 instances are live/ })
   await small.resume(held.executionId!, [{ callId: 1, ok: true, value: 1 }])
-  t.equal((await queued).returnValue, 'queued ran', 'the queued call runs once the instance is free')
+  t.equal((await small.execute(`return 'ran'`, ctx())).returnValue, 'ran', 'free again once the run ended')
 })
 
 t.test('after shutdown every call fails with SHUTDOWN', async (t) => {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { WasmRuntime, type ExecutionResult } from '../../wasm-runtime/index.js'
 import { ctx } from './helpers.js'
 
-const rt = new WasmRuntime({ suspensionTimeoutMs: 300 })
+const rt = new WasmRuntime()
 t.teardown(() => rt.shutdown())
 
 const TWO_CALLS = `
@@ -72,11 +72,13 @@ t.test('unknown id, double resume, resume after cancel are UNKNOWN_EXECUTION', a
   t.equal(rt.getStats().suspended, 0)
 })
 
-t.test('a suspension past suspensionTimeoutMs is cancelled', async (t) => {
+t.test('the runtime has no suspension timer: a suspension waits until resumed or cancelled (the executor times it out)', async (t) => {
   const s = await rt.execute(`return await $ext.http.get('x')`, ctx())
   t.equal(rt.getStats().suspended, 1)
-  await new Promise((r) => setTimeout(r, 500))
-  t.equal(rt.getStats().suspended, 0)
+  await new Promise((r) => setTimeout(r, 300))
+  t.equal(rt.getStats().suspended, 1, 'still suspended')
+  t.equal(rt.cancel(s.executionId!), true)
+  t.equal(rt.getStats().suspended, 0, 'cancel frees the instance at once')
   await t.rejects(rt.resume(s.executionId!, [{ callId: 1, ok: true, value: 1 }]), { code: 'UNKNOWN_EXECUTION' })
 })
 

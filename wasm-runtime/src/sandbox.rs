@@ -481,6 +481,11 @@ impl Sandbox {
         }
     }
 
+    /// The hard invariant behind the pool's sizing (`maxInstances` executions live), not a second
+    /// admission gate: it never waits, and under the kernel it never refuses, because the
+    /// executor's gate (plugins/executor/gate.ts) grants at most `maxInstances` live runs and
+    /// counts one as ended only after this slot was dropped. It answers CAPACITY_EXCEEDED only to
+    /// callers that use the runtime without that gate.
     fn take_execution_slot(&self) -> HostResult<SlotGuard> {
         let max = self.opts.max_instances;
         self.live
