@@ -140,7 +140,8 @@ export default async function panelsWsRoutes(fastify: FastifyInstance): Promise<
   }, (socket: WebSocket, request) => {
     const ns = namespaceOf(request)
     const { id } = request.params
-    const ready = fastify.panels.connect(ns, id, socket, sinceOf(request.query.since))
+    // the upgrade's TCP stream is the one ws writes to: corked per tick to batch frames
+    const ready = fastify.panels.connect(ns, id, socket, sinceOf(request.query.since), request.raw.socket)
     ready.catch((err: unknown) => {
       const notFound = err instanceof KernelError && err.code === 'PANEL_NOT_FOUND'
       socket.close(notFound ? WsCloseCode.PANEL_DELETED : WsCloseCode.INTERNAL_ERROR, notFound ? 'PANEL_NOT_FOUND' : 'CONNECT_FAILED')

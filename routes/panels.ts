@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { KernelError } from '../plugins/errors.js'
 import { errorReplies } from '../schemas/common.js'
@@ -23,6 +23,14 @@ const tags = ['panels']
 /** A body that failed its TypeBox schema becomes a 400 with the route's own code. */
 function rejectInvalid(request: FastifyRequest, code: string): void {
   if (request.validationError) throw new KernelError(400, code, request.validationError.message)
+}
+
+/**
+ * Send text that already is the reply's JSON (of the route's 200 schema): with a JSON content
+ * type Fastify sends a string as is, past the serializer.
+ */
+function sendJsonText(reply: FastifyReply, text: string): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(text)
 }
 
 /**
@@ -70,7 +78,7 @@ export default async function panelsRoutes(fastify: FastifyInstance): Promise<vo
 
   app.get('/panels/:id/state', {
     schema: { tags, summary: 'A panel’s committed state and version', operationId: 'getPanelState', params: PanelParams, response: { 200: PanelStateReply, ...errorReplies(401, 404) } },
-  }, async (request) => panels().getState(namespaceOf(request), request.params.id))
+  }, async (request, reply) => sendJsonText(reply, panels().getState(namespaceOf(request), request.params.id)))
 
   app.get('/panels/:id/patches', {
     attachValidation: true,

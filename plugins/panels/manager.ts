@@ -10,7 +10,6 @@ import type {
   DeletePanelReply,
   PanelDefinition,
   PanelDescription,
-  PanelStateReply,
   PanelStatus,
   PanelSummary,
   PatchesReply,
@@ -23,7 +22,7 @@ import { ArgsValidator, type ArgsCheck } from './args.js'
 import { CapabilityInference } from './inference.js'
 import type { PanelsOptions } from './options.js'
 import { InFlightQuotas } from './quotas.js'
-import { SessionHub, encode, type Session } from './sessions.js'
+import { SessionHub, encode, encodeConnected, type Corkable, type Session } from './sessions.js'
 import { CommittedState } from './state.js'
 
 /** Hooks the plugin uses for Prometheus metrics. */
@@ -316,10 +315,14 @@ export class PanelManager {
     return this.describe(this.find(namespace, id))
   }
 
-  /** @throws KernelError 404 PANEL_NOT_FOUND */
-  getState(namespace: string, id: string): PanelStateReply {
+  /**
+   * The committed state, as the JSON text of `PanelStateReply` (the state's text comes from the
+   * addon as is, never parsed and re-serialized).
+   * @throws KernelError 404 PANEL_NOT_FOUND
+   */
+  getState(namespace: string, id: string): string {
     const p = this.find(namespace, id)
-    return { panelId: p.id, state: p.state.copy(), version: p.state.version }
+    return `{"panelId":${JSON.stringify(p.id)},"state":${p.state.json()},"version":${p.state.version}}`
   }
 
   /**
@@ -495,12 +498,13 @@ export class PanelManager {
    * without state, then the missed PATCHes in order, then live traffic. Otherwise (no `since`,
    * `since` ahead of the panel, log too short, store unreadable): the full state with
    * `resumed: false`. Live broadcasts meanwhile are held and sent after, without gap or duplicate.
-   * The session is removed again when this fails.
+   * The session is removed again when this fails. `stream` is the TCP stream under `socket` (its
+   * frames of one tick are written together).
    * @throws KernelError 404 PANEL_NOT_FOUND
    */
-  async connect(namespace: string, id: string, socket: WebSocket, since?: number): Promise<Session> {
+  async connect(namespace: string, id: string, socket: WebSocket, since?: number, stream?: Corkable): Promise<Session> {
     const p = this.find(namespace, id)
-    const s = this.sessions.add(p.key, socket)
+    const s = this.sessions.add(p.key, socket, stream)
     try {
       const tools = [...p.tools.keys()]
       const version = p.state.version
@@ -519,7 +523,7 @@ export class PanelManager {
         }
       }
       if (p.removed) throw new KernelError(404, 'PANEL_NOT_FOUND', `panel "${id}" not found`)
-      s.send(encode({ type: 'CONNECTED', panelId: p.id, state: p.state.copy(), version: p.state.version, resumed: false, tools }))
+      s.send(encodeConnected({ type: 'CONNECTED', panelId: p.id, version: p.state.version, resumed: false, tools }, p.state.json()))
       s.release(p.state.version)
       return s
     } catch (err) {

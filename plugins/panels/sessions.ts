@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import type { StateMutation, EmittedEvent } from '../../wasm-runtime/types.js'
-import type { ServerMessage } from '../../schemas/ws.js'
+import type { ConnectedMessage, ServerMessage } from '../../schemas/ws.js'
 
 /** Options of client sessions. */
 export interface SessionOptions {
@@ -18,7 +18,24 @@ export function encode(msg: ServerMessage): Buffer {
   return Buffer.from(JSON.stringify(msg))
 }
 
+/**
+ * Encode a full-state CONNECTED with the state's JSON text spliced in as is (from
+ * `PanelState.toJsonText`: never parsed into objects and stringified again).
+ */
+export function encodeConnected(msg: Omit<ConnectedMessage, 'state'>, stateJson: string): Buffer {
+  const rest = JSON.stringify(msg)
+  return Buffer.from(`${rest.slice(0, -1)},"state":${stateJson}}`)
+}
+
 const OPEN = 1
+/** Bytes of frames kept corked in one tick before they are written at once (see `Session.send`). */
+const CORK_MAX_BYTES = 64 * 1024
+
+/** The TCP stream under a WebSocket (`request.raw.socket` of its upgrade): corked to batch writes. */
+export interface Corkable {
+  cork(): void
+  uncork(): void
+}
 
 /** One WebSocket client of one panel, with its subscription topics. */
 export class Session {
@@ -28,6 +45,9 @@ export class Session {
   readonly keys = new Set<string>()
   alive = true
   dropped = false
+  /** frames written since the stream was corked go out together on the next tick (see `send`) */
+  corked = false
+  private corkedBytes = 0
   /** broadcasts held while CONNECTED and a replay are being sent (see `hold`) */
   private held?: Array<{ data: Buffer; version?: number }>
   private heldBytes = 0
@@ -36,13 +56,30 @@ export class Session {
     readonly socket: WebSocket,
     readonly panelKey: string,
     private readonly hub: SessionHub,
+    readonly stream?: Corkable,
   ) {}
 
-  /** Send pre-encoded bytes as a text frame; a client too far behind is dropped instead. */
+  /**
+   * Send pre-encoded bytes as a text frame; a client too far behind is dropped instead. The stream
+   * is corked until the next tick, so the frames of one job (a trigger's PATCH, its EVENTs and its
+   * RESULT) leave in one write instead of one syscall each; the order of frames is unchanged.
+   */
   send(data: Buffer): void {
     if (this.dropped || this.socket.readyState !== OPEN) return
     if (this.socket.bufferedAmount > this.hub.options.maxBufferedBytes) return this.hub.drop(this)
+    if (this.stream && !this.corked) this.hub.cork(this, this.stream)
     this.socket.send(data, { binary: false })
+    // a burst (a replay, a large CONNECTED) is written at once, as without the cork, so that corked
+    // bytes never count against maxBufferedBytes for a client that is reading
+    if (this.corked && (this.corkedBytes += data.length) > CORK_MAX_BYTES) this.uncork()
+  }
+
+  /** End this tick's cork now (idempotent: the stream's cork count never goes below zero). */
+  uncork(): void {
+    if (!this.corked) return
+    this.corked = false
+    this.corkedBytes = 0
+    this.stream?.uncork()
   }
 
   /** A broadcast: sent now, or kept while the session is held. `version` is a PATCH's. */
@@ -96,6 +133,8 @@ export class SessionHub {
   private readonly byPanel = new Map<string, Set<Session>>()
   private readonly timer?: NodeJS.Timeout
   private total = 0
+  /** sessions whose stream is corked in this tick; one nextTick uncorks them all */
+  private corked: Session[] = []
 
   constructor(
     readonly options: SessionOptions,
@@ -107,8 +146,9 @@ export class SessionHub {
     }
   }
 
-  add(panelKey: string, socket: WebSocket): Session {
-    const s = new Session(socket, panelKey, this)
+  /** @param stream the TCP stream under `socket`, corked per tick to batch its frames (optional) */
+  add(panelKey: string, socket: WebSocket, stream?: Corkable): Session {
+    const s = new Session(socket, panelKey, this, stream)
     let set = this.byPanel.get(panelKey)
     if (!set) this.byPanel.set(panelKey, (set = new Set()))
     set.add(s)
@@ -126,6 +166,19 @@ export class SessionHub {
 
   count(panelKey?: string): number {
     return panelKey === undefined ? this.total : (this.byPanel.get(panelKey)?.size ?? 0)
+  }
+
+  /** Cork `s`'s stream until the next tick (one tick callback for all sessions of a broadcast). */
+  cork(s: Session, stream: Corkable): void {
+    s.corked = true
+    stream.cork()
+    if (this.corked.push(s) === 1) process.nextTick(() => this.uncorkAll())
+  }
+
+  private uncorkAll(): void {
+    const all = this.corked
+    this.corked = []
+    for (const s of all) s.uncork()
   }
 
   drop(s: Session): void {

@@ -57,9 +57,12 @@ export class CommittedState {
     return this.handle.byteSize
   }
 
-  /** A plain copy of the committed values (parses the whole state). */
-  copy(): Record<string, unknown> {
-    return this.handle.toObject()
+  /**
+   * The committed values as one JSON object's text, straight from the addon (nothing parsed; the
+   * text goes into GET state replies and CONNECTED frames as is). Cost: proportional to the state.
+   */
+  json(): string {
+    return this.handle.toJsonText()
   }
 
   /**

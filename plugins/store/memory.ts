@@ -14,6 +14,8 @@ interface Entry {
  */
 export class MemoryBackend implements StoreBackend {
   readonly kind = 'memory'
+  /** a transaction here costs nothing fixed: write at the end of the job, not a loop turn later */
+  readonly grouping = 'job'
   private readonly panels = new Map<string, Entry>()
 
   constructor(private readonly patchLogMaxEntries: number) {}

@@ -67,6 +67,8 @@ function ensureDir(dir: string): void {
  */
 export class SqliteBackend implements StoreBackend {
   readonly kind = 'sqlite'
+  /** each transaction is a WAL commit (an fsync with synchronous=full): group a whole loop turn */
+  readonly grouping = 'turn'
   readonly path: string
   private readonly db: Database.Database
   private readonly stmt: ReturnType<SqliteBackend['prepare']>

@@ -44,6 +44,14 @@ export interface CommitRecord extends PanelRef {
  */
 export interface StoreBackend {
   readonly kind: string
+  /**
+   * When the Store writes a group of commits. `turn`: everything committed in one turn of the event
+   * loop goes in one transaction (flushed on `setImmediate`), for a backend whose transaction has a
+   * fixed cost (sqlite: a WAL commit, an fsync with synchronous=full). `job`: as soon as the current
+   * job and its microtasks end (`queueMicrotask`), for a backend without that cost (memory), so a
+   * hot panel is not held to one commit per turn of the loop.
+   */
+  readonly grouping: 'turn' | 'job'
   /** Every stored panel (at start-up). */
   load(): Promise<StoredPanel[]>
   /** Add a new panel. */

@@ -147,6 +147,34 @@ t.test('a failing write during a commit: 503 STORE_ERROR, state not advanced, no
   t.same(client.messages.filter((m) => m.type === 'PATCH').map((m: any) => m.version), [1, 2], 'no PATCH for the failed commits')
 })
 
+for (const backend of ['memory', 'sqlite'] as const) {
+  t.test(`${backend}: triggers arriving at once on one panel commit one by one, in order, each durable before its reply`, async (t) => {
+    const { base, app } = await startKernel(t, backend === 'sqlite' ? { dataDir: dataDir() } : {})
+    t.equal(app.store.backend.grouping, backend === 'sqlite' ? 'turn' : 'job')
+    await api(base, 'POST', '/panels', { ...panel('hot'), lifecycle: undefined })
+    const replies = await Promise.all(Array.from({ length: 40 }, () => api(base, 'POST', '/panels/hot/trigger/bump', { args: {} })))
+    const versions = replies.map((r) => r.body.version).sort((a, b) => a - b)
+    t.same(versions, Array.from({ length: 40 }, (_, i) => i + 1), 'one version per trigger, no gap, no duplicate')
+    t.ok(replies.every((r) => r.body.returnValue === r.body.version), 'each run read every earlier commit')
+    const log = await api(base, 'GET', '/panels/hot/patches?since=0&limit=100')
+    t.same(log.body.patches.map((b: any) => b.mutations[0].value), versions, 'the log holds every commit in order')
+    t.same((await api(base, 'GET', '/panels/hot/state')).body, { panelId: 'hot', state: { count: 40 }, version: 40 })
+  })
+}
+
+t.test('GET state and CONNECTED carry the stored JSON of every value as is', async (t) => {
+  const { base } = await startKernel(t, { dataDir: dataDir() })
+  const state = { 'ключ "q"\n': { deep: [1, 'two', null, { x: '\u2028 é 😀' }] }, n: -0.5, s: '</script>' }
+  const { body } = await api(base, 'POST', '/panels', { id: 'text', kind: 'k', initialState: state, tools: [{ name: 'noop', handler: 'return 1' }] })
+  const res = await fetch(`${base}/panels/text/state`)
+  t.match(res.headers.get('content-type'), /^application\/json/)
+  t.same(JSON.parse(await res.text()), { panelId: 'text', state, version: 0 })
+  const { client, connected } = await PanelClient.connect(body.wsUrl)
+  t.teardown(() => client.close())
+  t.match(connected, { type: 'CONNECTED', panelId: 'text', version: 0, resumed: false, tools: ['noop'] })
+  t.same(connected.state, state)
+})
+
 t.test('buildApp keeps panels in memory unless a dataDir or backend is given', async (t) => {
   const app = await buildApp({ logLevel: 'silent' })
   t.teardown(() => app.close())
