@@ -125,8 +125,9 @@ export interface RawResult {
 /** The addon's `Runtime`. */
 export interface NativeRuntime {
   precompile(source: string): Promise<{ bytecode: Buffer; cacheKey: string; compileTimeUs: number; cacheHit: boolean }>
-  execute(code: Buffer, contextJson: string, state: NativePanelState, timeoutMs: number): Promise<RawResult>
-  executeInline(code: Buffer, contextJson: string, state: NativePanelState, timeoutMs: number, sliceMs: number): RawResult | null
+  /** `context`: the binary context of ABI.md "Context". */
+  execute(code: Buffer, context: Buffer, state: NativePanelState, timeoutMs: number): Promise<RawResult>
+  executeInline(code: Buffer, context: Buffer, state: NativePanelState, timeoutMs: number, sliceMs: number): RawResult | null
   resume(executionId: string, resumeJson: string, timeoutMs: number): Promise<RawResult>
   cancel(executionId: string): boolean
   /** Calls on the worker threads whose promise has not settled yet (queued, running, or result on its way). */

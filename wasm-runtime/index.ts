@@ -33,9 +33,8 @@ export { PanelState } from './state.js'
 export { RuntimeOptions, RUNTIME_OPTION_DEFAULTS } from './options.js'
 
 
-interface GuestOutput extends Omit<ExecutionResult, 'metrics' | 'executionId'> {
-  hostCalls: number
-}
+/** The guest's output (ABI.md): an ExecutionResult whose metrics hold only hostCalls. */
+type GuestOutput = Omit<ExecutionResult, 'metrics'> & { metrics: Partial<ExecutionResult['metrics']> & { hostCalls: number } }
 
 /** Calls of a handler that skip the inline slice after it once ran out (see WasmRuntime.dispatch). */
 const OVERRUN_BACKOFF = 64
@@ -103,6 +102,7 @@ export class WasmRuntime {
   /** Handlers that outlived their inline slice → pooled runs left before they may try inline again. */
   private readonly overran = new Map<string | Buffer, number>()
   private readonly byStatus = { success: 0, error: 0, suspended: 0 }
+  private readonly segmentsBy: Partial<Record<ExecutionResult['status'], { inc(): void }>> = {}
   private executions = 0
   private closed = false
   private readonly metrics: RuntimeMetrics
@@ -164,11 +164,11 @@ export class WasmRuntime {
     const timeout = checkTimeout(timeoutMs, this.config.defaultTimeoutMs)
     checkContext(context)
     const compiled = typeof handler === 'string' ? await this.precompile(handler) : checkCompiled(handler)
-    const contextJson = this.contextJson(context)
+    const contextBytes = this.contextBytes(context)
     let owned: PanelState | undefined
     const state = context.state instanceof PanelState ? context.state : (owned = new PanelState(context.state))
     this.executions++
-    const run = (): Promise<RawResult> => this.dispatch(compiled, contextJson, state, timeout)
+    const run = (): Promise<RawResult> => this.dispatch(compiled, contextBytes, state, timeout)
     return this.settle(run, compiled.cacheHit || typeof handler !== 'string', timeout, owned)
   }
 
@@ -263,7 +263,7 @@ export class WasmRuntime {
    * again from the start on a worker; to bound that waste, the handler then skips the inline slice
    * for its next OVERRUN_BACKOFF calls (≤ 1 wasted slice per that many calls).
    */
-  private dispatch(compiled: CompiledHandler, contextJson: string, state: PanelState, timeout: number): Promise<RawResult> {
+  private dispatch(compiled: CompiledHandler, context: Buffer, state: PanelState, timeout: number): Promise<RawResult> {
     const slice = this.config.inlineSliceMs
     const key = compiled.cacheKey ?? compiled.bytecode
     const backoff = this.overran.get(key)
@@ -271,38 +271,32 @@ export class WasmRuntime {
       if (backoff <= 1) this.overran.delete(key)
       else this.overran.set(key, backoff - 1)
     } else if (slice > 0 && this.raw.pendingJobs === 0) {
-      const raw = this.raw.executeInline(compiled.bytecode, contextJson, state.native, timeout, slice)
+      const raw = this.raw.executeInline(compiled.bytecode, context, state.native, timeout, slice)
       if (raw) return Promise.resolve(raw)
       if (this.overran.size >= this.config.memoryCacheEntries) this.overran.clear()
       this.overran.set(key, OVERRUN_BACKOFF)
     }
-    return this.raw.execute(compiled.bytecode, contextJson, state.native, timeout)
+    return this.raw.execute(compiled.bytecode, context, state.native, timeout)
   }
 
   private record(result: ExecutionResult, durationUs: number): void {
     this.byStatus[result.status]++
-    this.metrics.segments.inc({ status: result.status })
+    // a child per status, bound once: labelling each segment would hash the labels every time
+    ;(this.segmentsBy[result.status] ??= this.metrics.segments.labels(result.status)).inc()
     this.metrics.segmentSeconds.observe(durationUs / 1e6)
     if (result.error) this.metrics.errors.inc({ code: result.error.code })
   }
 
-  private contextJson(context: ExecutionContext): string {
-    checkContext(context)
+  /** The binary context of ABI.md "Context" (the context was checked by `checkContext`). */
+  private contextBytes(context: ExecutionContext): Buffer {
     const { maxHostCalls, maxStateMutations, maxEvents } = this.config
+    let sections: string[]
     try {
-      return JSON.stringify({
-        panelId: context.panelId,
-        handlerName: context.handlerName,
-        args: context.args ?? null,
-        scope: context.scope ?? {},
-        capabilities: context.capabilities,
-        extensions: context.extensions ?? {},
-        limits: { maxHostCalls, maxStateMutations, maxEvents, maxLogs: maxHostCalls },
-        seed: randomInt(2 ** 47),
-      })
+      sections = [jsonSection(context.extensions, '{}'), jsonSection(context.args, 'null'), jsonSection(context.scope, '{}')]
     } catch (err) {
       throw new RuntimeError('INVALID_INPUT', `context is not JSON-serializable: ${(err as Error).message}`)
     }
+    return encodeContext([maxHostCalls, maxStateMutations, maxEvents, maxHostCalls], randomInt(2 ** 47), context.capabilities, sections)
   }
 
   private assertOpen(): void {
@@ -310,21 +304,53 @@ export class WasmRuntime {
   }
 }
 
-function toResult(raw: RawResult, cacheHit: boolean, timeoutMs: number): ExecutionResult {
-  const metrics = {
-    durationUs: Math.round(raw.durationUs),
-    instructionCount: raw.fuelConsumed,
-    memoryPeakBytes: raw.memoryPeakBytes,
-    hostCalls: 0,
-    cacheHit,
+/** JSON text of an optional context field; '' (the guest's default) when absent or equal to `empty`. */
+function jsonSection(value: unknown, empty: string): string {
+  if (value === undefined || value === null) return ''
+  const text = JSON.stringify(value) as string | undefined
+  return text === undefined || text === empty ? '' : text
+}
+
+const CONTEXT_MAGIC = 'WKC1'
+
+/**
+ * ABI.md "Context": magic, limits and seed as u32 LE, the capability tokens, then the
+ * extensions / args / scope JSON sections; each string is u32 length + UTF-8 + NUL.
+ */
+function encodeContext(limits: number[], seed: number, capabilities: string[], sections: string[]): Buffer {
+  const strings = [...capabilities, ...sections]
+  let size = 4 + 4 * (limits.length + 3)
+  for (const s of strings) size += 5 + Buffer.byteLength(s)
+  const buf = Buffer.allocUnsafe(size)
+  let at = buf.write(CONTEXT_MAGIC, 0, 'latin1')
+  for (const n of limits) at = buf.writeUInt32LE(n, at)
+  at = buf.writeUInt32LE(seed % 2 ** 32, at)
+  at = buf.writeUInt32LE(Math.floor(seed / 2 ** 32), at)
+  at = buf.writeUInt32LE(capabilities.length, at)
+  for (const s of strings) {
+    const n = buf.write(s, at + 4, 'utf8')
+    buf.writeUInt32LE(n, at)
+    buf[at + 4 + n] = 0
+    at += 5 + n
   }
-  if (raw.trap && !raw.outputJson) return trapResult(raw, timeoutMs, metrics)
-  const out = JSON.parse(raw.outputJson) as GuestOutput
-  const { hostCalls, ...rest } = out
-  const result: ExecutionResult = { ...rest, metrics: { ...metrics, hostCalls } }
+  return buf
+}
+
+function toResult(raw: RawResult, cacheHit: boolean, timeoutMs: number): ExecutionResult {
+  if (raw.trap && !raw.outputJson) {
+    const metrics = { durationUs: Math.round(raw.durationUs), instructionCount: raw.fuelConsumed, memoryPeakBytes: raw.memoryPeakBytes, hostCalls: 0, cacheHit }
+    return trapResult(raw, timeoutMs, metrics)
+  }
+  // the guest's object is the result: its metrics get the host's observations added in place
+  const result = JSON.parse(raw.outputJson) as GuestOutput
+  const m = result.metrics
+  m.durationUs = Math.round(raw.durationUs)
+  m.instructionCount = raw.fuelConsumed
+  m.memoryPeakBytes = raw.memoryPeakBytes
+  m.cacheHit = cacheHit
   if (raw.suspended) result.executionId = raw.executionId
   if (result.error && raw.memoryLimitHit) result.error = memoryError(raw)
-  return result
+  return result as ExecutionResult
 }
 
 function trapResult(raw: RawResult, timeoutMs: number, metrics: ExecutionResult['metrics']): ExecutionResult {

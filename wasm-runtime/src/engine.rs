@@ -333,6 +333,8 @@ struct TickShared {
 struct TickState {
     active: usize,
     stop: bool,
+    /// The thread waits on the condvar (idle), as opposed to sleeping out a tick.
+    waiting: bool,
 }
 
 /// Held while a guest call runs; keeps the ticker ticking.
@@ -359,8 +361,9 @@ impl EpochTicker {
     pub fn enter(&self) -> TickGuard {
         let mut st = lock(&self.shared.state);
         st.active += 1;
-        // only an idle ticker waits on the condvar; a busy one is sleeping its 1 ms tick
-        if st.active == 1 {
+        // only an idle ticker waits on the condvar; a busy one is sleeping its 1 ms tick and
+        // sees `active` when it wakes (a notify costs a futex syscall, so none when not needed)
+        if st.waiting {
             self.shared.wake.notify_all();
         }
         drop(st);
@@ -396,7 +399,9 @@ fn tick_loop(engine: &Engine, shared: &TickShared) {
             if st.stop {
                 return;
             }
+            st.waiting = true;
             st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.waiting = false;
             continue;
         }
         drop(st);

@@ -265,24 +265,26 @@ impl Runtime {
         )
     }
 
-    /// Runs bytecode with a context JSON (ABI.md) for at most `timeoutMs` ms; the handler reads
-    /// `state` lazily, as committed at the start of each segment.
+    /// Runs bytecode with a binary context (ABI.md "Context") for at most `timeoutMs` ms; the
+    /// handler reads `state` lazily, as committed at the start of each segment.
     /// Rejects INVALID_INPUT, CAPACITY_EXCEEDED, SHUTDOWN, INTERNAL_ERROR; traps resolve.
     #[napi(ts_return_type = "Promise<RawResult>")]
     pub fn execute<'env>(
         &self,
         env: &'env Env,
         code: Buffer,
-        context_json: String,
+        context: Buffer,
         state: &PanelState,
         timeout_ms: u32,
     ) -> napi::Result<Object<'env>> {
         let sandbox = Arc::clone(&self.inner);
-        let code: Vec<u8> = code.to_vec();
         let state = state.inner.clone();
+        // Copied (≈1 KiB, tens of ns): a Buffer dropped on a worker thread would cost a
+        // threadsafe-function hop back to the JS thread to release its reference.
+        let (code, context) = (code.to_vec(), context.to_vec());
         self.run_blocking(
             env,
-            move || sandbox.execute(&code, &context_json, &state, timeout_ms),
+            move || sandbox.execute(&code, &context, &state, timeout_ms),
             raw_result,
         )
     }
@@ -297,13 +299,13 @@ impl Runtime {
         &self,
         env: Env,
         code: Buffer,
-        context_json: String,
+        context: Buffer,
         state: &PanelState,
         timeout_ms: u32,
         slice_ms: u32,
     ) -> napi::Result<Option<RawResult>> {
         self.inner
-            .execute_slice(&code, &context_json, &state.inner, timeout_ms, slice_ms)
+            .execute_slice(&code, &context, &state.inner, timeout_ms, slice_ms)
             .map(|o| o.map(raw_result))
             .map_err(|e| js_error(&env, e))
     }

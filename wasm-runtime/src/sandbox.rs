@@ -282,14 +282,14 @@ impl Sandbox {
         }
     }
 
-    /// Runs bytecode with a context JSON for at most `timeout_ms` ms. The handler reads `state`
-    /// lazily, each segment as committed at its start (ABI.md "State").
-    /// Errors: INVALID_INPUT (empty bytecode, context not JSON, timeout 0), CAPACITY_EXCEEDED
+    /// Runs bytecode with a binary context (ABI.md "Context") for at most `timeout_ms` ms. The
+    /// handler reads `state` lazily, each segment as committed at its start (ABI.md "State").
+    /// Errors: INVALID_INPUT (empty bytecode, context not of that layout, timeout 0), CAPACITY_EXCEEDED
     /// (maxInstances executions live), SHUTDOWN, INTERNAL_ERROR. Traps are outcomes, not errors.
     pub fn execute(
         &self,
         bytecode: &[u8],
-        context_json: &str,
+        context: &[u8],
         state: &SharedState,
         timeout_ms: u32,
     ) -> HostResult<RawOutcome> {
@@ -297,7 +297,7 @@ impl Sandbox {
         if bytecode.is_empty() {
             return Err(HostError::invalid("bytecode is empty"));
         }
-        check_context_json(context_json)?;
+        check_context(context)?;
         let timeout = timeout(timeout_ms)?;
         let slot = self.take_execution_slot()?;
         let started = Instant::now();
@@ -315,7 +315,7 @@ impl Sandbox {
             GuestInstance::instantiate(&self.engine, &self.guest.pre, limits, state.clone())?;
         let call = {
             let _tick = self.ticker.enter();
-            inst.execute(bytecode, context_json.as_bytes())
+            inst.execute(bytecode, context)
         };
         self.finish_segment(inst, slot, call, started, fuel)
     }
@@ -326,14 +326,14 @@ impl Sandbox {
     pub fn execute_slice(
         &self,
         bytecode: &[u8],
-        context_json: &str,
+        context: &[u8],
         state: &SharedState,
         timeout_ms: u32,
         slice_ms: u32,
     ) -> HostResult<Option<RawOutcome>> {
         let sliced = slice_ms > 0 && slice_ms < timeout_ms;
         let timeout = if sliced { slice_ms } else { timeout_ms };
-        let out = self.execute(bytecode, context_json, state, timeout)?;
+        let out = self.execute(bytecode, context, state, timeout)?;
         let expired = sliced && out.trap == Some(TrapKind::Timeout.as_str());
         Ok((!expired).then_some(out))
     }
@@ -557,14 +557,40 @@ fn timeout(ms: u32) -> HostResult<Duration> {
     Ok(Duration::from_millis(u64::from(ms)))
 }
 
-/// Checks that the context is one JSON object, without building it.
-fn check_context_json(text: &str) -> HostResult<()> {
-    if !text.trim_start().starts_with('{') {
-        return Err(HostError::invalid("context must be a JSON object"));
+/// Magic of the binary context (ABI.md "Context").
+pub const CONTEXT_MAGIC: &[u8; 4] = b"WKC1";
+/// Bytes of the context's fixed part: magic, four limits, the seed (two u32).
+const CONTEXT_FIXED: usize = 4 + 6 * 4;
+
+/// Checks the layout of the binary context (ABI.md "Context"): magic, fixed fields, every
+/// length-prefixed string in bounds and NUL-terminated, nothing after the last one. The JSON
+/// sections are not parsed here: the wrapper built them with JSON.stringify, and the guest
+/// reports a section it cannot parse as an INTERNAL_ERROR outcome.
+fn check_context(bytes: &[u8]) -> HostResult<()> {
+    let bad = |what: &str| Err(HostError::invalid(format!("context: {what} (ABI.md \"Context\")")));
+    if bytes.len() < CONTEXT_FIXED + 4 || &bytes[..4] != CONTEXT_MAGIC {
+        return bad("not a binary execution context");
     }
-    serde_json::from_str::<serde::de::IgnoredAny>(text)
-        .map(|_| ())
-        .map_err(|e| HostError::invalid(format!("context is not valid JSON: {e}")))
+    let u32_at = |at: usize| -> Option<usize> {
+        let b = bytes.get(at..at + 4)?;
+        usize::try_from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])).ok()
+    };
+    let mut at = CONTEXT_FIXED;
+    let Some(tokens) = u32_at(at) else {
+        return bad("truncated");
+    };
+    at += 4;
+    for _ in 0..tokens.saturating_add(3) {
+        let end = u32_at(at).and_then(|n| (at + 4).checked_add(n));
+        match end {
+            Some(end) if bytes.get(end) == Some(&0) => at = end + 1,
+            _ => return bad("a string runs past the end or lacks its NUL"),
+        }
+    }
+    if at != bytes.len() {
+        return bad("bytes after the last section");
+    }
+    Ok(())
 }
 
 /// Checks the resume input of ABI.md, `{ "results": [...] }`, without building its values. A

@@ -8,14 +8,17 @@ use wasm_runtime::error::HostError;
 use wasm_runtime::sandbox::{Sandbox, SandboxOptions};
 use wasm_runtime::state::SharedState;
 
-fn context() -> String {
-    json!({
-        "panelId": "p1", "handlerName": "h", "args": { "by": 2 }, "scope": {},
-        "capabilities": ["*"], "extensions": { "http": ["get"] },
-        "limits": { "maxHostCalls": 100, "maxStateMutations": 100, "maxEvents": 100, "maxLogs": 100 },
-        "seed": 7
-    })
-    .to_string()
+fn context() -> Vec<u8> {
+    let mut b = b"WKC1".to_vec();
+    for n in [100u32, 100, 100, 100, 7, 0, 1] {
+        b.extend_from_slice(&n.to_le_bytes());
+    }
+    for s in ["*", r#"{"http":["get"]}"#, r#"{"by":2}"#, ""] {
+        b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        b.extend_from_slice(s.as_bytes());
+        b.push(0);
+    }
+    b
 }
 
 #[test]

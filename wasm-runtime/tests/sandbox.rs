@@ -13,12 +13,15 @@ use wasm_runtime::error::HostError;
 use wasm_runtime::sandbox::{RawOutcome, Sandbox};
 use wasm_runtime::state::SharedState;
 
-const CTX: &str = r#"{"panelId":"p1","state":{"n":1}}"#;
+/// The fixture's context: any valid one (the fixture only echoes it).
+fn ctx() -> String {
+    common::context(&["*"], "", r#"{"n":1}"#, "")
+}
 const RESULTS: &str = r#"{"results":[{"callId":1,"ok":true,"value":5}]}"#;
 const NO_RESULTS: &str = r#"{"results":[]}"#;
 
 fn run(sb: &Sandbox, op: char) -> RawOutcome {
-    sb.execute(&code(op), CTX, &SharedState::default(), 2_000)
+    sb.execute(&code(op), ctx().as_bytes(), &SharedState::default(), 2_000)
         .expect("execute resolves")
 }
 
@@ -92,7 +95,7 @@ fn oversized_source_is_invalid_input() {
 fn execute_passes_context_and_returns_output() {
     let sb = sandbox();
     let out = run(&sb, 'E');
-    assert_eq!(out.output_json, CTX);
+    assert_eq!(out.output_json, ctx());
     assert!(!out.suspended && out.trap.is_none() && out.execution_id.is_none());
     assert!(out.fuel_consumed > 0);
     assert_eq!(out.memory_peak_bytes, 2 * 65536);
@@ -104,25 +107,25 @@ fn execute_passes_context_and_returns_output() {
 fn bad_arguments_are_rejected_before_running() {
     let sb = sandbox();
     assert_eq!(
-        sb.execute(&code('E'), "{not json", &SharedState::default(), 100)
+        sb.execute(&code('E'), b"{not binary", &SharedState::default(), 100)
             .unwrap_err()
             .code(),
         "INVALID_INPUT"
     );
     assert_eq!(
-        sb.execute(&code('E'), "[1]", &SharedState::default(), 100)
+        sb.execute(&code('E'), &ctx().as_bytes()[..20], &SharedState::default(), 100)
             .unwrap_err()
             .code(),
         "INVALID_INPUT"
     );
     assert_eq!(
-        sb.execute(&code('E'), CTX, &SharedState::default(), 0)
+        sb.execute(&code('E'), ctx().as_bytes(), &SharedState::default(), 0)
             .unwrap_err()
             .code(),
         "INVALID_INPUT"
     );
     assert_eq!(
-        sb.execute(&[], CTX, &SharedState::default(), 100)
+        sb.execute(&[], ctx().as_bytes(), &SharedState::default(), 100)
             .unwrap_err()
             .code(),
         "INVALID_INPUT"
@@ -135,7 +138,7 @@ fn endless_loop_times_out() {
     let sb = sandbox();
     let started = Instant::now();
     let out = sb
-        .execute(&code('L'), CTX, &SharedState::default(), 100)
+        .execute(&code('L'), ctx().as_bytes(), &SharedState::default(), 100)
         .unwrap();
     assert_eq!(out.trap, Some("TIMEOUT"));
     assert_eq!(out.output_json, "");
@@ -144,7 +147,7 @@ fn endless_loop_times_out() {
     assert_eq!(sb.stats().live, 0, "the trapped instance is dropped");
     assert_eq!(
         run(&sb, 'E').output_json,
-        CTX,
+        ctx(),
         "the runtime keeps working after a trap"
     );
 }
@@ -331,7 +334,7 @@ fn max_instances_counts_suspended_executions() {
     let sb = sandbox_with(o);
     let id = run(&sb, 'S').execution_id.unwrap();
     assert_eq!(
-        sb.execute(&code('E'), CTX, &SharedState::default(), 100)
+        sb.execute(&code('E'), ctx().as_bytes(), &SharedState::default(), 100)
             .unwrap_err()
             .code(),
         "CAPACITY_EXCEEDED"
@@ -341,7 +344,7 @@ fn max_instances_counts_suspended_executions() {
         "compilations have their own slots"
     );
     sb.cancel(&id);
-    assert_eq!(run(&sb, 'E').output_json, CTX);
+    assert_eq!(run(&sb, 'E').output_json, ctx());
 }
 
 #[test]
@@ -353,9 +356,9 @@ fn concurrent_executions_each_get_a_fresh_instance() {
         .map(|i| {
             let sb = Arc::clone(&sb);
             thread::spawn(move || {
-                let ctx = format!(r#"{{"i":{i}}}"#);
+                let ctx = common::context(&["*"], "", &format!(r#"{{"i":{i}}}"#), "");
                 let out = sb
-                    .execute(&code('E'), &ctx, &SharedState::default(), 2_000)
+                    .execute(&code('E'), ctx.as_bytes(), &SharedState::default(), 2_000)
                     .unwrap();
                 assert_eq!(out.output_json, ctx);
                 assert_eq!(
@@ -378,7 +381,7 @@ fn shutdown_drops_suspended_stops_running_and_refuses_new_calls() {
     let id = run(&sb, 'S').execution_id.unwrap();
     let spinner = {
         let sb = Arc::clone(&sb);
-        thread::spawn(move || sb.execute(&code('L'), CTX, &SharedState::default(), 60_000))
+        thread::spawn(move || sb.execute(&code('L'), ctx().as_bytes(), &SharedState::default(), 60_000))
     };
     while sb.stats().live < 2 {
         thread::sleep(Duration::from_millis(5));
@@ -398,7 +401,7 @@ fn shutdown_drops_suspended_stops_running_and_refuses_new_calls() {
         "SHUTDOWN"
     );
     assert_eq!(
-        sb.execute(&code('E'), CTX, &SharedState::default(), 100)
+        sb.execute(&code('E'), ctx().as_bytes(), &SharedState::default(), 100)
             .unwrap_err()
             .code(),
         "SHUTDOWN"

@@ -193,3 +193,19 @@ pub fn sandbox() -> Sandbox {
 pub fn code(op: char) -> Vec<u8> {
     vec![op as u8]
 }
+
+/// A binary execution context (ABI.md "Context"): limits 100, seed 7, the given capability
+/// tokens and extensions / args / scope JSON sections ("" = absent). As text: the fixture echoes
+/// it as its output, and with small numbers every byte is ASCII.
+pub fn context(caps: &[&str], extensions: &str, args: &str, scope: &str) -> String {
+    let mut b = b"WKC1".to_vec();
+    for n in [100u32, 100, 100, 100, 7, 0, caps.len() as u32] {
+        b.extend_from_slice(&n.to_le_bytes());
+    }
+    for s in caps.iter().copied().chain([extensions, args, scope]) {
+        b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        b.extend_from_slice(s.as_bytes());
+        b.push(0);
+    }
+    String::from_utf8(b).expect("an ASCII context")
+}
