@@ -130,8 +130,6 @@ export interface NativeRuntime {
   executeInline(code: Buffer, context: Buffer, state: NativePanelState, timeoutMs: number, sliceMs: number): RawResult | null
   resume(executionId: string, resumeJson: string, timeoutMs: number): Promise<RawResult>
   cancel(executionId: string): boolean
-  /** Calls on the worker threads whose promise has not settled yet (queued, running, or result on its way). */
-  readonly pendingJobs: number
   stats(): {
     live: number
     suspended: number

@@ -255,13 +255,13 @@ export class WasmRuntime {
   }
 
   /**
-   * Where one execution's first segment runs (issue 11). Inline, on this thread for at most
-   * `inlineSliceMs`, only while the runtime has nothing else in flight (`pendingJobs` 0): one call
-   * at a time is served without the hop to a worker and back. Otherwise on a worker thread, so
-   * that under load guests run beside the event loop and executions of different panels run in
-   * parallel. A slice that runs out is thrown away (nothing of it was recorded) and the call runs
-   * again from the start on a worker; to bound that waste, the handler then skips the inline slice
-   * for its next OVERRUN_BACKOFF calls (≤ 1 wasted slice per that many calls).
+   * Where one execution's first segment runs (issue 11): inline, on this thread for at most
+   * `inlineSliceMs`, then (if it has not finished) from the start on a worker thread — the slice
+   * recorded nothing, so re-running is safe. Inline first even under load: the panel manager runs
+   * one execution per panel at a time, and a hop to a worker costs each panel's next execution an
+   * event-loop turn, which measured slower than the inline call itself once guests got fast
+   * (bench/kernel.ts, 2 cores). To bound the waste of a thrown-away slice, a handler that outlived
+   * it skips the inline slice for its next OVERRUN_BACKOFF calls (≤ 1 wasted slice per that many).
    */
   private dispatch(compiled: CompiledHandler, context: Buffer, state: PanelState, timeout: number): Promise<RawResult> {
     const slice = this.config.inlineSliceMs
@@ -270,7 +270,7 @@ export class WasmRuntime {
     if (backoff !== undefined) {
       if (backoff <= 1) this.overran.delete(key)
       else this.overran.set(key, backoff - 1)
-    } else if (slice > 0 && this.raw.pendingJobs === 0) {
+    } else if (slice > 0) {
       const raw = this.raw.executeInline(compiled.bytecode, context, state.native, timeout, slice)
       if (raw) return Promise.resolve(raw)
       if (this.overran.size >= this.config.memoryCacheEntries) this.overran.clear()

@@ -158,16 +158,6 @@ impl Completions {
             ))
         }
     }
-
-    /// Promises made and not settled yet: jobs queued, running, or finished with their result
-    /// not yet delivered to JS. JS thread only.
-    pub fn unsettled(&self) -> u32 {
-        if *self.closed.read().unwrap_or_else(|p| p.into_inner()) {
-            return 0;
-        }
-        // SAFETY: see `promise`.
-        unsafe { (*self.shared).unsettled.get() }
-    }
 }
 
 impl Drop for Completions {

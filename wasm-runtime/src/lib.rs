@@ -335,14 +335,6 @@ impl Runtime {
         self.inner.cancel(&execution_id)
     }
 
-    /// Calls handed to the worker threads (execute, resume, precompile) whose promise has not
-    /// settled yet: queued, running, or finished with the result on its way. A cheap read for
-    /// the wrapper's choice of running a call inline (index.ts).
-    #[napi(getter)]
-    pub fn pending_jobs(&self) -> u32 {
-        self.completions.unsettled()
-    }
-
     /// Current counters.
     #[napi]
     pub fn stats(&self) -> RuntimeStats {
