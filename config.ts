@@ -13,6 +13,7 @@ import { Type, Kind, type Static, type TSchema, type TObject } from '@sinclair/t
 import { Value } from '@sinclair/typebox/value'
 import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
 import { KernelsConfig } from './plugins/kernels/options.js'
+import { WorkersConfig } from './plugins/workers/options.js'
 import { PanelLimits, PanelSocketOptions } from './plugins/panels/options.js'
 import { StoreOptions } from './plugins/store.js'
 import { RuntimeOptions } from './wasm-runtime/options.js'
@@ -52,22 +53,6 @@ export const WsOptions = Type.Object(
   {
     maxPayloadBytes: Int(1 * MiB, 1, 'largest accepted frame, bytes (bigger: close 1009)'),
     ...PanelSocketOptions.properties,
-  },
-  { default: {}, additionalProperties: false },
-)
-
-/** Options of the worker-runtime registry (plugins/workers.ts). Counts of items. */
-export const WorkersConfig = Type.Object(
-  {
-    workspaceRoot: Type.String({ default: '.', minLength: 1, description: 'workspace the registry serves (local metadata must name it); resolved against the cwd' }),
-    dataDir: Type.Optional(Type.String({ minLength: 1, description: 'folder holding pods/<name>/metadata.json for the local runtime (unset = local host degraded)' })),
-    maxListLimit: Int(200, 1, 'largest ?limit= a worker list or transcript read accepts'),
-    defaultListLimit: Int(50, 1, '?limit= when none is given (≤ maxListLimit)'),
-    transcriptMaxItems: Int(1000, 1, 'transcript items kept per worker, oldest dropped first'),
-    transcriptMaxBytes: Int(1 * MiB, 1, 'transcript bytes kept per worker (content + 64 per item), oldest items dropped first'),
-    runtimeTranscriptMaxBytes: Int(64 * MiB, 1, 'transcript bytes kept by all workers of one runtime; the namespace holding most is trimmed first'),
-    maxWorkers: Type.Optional(Type.Integer({ minimum: 1, description: 'workers each built-in runtime keeps at once (default 1000 embedded, 32 process)' })),
-    maxWorkersPerNamespace: Type.Optional(Type.Integer({ minimum: 1, description: 'workers one namespace may hold in each built-in runtime (default a quarter of maxWorkers); eviction never crosses namespaces' })),
   },
   { default: {}, additionalProperties: false },
 )
@@ -145,7 +130,6 @@ export const KernelConfig = Type.Object(
 export type KernelConfig = Static<typeof KernelConfig>
 export type HttpOptions = Static<typeof HttpOptions>
 export type WsOptions = Static<typeof WsOptions>
-export type WorkersConfig = Static<typeof WorkersConfig>
 export type ProcessesConfig = Static<typeof ProcessesConfig>
 export type StoreConfig = KernelConfig['store']
 

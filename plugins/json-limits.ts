@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
+import secureJson from 'secure-json-parse'
 import { KernelError } from './errors.js'
 
 /** Options of the JSON limits plugin. */
@@ -55,8 +56,10 @@ function depthError(maxDepth: number): KernelError {
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * `JSON.parse` with the context's depth limit, for WebSocket messages.
-     * @throws KernelError 400 JSON_TOO_DEEP when nested deeper than maxJsonDepth; SyntaxError when not JSON.
+     * `JSON.parse` with the context's depth limit and Fastify's prototype-poisoning rule (the server's
+     * `onProtoPoisoning` / `onConstructorPoisoning`, both 'error' by default: a `__proto__` key or a
+     * `constructor.prototype` is refused), for WebSocket messages and the kernels routes' own body parser.
+     * @throws KernelError 400 JSON_TOO_DEEP when nested deeper than maxJsonDepth; SyntaxError when not JSON or poisoned.
      */
     parseJson: (text: string) => unknown
   }
@@ -64,8 +67,11 @@ declare module 'fastify' {
 
 async function jsonLimitsPlugin(fastify: FastifyInstance, options: Partial<JsonLimitsOptions>): Promise<void> {
   const maxDepth = options.maxJsonDepth ?? JsonLimitsOptions.properties.maxJsonDepth.default
-  // Fastify's own parser (with its prototype-poisoning protection) after the depth check
-  const parse = fastify.getDefaultJsonParser('error', 'error')
+  // the poisoning rule Fastify's own parser applies on this server (secure-json-parse, as Fastify uses)
+  const protoAction = fastify.initialConfig.onProtoPoisoning ?? 'error'
+  const constructorAction = fastify.initialConfig.onConstructorPoisoning ?? 'error'
+  // Fastify's own parser after the depth check: its errors are the app's 400 INVALID_JSON (plugins/errors.ts)
+  const parse = fastify.getDefaultJsonParser(protoAction, constructorAction)
   fastify.removeContentTypeParser('application/json')
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (tooDeep(body as string, maxDepth)) return done(depthError(maxDepth), undefined)
@@ -73,7 +79,7 @@ async function jsonLimitsPlugin(fastify: FastifyInstance, options: Partial<JsonL
   })
   fastify.decorate('parseJson', (text: string): unknown => {
     if (tooDeep(text, maxDepth)) throw depthError(maxDepth)
-    return JSON.parse(text)
+    return secureJson.parse(text, null, { protoAction, constructorAction })
   })
 }
 

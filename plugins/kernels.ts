@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { KernelManager } from './kernels/manager.js'
 import { KernelsConfig } from './kernels/options.js'
-import { KernelsRuntime } from './kernels/runtime.js'
+import { KernelsRuntime } from './kernels/worker-runtime.js'
 import { Value } from '@sinclair/typebox/value'
 
 export { KernelManager, type StartRequest } from './kernels/manager.js'

@@ -18,8 +18,9 @@ const tags = ['kernels']
  * kernels route context.
  */
 export function acceptEmptyJson(fastify: FastifyInstance): void {
-  // the kernel's depth-limited parser (plugins/json-limits.ts: 400 JSON_TOO_DEEP) when it is registered
-  const parseJson = fastify.hasDecorator('parseJson') ? fastify.parseJson : JSON.parse
+  // the kernel's one JSON parser (plugins/json-limits.ts: 400 JSON_TOO_DEEP; a poisoned or malformed body is
+  // a SyntaxError, answered 400 INVALID_JSON like Fastify's parser elsewhere); kernelCore registers it
+  const parseJson = fastify.getDecorator<FastifyInstance['parseJson']>('parseJson')
   fastify.removeContentTypeParser(['application/json', 'text/plain'])
   fastify.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => {
     const text = String(body)

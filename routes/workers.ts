@@ -31,7 +31,10 @@ import {
 } from '../schemas/workers.js'
 
 const tags = ['workers']
-/** Bytes a slow events client may have queued before it is dropped (close 1013). */
+/** Unsent bytes on an events socket above which the worker's producer is paused, and below which it resumes. */
+const PAUSE_BUFFERED = 256 * 1024
+const RESUME_BUFFERED = 128 * 1024
+/** Bytes a slow events client may have queued before it is dropped (close 1013): a runtime that cannot pause its producer. */
 const MAX_WS_BUFFERED = 4 * 1024 * 1024
 
 /**
@@ -157,6 +160,9 @@ export default fp(workersRoutes, {
 /**
  * Sends CONNECTED, replays retained items from `start` (if given), then live ITEM / STATUS events.
  * Live events that arrive while the replay is read are held and sent after it, without duplicates.
+ * A slow client pauses the worker's producer past PAUSE_BUFFERED unsent bytes (when its runtime can,
+ * as the process bridge's own socket does) until the socket drains below RESUME_BUFFERED; past
+ * MAX_WS_BUFFERED it is dropped.
  */
 async function streamEvents(
   fastify: FastifyInstance,
@@ -165,21 +171,36 @@ async function streamEvents(
   params: { runtimeId: string; workerId: string },
   start: number | undefined,
 ): Promise<void> {
+  let pause: (() => (() => void) | undefined) | undefined
+  let release: (() => void) | undefined
+  let unsent = 0
+  const resume = () => {
+    release?.()
+    release = undefined
+  }
   const send = (msg: object) => {
     if (socket.readyState !== socket.OPEN) return
     if (socket.bufferedAmount > MAX_WS_BUFFERED) return socket.close(1013, 'client too slow')
-    socket.send(JSON.stringify(msg))
+    const frame = JSON.stringify(msg)
+    unsent += frame.length
+    socket.send(frame, () => {
+      unsent -= frame.length
+      if (unsent < RESUME_BUFFERED) resume()
+    })
+    if (!release && unsent > PAUSE_BUFFERED) release = pause?.()
   }
   let held: WorkerEvent[] | undefined = []
   const onEvent = (event: WorkerEvent) => (held ? held.push(event) : send(event))
   const { runtimeId, workerId } = params
   try {
-    const { worker, unsubscribe } = await fastify.workers.subscribe(ctx, runtimeId, workerId, onEvent)
+    const subscription = await fastify.workers.subscribe(ctx, runtimeId, workerId, onEvent)
+    const { worker, unsubscribe } = subscription
     if (!unsubscribe) {
       send({ type: 'ERROR', code: 'STREAM_UNSUPPORTED', message: `workers of runtime "${runtimeId}" stream no events` })
       return socket.close(1000)
     }
-    socket.on('close', unsubscribe)
+    pause = subscription.pause
+    socket.on('close', () => (unsubscribe(), resume()))
     socket.on('message', () => send({ type: 'ERROR', code: 'READ_ONLY_STREAM', message: 'this stream takes no messages' }))
     const replay = start === undefined ? [] : await readFrom(fastify, ctx, params, start)
     const page = await fastify.workers.transcript(ctx, runtimeId, workerId, 0, 0)

@@ -1,4 +1,4 @@
-import { Type, type SchemaOptions, type Static, type TLiteral, type TUnion } from '@sinclair/typebox'
+import { Type, type SchemaOptions, type Static, type TLiteral, type TNull, type TSchema, type TUnion } from '@sinclair/typebox'
 
 /**
  * A union of string literals, e.g. `Literals(['a', 'b'])` is `Type.Union([Type.Literal('a'), Type.Literal('b')])`:
@@ -6,6 +6,11 @@ import { Type, type SchemaOptions, type Static, type TLiteral, type TUnion } fro
  */
 export function Literals<const T extends string[]>(values: T, options?: SchemaOptions): TUnion<{ [K in keyof T]: TLiteral<T[K]> }> {
   return Type.Union(values.map((value) => Type.Literal(value)), options) as TUnion<{ [K in keyof T]: TLiteral<T[K]> }>
+}
+
+/** `schema` or `null` (`anyOf [schema, { type: 'null' }]`), e.g. an exit code before the process exits. */
+export function Nullable<T extends TSchema>(schema: T, options?: SchemaOptions): TUnion<[T, TNull]> {
+  return Type.Union([schema, Type.Null()], options)
 }
 
 /**

@@ -3,7 +3,7 @@
  * extensions (specs/kernels.md section 4). Extra fields on requests are ignored, as Jupyter does.
  */
 import { Type, type Static } from '@sinclair/typebox'
-import { Literals } from './common.js'
+import { Literals, Nullable } from './common.js'
 
 const Iso = (description: string) => Type.String({ description: `${description} (ISO 8601, UTC)` })
 
@@ -128,7 +128,7 @@ export const NbOutput = Type.Object(
     output_type: Literals(['stream', 'execute_result', 'display_data', 'error']),
     name: Type.Optional(Type.String()),
     text: Type.Optional(Type.String()),
-    execution_count: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+    execution_count: Type.Optional(Nullable(Type.Integer())),
     data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     ename: Type.Optional(Type.String()),
@@ -146,7 +146,7 @@ export const ExecutionRecord = Type.Object(
     kernel_id: Type.String(),
     code: Type.String(),
     status: Literals(['running', 'ok', 'error', 'aborted']),
-    execution_count: Type.Union([Type.Integer(), Type.Null()]),
+    execution_count: Nullable(Type.Integer()),
     outputs: Type.Array(NbOutput),
     error: Type.Optional(Type.Object({ ename: Type.String(), evalue: Type.String(), traceback: Type.Array(Type.String()) })),
     truncated: Type.Boolean(),
@@ -188,12 +188,12 @@ export const KernelInfo = Type.Composite([
     usage: Type.Optional(Type.Object({ rssBytes: Type.Integer(), cpuMs: Type.Number() })),
     executions: Type.Object({ ongoing: Type.Integer(), longestMs: Type.Integer(), stuck: Type.Boolean({ description: 'busy past maxExecutionMs' }) }),
     restarts: Type.Integer(),
-    culls_at: Type.Union([Type.String(), Type.Null()], { description: 'when the culler would take it as things stand (null: never)' }),
+    culls_at: Nullable(Type.String(), { description: 'when the culler would take it as things stand (null: never)' }),
     settings: Type.Object({ inactivityTimeoutMs: Type.Optional(Type.Integer()), maxExecutionMs: Type.Optional(Type.Integer()) }),
   }),
 ], { $id: 'KernelInfo' })
 
-export const PingReply = Type.Object({ last_activity: Type.String(), culls_at: Type.Union([Type.String(), Type.Null()]) }, { $id: 'PingReply' })
+export const PingReply = Type.Object({ last_activity: Type.String(), culls_at: Nullable(Type.String()) }, { $id: 'PingReply' })
 
 /** PATCH /api/kernels/:id. */
 export const PatchKernelRequest = Type.Object(

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { Nullable } from './common.js'
 
 /** Kinds of process the bridge can run. `shell` is bash in a PTY; the others use pipes. */
 export const ProcessType = Type.Union(
@@ -62,8 +63,8 @@ export type ExitReason = Static<typeof ExitReason>
 /** How a process ended: exit code or signal name (one of them is null), and why. */
 export const ExitInfo = Type.Object(
   {
-    code: Type.Union([Type.Integer(), Type.Null()]),
-    signal: Type.Union([Type.String(), Type.Null()]),
+    code: Nullable(Type.Integer()),
+    signal: Nullable(Type.String()),
     reason: ExitReason,
   },
   { $id: 'ExitInfo' },

@@ -1,5 +1,5 @@
 import { Type, type Static, type TProperties, type TSchema } from '@sinclair/typebox'
-import { Literals } from './common.js'
+import { Literals, Nullable } from './common.js'
 import { ProcessType } from './processes.js'
 
 /**
@@ -19,8 +19,6 @@ export const MAX_INPUT_CHARS = 65_536
 
 /** A `$ref` to a schema registered with `addSchema`, typed as the schema itself. */
 const ref = <T extends TSchema>(schema: T) => Type.Unsafe<Static<T>>(Type.Ref(schema.$id as string))
-
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()])
 
 /** A non-fatal finding attached to a reply instead of failing it. */
 export const WorkerDiagnostic = Type.Object(
@@ -113,7 +111,7 @@ export const WorkerSummary = Type.Object(
     profile: Nullable(Type.String()),
     workspace: Type.Object({ visibility: Type.String(), identity: Type.String() }),
     status: Type.String({ description: 'running | stopped | cancelled | exited | active | metadata_only …' }),
-    exit_code: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+    exit_code: Type.Optional(Nullable(Type.Integer())),
     created_at: Nullable(Type.String({ format: 'date-time' })),
     implementation: Type.Object({ kind: Type.String(), display_hint: Type.String() }),
     capabilities: ref(WorkerCapabilities),
@@ -280,7 +278,7 @@ export const TranscriptPage = Type.Object(
     limit: Type.Integer({ minimum: 0 }),
     total_items: Type.Integer({ minimum: 0 }),
     first_start: Type.Integer({ minimum: 0 }),
-    next_start: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+    next_start: Nullable(Type.Integer({ minimum: 0 })),
     items: Type.Array(ref(TranscriptItem)),
     diagnostics: Diagnostics,
   },
@@ -302,7 +300,7 @@ export const WorkerEventMessage = Type.Union(
     Type.Object({
       type: Type.Literal('STATUS'),
       status: Type.String(),
-      exit_code: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+      exit_code: Type.Optional(Nullable(Type.Integer())),
     }, { title: 'WorkerStatusMessage' }),
     Type.Object({ type: Type.Literal('ERROR'), code: Type.String(), message: Type.String() }, { title: 'WorkerErrorMessage' }),
   ],

@@ -2,7 +2,7 @@ import { spawn as spawnChild } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
 import pty from '@lydell/node-pty'
 import { KernelError } from '../errors.js'
-import { exitStatus, signalName } from './session.js'
+import { exitStatus, signalName } from './process-tree.js'
 
 /** What a running child looks like to the manager, whether it has pipes or a PTY. */
 export interface ChildHandle {

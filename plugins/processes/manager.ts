@@ -8,7 +8,7 @@ import { prefixOutsideUsr, probeSandboxHost, sandboxCommand, type SandboxHost } 
 import { startChild } from './child.js'
 import { checkRequest, planCommand, resolveInterpreters, type Interpreters, type Plan } from './plan.js'
 import { ProcessRecord } from './record.js'
-import { killSandbox, signalSandbox } from './session.js'
+import { killSandbox, signalSandbox } from './process-tree.js'
 import {
   DEFAULT_ENV_ALLOW_LIST,
   type AttachOptions,

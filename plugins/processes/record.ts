@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream'
 import type { ChildHandle } from './child.js'
 import type { ManagerLogger } from './manager.js'
 import { OutputRing, Utf8Aligner, type RawChunk } from './ring-buffer.js'
-import { usageOf } from './session.js'
+import { usageOf } from './process-tree.js'
 import type { ExitInfo, ExitReason, OutputSnapshot, ProcessExitEvent, ProcessInfo, ProcessListener, ProcessOutputEvent, ProcessType } from './types.js'
 
 /** Longest argv entry shown in `ProcessInfo.command` (inline code can be large). */

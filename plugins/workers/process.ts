@@ -132,6 +132,18 @@ export class ProcessRuntime extends TrackedRuntime<ProcessWorker> {
     return this.record(worker, 'user', request.content)
   }
 
+  /** A slow events subscriber holds the process: the bridge stops reading its output (reference-counted) until released. */
+  pauseEvents(ctx: CallContext, workerId: string): (() => void) | undefined {
+    const worker = this.find(ctx, workerId)
+    const bridge = this.options.bridge()
+    if (!worker || !bridge || worker.status !== 'running') return undefined
+    try {
+      return bridge.pauseOutput(worker.pid, { namespace: worker.namespace })
+    } catch {
+      return undefined // already forgotten by the bridge: nothing more will come
+    }
+  }
+
   /** Kills every running worker's process and drops all listeners. */
   async close(): Promise<void> {
     const bridge = this.options.bridge()

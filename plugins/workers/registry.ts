@@ -131,16 +131,19 @@ export class WorkerRegistry {
 
   /**
    * Subscribes to a worker's live events after resolving it.
-   * @returns the worker and the unsubscribe function, or `unsubscribe: undefined` when the runtime streams nothing.
+   * @returns the worker and the unsubscribe function, or `unsubscribe: undefined` when the runtime streams
+   * nothing; `pause` (when the runtime can pause the worker's producer, see `WorkerRuntime.pauseEvents`)
+   * holds the producer until the release it returns is called.
    */
   async subscribe(
     ctx: CallContext,
     runtimeId: string,
     workerId: string,
     listener: (event: WorkerEvent) => void,
-  ): Promise<{ worker: WorkerSummary; unsubscribe?: () => void }> {
+  ): Promise<{ worker: WorkerSummary; unsubscribe?: () => void; pause?: () => (() => void) | undefined }> {
     const { runtime, worker } = await this.resolve(ctx, runtimeId, workerId)
-    return { worker, unsubscribe: runtime.subscribe?.(ctx, workerId, listener) }
+    const pause = runtime.pauseEvents ? () => runtime.pauseEvents!(ctx, workerId) : undefined
+    return { worker, unsubscribe: runtime.subscribe?.(ctx, workerId, listener), pause }
   }
 
   /** Closes every adapter (kills processes, drops listeners); one failing does not stop the others. */

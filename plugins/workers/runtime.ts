@@ -56,6 +56,12 @@ export interface WorkerRuntime {
   transcript?(ctx: CallContext, workerId: string, start: number, limit: number): Promise<TranscriptPage>
   /** Live events for one worker; returns the unsubscribe function. */
   subscribe?(ctx: CallContext, workerId: string, listener: (event: WorkerEvent) => void): () => void
+  /**
+   * Flow control for a slow events subscriber: stops the worker's producer (a process blocks on its
+   * pipe) until the returned release is called; reference-counted across subscribers, release is
+   * idempotent. Undefined when there is nothing to pause (the worker has ended or is gone).
+   */
+  pauseEvents?(ctx: CallContext, workerId: string): (() => void) | undefined
   /** Releases everything the runtime holds (processes, listeners). Called from the plugin's onClose. */
   close?(): Promise<void>
 }

@@ -169,6 +169,37 @@ t.test('JSON nested deeper than maxJsonDepth: 400 JSON_TOO_DEEP on bodies and WS
   await call(base, 'DELETE', `/processes/${proc.body.pid}`)
 })
 
+t.test('prototype poisoning (__proto__, constructor.prototype) is refused like Fastify refuses it: 400 INVALID_JSON, nothing applied', async (t) => {
+  const { base } = await start(t)
+  const poisons = {
+    proto: '{"name":"python3","__proto__":{"polluted":true}}',
+    constructor: '{"name":"python3","constructor":{"prototype":{"polluted":true}}}',
+  }
+  for (const [what, text] of Object.entries(poisons)) {
+    for (const type of ['application/json', 'text/plain']) {
+      t.match(await call(base, 'POST', '/api/kernels', { 'content-type': type }, text),
+        { status: 400, body: { code: 'INVALID_JSON', message: 'body is not valid JSON' } }, `POST /api/kernels, ${what}, ${type}`)
+    }
+    t.match(await call(base, 'POST', '/api/sessions', {}, `{"path":"a.ipynb","type":"notebook","kernel":${text}}`),
+      { status: 400, body: { code: 'INVALID_JSON' } }, `POST /api/sessions, ${what}`)
+    t.match(await call(base, 'POST', '/panels', {}, `{"id":"p","kind":"k","tools":[],"initialState":${text}}`),
+      { status: 400, body: { code: 'INVALID_JSON' } }, `POST /panels, ${what} (Fastify's own parser)`)
+  }
+  t.same((await call(base, 'GET', '/api/kernels')).body, [], 'no kernel started')
+  t.same((await call(base, 'GET', '/api/sessions')).body, [], 'no session created')
+  t.equal((await call(base, 'GET', '/panels/p')).status, 404, 'no panel created')
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype untouched')
+  t.equal((await call(base, 'GET', '/api/kernels', { 'content-type': 'text/plain' })).status, 200, 'a bodiless kernels request still passes')
+
+  t.equal((await call(base, 'POST', '/panels', {}, counterPanel('ok'))).status, 201)
+  const { ws: panel } = await openWs(`${base.replace('http', 'ws')}/panels/ok/ws`)
+  const reply = new Promise<any>((resolve) => panel.once('message', (d) => resolve(JSON.parse(String(d)))))
+  panel.send(`{"type":"TRIGGER","tool":"inc","requestId":"r1","args":{"__proto__":{"by":5}}}`)
+  t.match(await reply, { type: 'ERROR', code: 'PARSE_ERROR' }, 'a poisoned WS message is not JSON to the panel socket')
+  panel.close()
+  t.match((await call(base, 'GET', '/panels/ok/state')).body, { state: { count: 0 }, version: 0 }, 'the tool did not run')
+})
+
 t.test('malformed WebSocket frames: closed by ws, logged at debug without a stack, counted in /metrics', async (t) => {
   const logs: any[] = []
   const sink = new Writable({ write: (chunk, _enc, cb) => (logs.push(JSON.parse(String(chunk))), cb()) })

@@ -7,6 +7,7 @@ import { buildApp } from '../../app.js'
 import type { KernelsConfig } from '../../plugins/kernels/options.js'
 import { createMessage, type JupyterMessage } from '../../plugins/kernels/wire.js'
 import { V1_PROTOCOL, decodeV1, encodeV1 } from '../../plugins/kernels/ws-protocol.js'
+import { record } from '../helpers/ws.js'
 import { until as poll } from '../processes/helpers.js'
 
 export { alive } from '../processes/helpers.js'
@@ -82,49 +83,19 @@ export async function channels(t: T, server: Server, kernelId: string, opts: { v
   const session = opts.session ?? `s-${Math.random().toString(36).slice(2)}`
   const url = `${server.base.replace('http', 'ws')}/api/kernels/${kernelId}/channels?session_id=${session}&token=${opts.token ?? server.token()}`
   const socket = opts.v1 ? new WebSocket(url, [V1_PROTOCOL]) : new WebSocket(url)
-  const messages: Channels['messages'] = []
-  const waiters = new Set<() => void>()
-  socket.on('message', (data: Buffer, isBinary: boolean) => {
-    if (opts.v1 && isBinary) {
-      const { channel, message } = decodeV1(data)
-      messages.push({ ...message, channel })
-    } else {
-      const m = JSON.parse(data.toString())
-      messages.push(m)
-    }
-    for (const w of waiters) w()
-  })
-  const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)))
-  t.teardown(() => socket.close())
-  await new Promise<void>((resolve, reject) => {
-    socket.once('open', () => resolve())
-    socket.once('error', reject)
-  })
+  const decode = (data: Buffer, isBinary: boolean): Channels['messages'][number] => {
+    if (!(opts.v1 && isBinary)) return JSON.parse(data.toString())
+    const { channel, message } = decodeV1(data)
+    return { ...message, channel } as Channels['messages'][number]
+  }
+  const describe = (all: Channels['messages']) => all.map((m) => `${m.channel}:${m.header.msg_type}`).join(' ')
+  const { messages, waitFor, closed } = await record(t, socket, decode, describe, 20_000)
   const send: Channels['send'] = (channel, msgType, content) => {
     const msg = createMessage(msgType, content, { session, username: 'test' })
     if (opts.v1) socket.send(encodeV1(channel as 'shell', msg))
     else socket.send(JSON.stringify({ ...msg, channel }))
     return msg.header.msg_id
   }
-  const waitFor: Channels['waitFor'] = (pred, ms = 20_000) =>
-    new Promise((resolve, reject) => {
-      const check = () => {
-        const hit = messages.find(pred)
-        if (!hit) return
-        cleanup()
-        resolve(hit)
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        reject(new Error(`no matching message within ${ms} ms; got ${messages.map((m) => `${m.channel}:${m.header.msg_type}`).join(' ')}`))
-      }, ms)
-      const cleanup = () => {
-        clearTimeout(timer)
-        waiters.delete(check)
-      }
-      waiters.add(check)
-      check()
-    })
   return {
     socket,
     messages,

@@ -1,5 +1,4 @@
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs'
-import { readdirSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -7,6 +6,7 @@ import websocket from '@fastify/websocket'
 import WebSocket from 'ws'
 import processesPlugin, { type ProcessesOptions } from '../../plugins/processes.js'
 import processesRoutes from '../../routes/processes.js'
+import { record } from '../helpers/ws.js'
 
 /** The slice of a tap `t` the helpers need. */
 interface T {
@@ -75,46 +75,17 @@ export interface Client {
 
 export async function connect(t: T, url: string): Promise<Client> {
   const socket = new WebSocket(url)
-  const messages: Message[] = []
-  const waiters = new Set<() => void>()
-  socket.on('message', (raw: Buffer, isBinary: boolean) => {
-    // Binary OUTPUT frames (?binary=true): byte 0 = stream id (+0x80 when replayed), then the bytes.
-    if (isBinary) messages.push({ type: 'BINARY', stream: raw[0] & 0x7f, replay: (raw[0] & 0x80) !== 0, data: raw.subarray(1).toString() })
-    else messages.push(JSON.parse(raw.toString()))
-    for (const w of waiters) w()
-  })
-  const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)))
-  t.teardown(() => socket.close())
-  await new Promise<void>((resolve, reject) => {
-    socket.once('open', () => resolve())
-    socket.once('error', reject)
-  })
+  // Binary OUTPUT frames (?binary=true): byte 0 = stream id (+0x80 when replayed), then the bytes.
+  const decode = (raw: Buffer, isBinary: boolean): Message =>
+    isBinary ? { type: 'BINARY', stream: raw[0] & 0x7f, replay: (raw[0] & 0x80) !== 0, data: raw.subarray(1).toString() } : JSON.parse(raw.toString())
+  const { messages, waitFor, closed } = await record(t, socket, decode, (all) => JSON.stringify(all).slice(-600), 10_000)
   return {
     socket,
     messages,
     closed,
+    waitFor,
     send: (msg) => socket.send(JSON.stringify(msg)),
     output: () => messages.filter((m) => m.type === 'OUTPUT').map((m) => m.data).join(''),
-    waitFor(pred, ms = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const hit = messages.find(pred)
-          if (!hit) return
-          cleanup()
-          resolve(hit)
-        }
-        const timer = setTimeout(() => {
-          cleanup()
-          reject(new Error(`no matching message within ${ms} ms; got ${JSON.stringify(messages).slice(-600)}`))
-        }, ms)
-        const cleanup = () => {
-          clearTimeout(timer)
-          waiters.delete(check)
-        }
-        waiters.add(check)
-        check()
-      })
-    },
   }
 }
 

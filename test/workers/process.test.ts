@@ -1,7 +1,9 @@
 import t from 'tap'
 import { realpathSync } from 'node:fs'
+import WebSocket from 'ws'
 import processes from '../../plugins/processes.js'
 import type { TranscriptItem } from '../../schemas/workers.js'
+import { until } from '../processes/helpers.js'
 import { startServer, call, wsClient, leaks } from './helpers.js'
 
 // Echoes each stdin line as `echo:<line>`, says "ready" first, and exits 3 on the line "bye".
@@ -117,4 +119,70 @@ t.test('closing the app kills running process workers', async (t) => {
   const [info] = app.processes.list()
   await app.close()
   t.throws(() => process.kill(info.pid, 0), { code: 'ESRCH' }, 'the process is gone')
+})
+
+// On the first stdin input, writes FLOOD_LINES lines of 1 KiB, then "done", and ends (exit 0 once stdout
+// is flushed): far more than the loopback TCP buffers plus the events socket's 4 MiB bound hold for a
+// client that reads nothing.
+const FLOOD_LINES = 32_768
+const FLOOD = `
+process.stdin.once('data', () => {
+  process.stdin.destroy()
+  const line = 'x'.repeat(1023) + '\\n'
+  for (let i = 0; i < ${FLOOD_LINES}; i++) process.stdout.write(line)
+  process.stdout.write('done\\n')
+})
+`
+
+t.test('a slow events subscriber pauses the process (no drop), which resumes when the socket drains', async (t) => {
+  const root = realpathSync(t.testdir())
+  const { app, base, wsBase } = await startServer({ workspaceRoot: root }, async (a) => {
+    await a.register(processes, { workspaceRoot: root, killGraceMs: 500 })
+  })
+  t.teardown(() => app.close())
+  const spawn = async () => {
+    const path = `/runtimes/process/workers/${(await call(base, 'POST', '/runtimes/process/workers', spawnBody(FLOOD))).body.worker.worker_id}`
+    const events = wsClient(`${wsBase}${path}/events`)
+    await events.opened
+    await events.next((m) => m.type === 'CONNECTED')
+    events.ws.pause() // reads nothing more: the server's socket backs up
+    await call(base, 'POST', `${path}/input`, { content: 'go' })
+    return { path, events }
+  }
+  const serverBuffered = () => Math.max(0, ...[...app.websocketServer.clients].map((c) => c.bufferedAmount))
+  const totalItems = async (path: string) => (await call(base, 'GET', `${path}/transcript?limit=0`)).body.total_items as number
+  /** Polls the transcript until it stops growing (the process is held) or the worker ends. */
+  const settled = async (path: string) => {
+    let last = -1
+    for (let same = 0; same < 5; ) {
+      await new Promise((r) => setTimeout(r, 200))
+      const now = await totalItems(path)
+      if ((await call(base, 'GET', path)).body.status !== 'running') return now
+      same = now === last ? same + 1 : 0
+      last = now
+    }
+    return last
+  }
+
+  const { path, events } = await spawn()
+  await until(() => serverBuffered() > 256 * 1024, 30_000)
+  const held = await settled(path)
+  t.ok(held < FLOOD_LINES, `the process is held part way (${held} of ${FLOOD_LINES + 2} items)`)
+  t.match((await call(base, 'GET', path)).body, { status: 'running' }, 'still running: it waits on its pipe')
+  t.same([...app.websocketServer.clients].map((c) => c.readyState), [WebSocket.OPEN], 'the server has not dropped the subscriber (no close 1013)')
+
+  events.ws.resume()
+  const status = await events.next((m) => m.type === 'STATUS', 120_000)
+  t.match(status, { status: 'exited', exit_code: 0 }, 'the process ran to its end once the socket drained')
+  const items = events.messages.filter((m) => m.type === 'ITEM').map((m) => m.item)
+  t.equal(items.length, FLOOD_LINES + 2, 'every item arrived: go, the lines, done')
+  t.same(items.map((i) => i.sequence), items.map((_, k) => k + 1), 'in order, none missing')
+  t.match(items.at(-1), { role: 'stdout', content: 'done' })
+  events.ws.close()
+
+  const second = await spawn()
+  await until(() => serverBuffered() > 256 * 1024, 30_000)
+  second.events.ws.terminate()
+  await until(async () => (await call(base, 'GET', second.path)).body.status !== 'running', 60_000, 'the second worker to end')
+  t.match((await call(base, 'GET', second.path)).body, { status: 'exited', exit_code: 0 }, 'a subscriber that goes away releases the process, which runs to its end')
 })

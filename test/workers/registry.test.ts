@@ -243,6 +243,8 @@ t.test('a duplicate runtime id is refused at registration', async (t) => {
 t.test('bad plugin options fail at registration', async (t) => {
   await t.rejects(startServer({ workspaceRoot: '' }), /workspaceRoot is required/)
   await t.rejects(startServer({ workspaceRoot: '/x', maxListLimit: 10, defaultListLimit: 20 }), /defaultListLimit exceeds maxListLimit/)
+  await t.rejects(startServer({ workspaceRoot: '/x', transcriptMaxItems: 0 }), /^workers: transcriptMaxItems Expected integer to be greater or equal to 1/)
+  await t.rejects(startServer({ workspaceRoot: '/x', nope: 1 } as never), /workers: nope /, 'an unknown option is named, not ignored')
 })
 
 /** An adapter whose backend is down: every call throws. */
