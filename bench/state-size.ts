@@ -3,8 +3,8 @@
  *   1. a one-key trigger (the counter handler) with 1 KB, 1 MB and 4 MB of panel state, p50/p99:
  *      (a) the state as a plain object in the context (copied into a private PanelState per call),
  *      (b) the state as a PanelState the handler reads lazily, the segment's mutations committed
- *          into it after each call (what the panel manager does);
- *   2. executions/s on 1 vs 2 worker threads (inline slice off, so every call uses a thread).
+ *          into it after each call (what the panel manager does).
+ * Executions/s on 1 vs 2 worker threads is bench/threads.ts (`npm run bench:threads`).
  * Run: `npm run bench:state` (BENCH_ITERATIONS: samples per row, default 500).
  */
 import { WasmRuntime, type CompiledHandler, type ExecutionContext, type PanelState } from '../wasm-runtime/index.js'
@@ -64,23 +64,6 @@ function viaHandle(rt: WasmRuntime, code: CompiledHandler, state: PanelState): P
   })
 }
 
-/** Executions per second with `threads` worker threads, `CONCURRENCY` calls in flight. */
-async function throughput(threads: number, source: string, calls: number): Promise<number> {
-  const CONCURRENCY = 16
-  const rt = new WasmRuntime({ workerThreads: threads, inlineSliceMs: 0 })
-  const code = await rt.precompile(source)
-  const state = rt.createState({ count: 0 })
-  const worker = async (n: number) => {
-    for (let i = 0; i < n; i++) await rt.execute(code, context(state))
-  }
-  await worker(50)
-  const t0 = performance.now()
-  await Promise.all(Array.from({ length: CONCURRENCY }, () => worker(Math.ceil(calls / CONCURRENCY))))
-  const perSecond = (CONCURRENCY * Math.ceil(calls / CONCURRENCY)) / ((performance.now() - t0) / 1000)
-  await rt.shutdown()
-  return perSecond
-}
-
 const rt = new WasmRuntime()
 const code = await rt.precompile(COUNTER)
 const rows: (string | number)[][] = []
@@ -103,12 +86,3 @@ printTable(`one-key trigger (counter handler), ${N} calls per cell (µs per call
 const ratio = handleP50[2] / handleP50[0]
 console.log(`target (b) 4 MB p50 within 1.2× of 1 KB: ${ratio.toFixed(2)}× → ${ratio <= 1.2 ? 'met' : 'NOT met'}`)
 
-const SPIN = `let x = 0; for (let i = 0; i < 20000; i++) x += i % 7; $state.count = x; return x`
-const calls = Math.max(400, N * 4)
-const perThread: (string | number)[][] = []
-for (const [name, source] of [['counter handler', COUNTER], ['20k-iteration loop', SPIN]]) {
-  const one = await throughput(1, source, calls)
-  const two = await throughput(2, source, calls)
-  perThread.push([name, one, two, two / one])
-}
-printTable(`executions/s, ${calls} calls, 16 in flight, inline slice off`, ['handler', '1 thread', '2 threads', 'ratio'], perThread)

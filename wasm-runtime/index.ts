@@ -57,6 +57,9 @@ function trapped(raw: RawResult): string {
   return `the sandbox trapped: ${raw.trapMessage ?? raw.trap}`
 }
 
+/** Calls of a handler that skip the inline slice after it once ran out (see WasmRuntime.dispatch). */
+const OVERRUN_BACKOFF = 64
+
 type RuntimeMetrics = ReturnType<typeof runtimeMetrics>
 
 /** The runtime's Prometheus metrics, registered on `registry`; `suspended` reads the addon's count. */
@@ -110,6 +113,8 @@ export class WasmRuntime {
    * wrapper commits itself (not a table of suspensions: the addon holds those).
    */
   private readonly owned = new Map<string, PanelState>()
+  /** Handlers that outlived their inline slice → pooled runs left before they may try inline again. */
+  private readonly overran = new Map<string | Buffer, number>()
   private readonly byStatus = { success: 0, error: 0, suspended: 0 }
   private readonly segmentsBy: Partial<Record<ExecutionResult['status'], { inc(): void }>> = {}
   private executions = 0
@@ -177,10 +182,7 @@ export class WasmRuntime {
     let owned: PanelState | undefined
     const state = context.state instanceof PanelState ? context.state : (owned = new PanelState(context.state))
     this.executions++
-    const run = async (): Promise<RawResult> =>
-      (this.config.inlineSliceMs > 0 &&
-        this.raw.executeInline(compiled.bytecode, contextBytes, state.native, timeout, this.config.inlineSliceMs)) ||
-      this.raw.execute(compiled.bytecode, contextBytes, state.native, timeout)
+    const run = (): Promise<RawResult> => this.dispatch(compiled, contextBytes, state, timeout)
     return this.settle(run, compiled.cacheHit || typeof handler !== 'string', timeout, owned)
   }
 
@@ -264,6 +266,31 @@ export class WasmRuntime {
       }
     } else owned?.clear()
     return result
+  }
+
+  /**
+   * Where one execution's first segment runs (issue 11): inline, on this thread for at most
+   * `inlineSliceMs`, then (if it has not finished) from the start on a worker thread — the slice
+   * recorded nothing, so re-running is safe. Inline first even under load: the panel manager runs
+   * one execution per panel at a time, and a hop to a worker costs each panel's next execution an
+   * event-loop turn, which measured slower than the inline call itself once guests got fast
+   * (bench/kernel.ts, 2 cores). To bound the waste of a thrown-away slice, a handler that outlived
+   * it skips the inline slice for its next OVERRUN_BACKOFF calls (≤ 1 wasted slice per that many).
+   */
+  private dispatch(compiled: CompiledHandler, context: Buffer, state: PanelState, timeout: number): Promise<RawResult> {
+    const slice = this.config.inlineSliceMs
+    const key = compiled.cacheKey ?? compiled.bytecode
+    const backoff = this.overran.get(key)
+    if (backoff !== undefined) {
+      if (backoff <= 1) this.overran.delete(key)
+      else this.overran.set(key, backoff - 1)
+    } else if (slice > 0) {
+      const raw = this.raw.executeInline(compiled.bytecode, context, state.native, timeout, slice)
+      if (raw) return Promise.resolve(raw)
+      if (this.overran.size >= this.config.memoryCacheEntries) this.overran.clear()
+      this.overran.set(key, OVERRUN_BACKOFF)
+    }
+    return this.raw.execute(compiled.bytecode, context, state.native, timeout)
   }
 
   private record(result: ExecutionResult, durationUs: number): void {

@@ -19,7 +19,7 @@ export const RuntimeOptions = Type.Object(
     maxQueue: Int(1024, 0, 'executions waiting at the executor\'s gate (plugins/executor/gate.ts) for a slot before CAPACITY_EXCEEDED'),
     memoryLimitBytes: Int(64 * MiB, 1 * MiB, 'linear memory cap per instance, bytes'),
     defaultTimeoutMs: Int(5000, 1, 'wall-clock budget of one execution segment when the tool gives none, ms'),
-    inlineSliceMs: Int(1, 0, 'running time an execution may first spend on the event-loop thread before it moves to a worker, ms (0 = always a worker)'),
+    inlineSliceMs: Int(1, 0, 'running time an execution may first spend on the event-loop thread before it is run again from the start on a worker, ms (0 = always a worker)'),
     fuelLimit: Int(0, 0, 'fuel (≈ wasm instructions) per execution, 0 = unlimited'),
     maxHostCalls: Int(1000, 1, '$ext/$emit/$view/$log calls per execution'),
     maxStateMutations: Int(1000, 1, 'state mutations per execution'),

@@ -5,7 +5,8 @@
 //! [`guest`] (ABI calls), [`limits`] (memory limiter, deadlines, fuel), [`cache`] (bytecode cache), [`reaper`]
 //! (frees finished instances off the result path),
 //! [`sandbox`] (the runtime in plain Rust), [`state`] (a panel's committed state, read lazily by
-//! the guest), [`pool`] (the worker threads), [`error`] (error codes). This file is only the N-API
+//! the guest), [`pool`] (the worker threads), [`completion`] (settling their promises on the JS
+//! thread), [`error`] (error codes). This file is only the N-API
 //! surface: it converts values and runs every blocking call on the runtime's own worker threads
 //! (`workerThreads`, by default every core but one), so Node's event loop (and libuv's small
 //! thread pool) never waits for a guest and guests never outnumber the cores.
@@ -16,6 +17,7 @@
 //! `column` (1-based, in the handler's own source) and `guestStack` when the guest reported them.
 
 pub mod cache;
+pub mod completion;
 pub mod engine;
 pub mod error;
 pub mod guest;
@@ -33,6 +35,7 @@ use napi::bindgen_prelude::{Buffer, Object};
 use napi::{Env, JsError, Status, Unknown};
 use napi_derive::napi;
 
+use crate::completion::Completions;
 use crate::error::HostError;
 use crate::guest::TrapKind;
 use crate::pool::{WorkerPool, default_threads};
@@ -222,6 +225,7 @@ impl Default for PanelState {
 pub struct Runtime {
     inner: Arc<Sandbox>,
     pool: WorkerPool,
+    completions: Completions,
 }
 
 #[napi]
@@ -238,6 +242,7 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(inner),
             pool,
+            completions: Completions::new(&env)?,
         })
     }
 
@@ -385,16 +390,20 @@ impl Runtime {
         M: FnOnce(T) -> V + Send + 'static,
     {
         // One hop out (to a worker; a guest spinning until its timeout holds that worker, which
-        // is the price of never running more guests than cores) and one hop back (the deferred's
-        // threadsafe function).
-        let (deferred, promise) = env.create_deferred()?;
+        // is the price of never running more guests than cores) and one hop back (the runtime's
+        // one threadsafe function, which delivers a burst of results in one wakeup).
+        let (pending, promise) = self.completions.promise(env)?;
         self.pool.spawn(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
                 .unwrap_or_else(|_| Err(HostError::internal("a worker thread panicked")));
-            deferred.resolve(move |env| match outcome {
-                Ok(value) => Ok(map(value)),
-                Err(e) => Err(js_error(&env, e)),
-            });
+            pending.settle(Box::new(move |raw_env| {
+                // SAFETY (both arms): `raw_env` is the live environment of the JS thread.
+                let error = |e: napi::Error| unsafe { JsError::from(e).into_value(raw_env) };
+                match outcome {
+                    Ok(value) => unsafe { V::to_napi_value(raw_env, map(value)) }.map_err(error),
+                    Err(e) => Err(error(js_error(&Env::from_raw(raw_env), e))),
+                }
+            }));
         });
         Ok(promise)
     }

@@ -1,0 +1,52 @@
+/**
+ * Where executions run (issue 11): the worker threads' results reach JS through one threadsafe
+ * function per runtime, which keeps the process alive exactly while some result is due, and
+ * concurrent executions of different panels all complete with their own results whichever
+ * thread (the event loop's inline slice or a worker) ran them.
+ */
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { WasmRuntime } from '../../wasm-runtime/index.js'
+import { ctx } from './helpers.js'
+
+const index = fileURLToPath(new URL('../../wasm-runtime/index.ts', import.meta.url))
+
+/** Runs `body` (an ES module with WasmRuntime imported) in a fresh node; its stdout and exit code. */
+function child(body: string): Promise<{ stdout: string; code: number | null }> {
+  const script = `import { WasmRuntime } from ${JSON.stringify(index)}\n${body}`
+  return new Promise((resolve) => {
+    const p = execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 60_000 }, (_err, stdout) =>
+      resolve({ stdout, code: p.exitCode }),
+    )
+  })
+}
+
+t.test('a pending worker result keeps the process alive until it arrives; then nothing holds it open', async (t) => {
+  const { stdout, code } = await child(`
+    const rt = new WasmRuntime({ inlineSliceMs: 0, workerThreads: 1 })
+    const code = await rt.precompile('let x = 0; for (let i = 0; i < 300000; i++) x += i; return x')
+    rt.execute(code, { panelId: 'p', handlerName: 'h', state: {}, capabilities: [] }).then((r) => console.log(r.status, r.returnValue))
+  `)
+  t.equal(stdout.trim(), 'success 44999850000', 'the result arrived though nothing else held the event loop')
+  t.equal(code, 0, 'the process then exited on its own: the runtime holds no handle while idle')
+})
+
+t.test('64 executions over 16 panels in flight at once each get their own result', async (t) => {
+  for (const inlineSliceMs of [0, 1]) {
+    const rt = new WasmRuntime({ workerThreads: 2, inlineSliceMs })
+    const code = await rt.precompile('$state.count = $state.count + $args.by; return [$args.panel, $state.count]')
+    const states = Array.from({ length: 16 }, () => rt.createState({ count: 0 }))
+    const runs = Array.from({ length: 64 }, (_, i) =>
+      rt.execute(code, ctx({ state: states[i % 16], args: { by: i, panel: `p${i % 16}` }, capabilities: ['*'] })),
+    )
+    const results = await Promise.all(runs)
+    t.same(
+      results.map((r) => r.returnValue),
+      Array.from({ length: 64 }, (_, i) => [`p${i % 16}`, i]),
+      `inlineSliceMs ${inlineSliceMs}: every call read its panel's committed count (0) and its own args`,
+    )
+    t.equal(rt.getStats().byStatus.success, 64)
+    await rt.shutdown()
+  }
+})
