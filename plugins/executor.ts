@@ -203,8 +203,13 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime, gate: Ga
    */
   async function step(seg: ExecutionResult, opts: RunOptions, turn: (segment: Segment) => Promise<ExecutionResult>, lease: Lease): Promise<ExecutionResult> {
     const calls = new AbortController()
-    const signal = opts.signal ? AbortSignal.any([opts.signal, calls.signal]) : calls.signal
-    const results = await suspensions.wait(callAll(seg.pendingCalls, opts, signal), opts.owner, opts.signal)
+    // the run's signal may be long-lived (a panel's): forward it for this wait only, no dependent signal left on it
+    const forward = () => calls.abort(opts.signal?.reason)
+    if (opts.signal?.aborted) forward()
+    else opts.signal?.addEventListener('abort', forward, { once: true })
+    const results = await suspensions
+      .wait(callAll(seg.pendingCalls, opts, calls.signal), opts.owner, opts.signal)
+      .finally(() => opts.signal?.removeEventListener('abort', forward))
     if (results === 'aborted') {
       lease.end()
       return cancelled(opts)

@@ -45,8 +45,6 @@ interface Tool extends Handler {
 }
 
 interface ActiveRun {
-  /** aborting it cancels the run (the executor frees a suspended execution at once) */
-  controller: AbortController
   /** the panel version the run's latest segment read or committed */
   version: number
 }
@@ -62,6 +60,12 @@ interface Panel {
   tools: Map<string, Tool>
   lifecycle: { mount?: Handler; unmount?: Handler }
   runs: Set<ActiveRun>
+  /**
+   * Aborting it cancels every run of the panel in flight (the executor frees a suspended execution
+   * at once): one per panel rather than one per run, which a trigger would pay for on every call.
+   * Replaced after a delete that failed, so the panel's later runs start uncancelled.
+   */
+  cancel: AbortController
   /** the actor's input: one segment at a time, in arrival order */
   queue: PQueue
   /** false while `mount` runs: its commits stay in memory until the panel is stored whole */
@@ -215,6 +219,7 @@ export class PanelManager {
       tools: new Map(def.tools.map((t, i) => [t.name, { ...tools[i], def: t, check: checks[i] }])),
       lifecycle: { mount, unmount },
       runs: new Set(),
+      cancel: new AbortController(),
       queue: new PQueue({ concurrency: 1 }),
       persisted: false,
       closing: false,
@@ -344,10 +349,10 @@ export class PanelManager {
   async delete(namespace: string, id: string): Promise<DeletePanelReply> {
     const p = this.find(namespace, id)
     p.closing = true
-    for (const r of p.runs) r.controller.abort(new Error('panel deleted'))
+    p.cancel.abort(new Error('panel deleted'))
     let unmount: 'success' | 'error' | undefined
     if (p.lifecycle.unmount) {
-      const r = await this.runHandler(p, 'unmount', p.lifecycle.unmount, {}).catch((err: unknown) => {
+      const r = await this.runHandler(p, 'unmount', p.lifecycle.unmount, {}, {}, new AbortController().signal).catch((err: unknown) => {
         this.log.warn({ err, panel: id }, 'unmount could not run')
         return undefined
       })
@@ -358,6 +363,7 @@ export class PanelManager {
       await this.store.delete(p)
     } catch (err) {
       p.closing = false
+      p.cancel = new AbortController()
       throw err
     }
     this.sessions.closeAll(WsCloseCode.PANEL_DELETED, 'PANEL_DELETED', p.key)
@@ -403,8 +409,15 @@ export class PanelManager {
     }
   }
 
-  private async runHandler(p: Panel, name: string, h: Handler, args: unknown, opts: TriggerOptions = {}): Promise<{ result: RunResult; version: number }> {
-    const run: ActiveRun = { controller: new AbortController(), version: p.state.version }
+  private async runHandler(
+    p: Panel,
+    name: string,
+    h: Handler,
+    args: unknown,
+    opts: TriggerOptions = {},
+    signal = p.cancel.signal,
+  ): Promise<{ result: RunResult; version: number }> {
+    const run: ActiveRun = { version: p.state.version }
     const src: Source = { namespace: p.namespace, socket: opts.socket }
     p.runs.add(run)
     const progress = (phase: 'suspended' | 'resumed', calls: PendingCall[]) =>
@@ -429,7 +442,7 @@ export class PanelManager {
         },
         {
           timeoutMs: h.timeoutMs,
-          signal: run.controller.signal,
+          signal,
           callContext: { panelId: p.id, namespace: p.namespace },
           source: src,
           owner: p.key,
@@ -537,7 +550,7 @@ export class PanelManager {
    */
   close(): void {
     this.closed = true
-    for (const p of this.panels.values()) for (const r of p.runs) r.controller.abort(new Error('kernel shutting down'))
+    for (const p of this.panels.values()) p.cancel.abort(new Error('kernel shutting down'))
     this.sessions.closeAll(WsCloseCode.GOING_AWAY, 'SHUTDOWN')
     this.sessions.stop()
     this.panels.clear()
