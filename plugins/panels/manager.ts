@@ -23,7 +23,7 @@ import { ArgsValidator, type ArgsCheck } from './args.js'
 import { CapabilityInference } from './inference.js'
 import type { PanelsOptions } from './options.js'
 import { InFlightQuotas } from './quotas.js'
-import { SessionHub, encode, encodeConnected, type Corkable, type Session } from './sessions.js'
+import { SessionHub, encode, encodeConnected, type Corkable, type Session } from './sockets.js'
 import { CommittedState } from './state.js'
 
 /** Hooks the plugin uses for Prometheus metrics. */

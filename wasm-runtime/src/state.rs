@@ -3,7 +3,7 @@
 //! copies the table of pointers only while a snapshot of it is still held).
 //!
 //! The guest reads it lazily through the `wk` imports of host.rs (ABI.md "State"): one key's JSON
-//! at a time, or the key list; nothing of the state travels in the context JSON.
+//! at a time, or the key list; nothing of the state travels in the execution context.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,3 +1,7 @@
+/**
+ * The panel WebSockets' client side (SessionHub: every socket attached to a panel, its topics, the
+ * PATCH / EVENT broadcast, held replay, pings). Not Jupyter's sessions: those are plugins/kernels/sessions.ts.
+ */
 import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import type { StateMutation, EmittedEvent } from '../../wasm-runtime/types.js'
@@ -7,7 +11,7 @@ import type { ConnectedMessage, ServerMessage } from '../../schemas/ws.js'
 export interface SessionOptions {
   /** A socket whose unsent bytes exceed this bound is dropped (terminated), bytes (default: PanelSocketOptions). */
   maxBufferedBytes: number
-  /** Interval of server pings; a socket that has not answered the previous ping is terminated; 0 = off, ms. Default 30000. */
+  /** Interval of server pings; a socket that has not answered the previous ping is terminated; 0 = off, ms (default: PanelSocketOptions). */
   pingIntervalMs: number
   /** Subscription topics one socket may hold. */
   maxTopicsPerSocket: number
