@@ -567,7 +567,11 @@ const CONTEXT_FIXED: usize = 4 + 6 * 4;
 /// sections are not parsed here: the wrapper built them with JSON.stringify, and the guest
 /// reports a section it cannot parse as an INTERNAL_ERROR outcome.
 fn check_context(bytes: &[u8]) -> HostResult<()> {
-    let bad = |what: &str| Err(HostError::invalid(format!("context: {what} (ABI.md \"Context\")")));
+    let bad = |what: &str| {
+        Err(HostError::invalid(format!(
+            "context: {what} (ABI.md \"Context\")"
+        )))
+    };
     if bytes.len() < CONTEXT_FIXED + 4 || &bytes[..4] != CONTEXT_MAGIC {
         return bad("not a binary execution context");
     }

@@ -89,7 +89,12 @@ fn the_compiled_guest_is_cached_beside_it_and_reused() {
     assert!(second.guest_from_cwasm());
     assert_eq!(
         second
-            .execute(b"E", common::context(&[], "", "", "").as_bytes(), &SharedState::default(), 1_000)
+            .execute(
+                b"E",
+                common::context(&[], "", "", "").as_bytes(),
+                &SharedState::default(),
+                1_000
+            )
             .unwrap()
             .output_json,
         common::context(&[], "", "", "")
@@ -102,7 +107,12 @@ fn the_compiled_guest_is_cached_beside_it_and_reused() {
     assert!(!third.guest_from_cwasm());
     assert_eq!(
         third
-            .execute(b"E", common::context(&[], "", "", "").as_bytes(), &SharedState::default(), 1_000)
+            .execute(
+                b"E",
+                common::context(&[], "", "", "").as_bytes(),
+                &SharedState::default(),
+                1_000
+            )
             .unwrap()
             .output_json,
         common::context(&[], "", "", "")

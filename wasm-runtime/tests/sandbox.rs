@@ -120,9 +120,14 @@ fn bad_arguments_are_rejected_before_running() {
         "INVALID_INPUT"
     );
     assert_eq!(
-        sb.execute(&code('E'), &ctx().as_bytes()[..20], &SharedState::default(), 100)
-            .unwrap_err()
-            .code(),
+        sb.execute(
+            &code('E'),
+            &ctx().as_bytes()[..20],
+            &SharedState::default(),
+            100
+        )
+        .unwrap_err()
+        .code(),
         "INVALID_INPUT"
     );
     assert_eq!(
@@ -388,7 +393,14 @@ fn shutdown_drops_suspended_stops_running_and_refuses_new_calls() {
     let id = run(&sb, 'S').execution_id.unwrap();
     let spinner = {
         let sb = Arc::clone(&sb);
-        thread::spawn(move || sb.execute(&code('L'), ctx().as_bytes(), &SharedState::default(), 60_000))
+        thread::spawn(move || {
+            sb.execute(
+                &code('L'),
+                ctx().as_bytes(),
+                &SharedState::default(),
+                60_000,
+            )
+        })
     };
     while sb.stats().live < 2 {
         thread::sleep(Duration::from_millis(5));
