@@ -2,7 +2,7 @@ import { networkInterfaces, hostname } from 'node:os'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
-import { Value } from '@sinclair/typebox/value'
+import { pluginOptions } from './options.js'
 import { Counter, type Registry } from 'prom-client'
 import { kernelError } from './errors.js'
 import { hostAllowed, normalizeHost } from './extensions/address.js'
@@ -83,8 +83,7 @@ function refusalCounter(fastify: FastifyInstance): Counter<'reason'> | undefined
 }
 
 async function hostGuardPlugin(fastify: FastifyInstance, options: Partial<HostGuardOptions>): Promise<void> {
-  const opts = Value.Default(HostGuardOptions, structuredClone(options)) as HostGuardOptions
-  if (!Value.Check(HostGuardOptions, opts)) throw kernelError('INVALID_CONFIG', 'host guard: invalid options')
+  const opts = pluginOptions('host guard', HostGuardOptions, options)
   const anyHost = opts.allowedHosts.includes('*')
   const hosts = [...defaultHosts(opts.listenHost), ...opts.allowedHosts]
   const refused = refusalCounter(fastify)

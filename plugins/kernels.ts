@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { KernelManager } from './kernels/manager.js'
 import { KernelsConfig } from './kernels/options.js'
 import { KernelsRuntime } from './kernels/worker-runtime.js'
-import { Value } from '@sinclair/typebox/value'
+import { pluginOptions } from './options.js'
 
 export { KernelManager, type StartRequest } from './kernels/manager.js'
 export { Kernel, type KernelClient, type KernelModel, type ExecutionState } from './kernels/kernel.js'
@@ -52,9 +52,7 @@ function registerMetrics(registry: Registry, manager: KernelManager): void {
  * prespawn pool once the server listens, and shuts every kernel down on close.
  */
 async function kernelsPlugin(fastify: FastifyInstance, options: KernelsOptions): Promise<void> {
-  const config = Value.Default(KernelsConfig, structuredClone(options)) as KernelsConfig
-  const bad = Value.Errors(KernelsConfig, config).First()
-  if (bad) throw new Error(`kernels: option ${bad.path.slice(1) || '(root)'}: ${bad.message}`)
+  const config = pluginOptions('kernels', KernelsConfig, options)
   const manager = await KernelManager.create(config, fastify.processes, fastify.log)
   fastify.decorate('kernels', manager)
   if (fastify.hasDecorator('promRegistry')) registerMetrics(fastify.promRegistry, manager)

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { Value } from '@sinclair/typebox/value'
+import { pluginOptions } from './options.js'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { PanelManager, type RunObserver } from './panels/manager.js'
 import { PanelsOptions } from './panels/options.js'
@@ -53,7 +53,7 @@ function registerMetrics(registry: Registry, manager: () => PanelManager, execut
  * @throws KernelError STORE_ERROR / RESTORE_FAILED when a stored panel cannot be brought back
  */
 async function panelsPlugin(fastify: FastifyInstance, options: PanelsPluginOptions): Promise<void> {
-  const opts = Value.Default(PanelsOptions, { ...options }) as PanelsOptions
+  const opts = pluginOptions('panels', PanelsOptions, options)
   const observer = registerMetrics(fastify.promRegistry, () => manager, fastify.executor)
   const log = fastify.log.child({ plugin: 'panels' })
   const manager = new PanelManager(fastify.executor, () => fastify.extensions.methodMap(), fastify.store, log, opts, observer)

@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import { Value } from '@sinclair/typebox/value'
+import { pluginOptions } from './options.js'
 import { KernelError, kernelError } from './errors.js'
 import { Literals } from '../schemas/common.js'
 import { MemoryBackend } from './store/memory.js'
@@ -116,7 +116,7 @@ declare module 'fastify' {
  *   fails, so a standalone server exits 1 instead of starting with an empty store)
  */
 async function storePlugin(fastify: FastifyInstance, options: Partial<StoreOptions>): Promise<void> {
-  const opts = Value.Default(StoreOptions, { ...options }) as StoreOptions
+  const opts = pluginOptions('store', StoreOptions, options)
   const backend = opts.backend ?? (opts.dataDir ? 'sqlite' : 'memory')
   const impl: StoreBackend =
     backend === 'sqlite'

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { Value } from '@sinclair/typebox/value'
+import { pluginOptions } from './options.js'
 import { EmbeddedRuntime } from './workers/embedded.js'
 import { LocalRuntime } from './workers/local.js'
 import { ProcessRuntime, type ProcessBridge } from './workers/process.js'
@@ -36,9 +36,7 @@ function resolveOptions(opts: WorkersOptions): WorkersConfig {
     throw new Error('workers: workspaceRoot is required')
   }
   const { runtimes: _adapters, ...settings } = opts
-  const resolved = Value.Default(WorkersConfig, structuredClone(settings)) as WorkersConfig
-  const bad = Value.Errors(WorkersConfig, resolved).First()
-  if (bad) throw new Error(`workers: ${bad.path.slice(1) || 'options'} ${bad.message}`)
+  const resolved = pluginOptions('workers', WorkersConfig, settings)
   if (resolved.defaultListLimit > resolved.maxListLimit) throw new Error('workers: defaultListLimit exceeds maxListLimit')
   return resolved
 }

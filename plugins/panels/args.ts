@@ -1,5 +1,5 @@
 import { Ajv, type ValidateFunction } from 'ajv'
-import { KernelError, kernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 
 /** Checks a value against a tool's args JSON Schema; returns an error text, or undefined when valid. */
 export type ArgsCheck = (args: unknown) => string | undefined

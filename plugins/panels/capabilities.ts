@@ -1,6 +1,6 @@
 import { parse, type Node } from 'acorn'
 import { ancestor } from 'acorn-walk'
-import { KernelError, kernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 
 /*
  * Capability inference: a tool that omits `capabilities` gets the least set its source needs,

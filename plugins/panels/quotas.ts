@@ -1,4 +1,4 @@
-import { KernelError, kernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 import type { Source } from '../executor.js'
 
 /** Caps on triggers in flight (queued, running or suspended). Counts of triggers. */

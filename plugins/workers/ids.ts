@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { KernelError, kernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 import { MAX_ID_LENGTH } from '../../schemas/workers.js'
 
 /** Hex characters of SHA-256 kept in every generated id. */

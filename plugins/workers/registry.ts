@@ -1,4 +1,4 @@
-import { KernelError, kernelError } from '../errors.js'
+import { kernelError } from '../errors.js'
 import type {
   HostSummary,
   InputRequest,

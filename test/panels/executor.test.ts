@@ -86,3 +86,21 @@ t.test('one gate: past maxInstances live runs and maxQueue waiters, 503 CAPACITY
   t.same((await api(base, 'GET', '/panels/c/state')).body.state, { n: 0 }, 'the refused trigger ran nothing')
   t.match(await api(base, 'POST', '/panels/c/trigger/inc', { args: {} }), { status: 200, body: { returnValue: 1 } })
 })
+
+t.test('a bad policy option is refused with INVALID_CONFIG naming it, embedded or through the config', async (t) => {
+  const { default: Fastify } = await import('fastify')
+  const { default: metrics } = await import('../../plugins/metrics.js')
+  const { default: extensions } = await import('../../plugins/extensions.js')
+  const { default: executor } = await import('../../plugins/executor.js')
+  // above 2^31 - 1 ms, Node's setTimeout would fire at once: every suspension would expire immediately
+  for (const [option, value] of [['suspensionTimeoutMs', 2 ** 31], ['maxConcurrentSegments', 0]] as const) {
+    const app = Fastify({ logger: false })
+    t.teardown(() => app.close())
+    await app.register(metrics).register(extensions)
+    await t.rejects(app.register(executor, { [option]: value }).ready(), {
+      code: 'INVALID_CONFIG',
+      message: new RegExp(`^executor: ${option} Expected integer to be (less|greater) or equal to`),
+    })
+  }
+  await t.rejects(startKernel(t, { suspensionTimeoutMs: 2 ** 31 }), { code: 'INVALID_CONFIG', message: /suspensionTimeoutMs/ })
+})
