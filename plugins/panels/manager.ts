@@ -23,7 +23,7 @@ import { ArgsValidator, type ArgsCheck } from './args.js'
 import { CapabilityInference } from './inference.js'
 import type { PanelsOptions } from './options.js'
 import { InFlightQuotas } from './quotas.js'
-import { SessionHub, encode, encodeConnected, type Corkable, type Session } from './sockets.js'
+import { SessionHub, encode, encodeConnected, type RawStream, type Session } from './sockets.js'
 import { CommittedState } from './state.js'
 
 /** Hooks the plugin uses for Prometheus metrics. */
@@ -509,7 +509,7 @@ export class PanelManager {
    * frames of one tick are written together).
    * @throws KernelError 404 PANEL_NOT_FOUND
    */
-  async connect(namespace: string, id: string, socket: WebSocket, since?: number, stream?: Corkable): Promise<Session> {
+  async connect(namespace: string, id: string, socket: WebSocket, since?: number, stream?: RawStream): Promise<Session> {
     const p = this.find(namespace, id)
     const s = this.sessions.add(p.key, socket, stream)
     try {
