@@ -222,10 +222,10 @@ export class SessionHub {
   cork(s: Session, stream: RawStream): void {
     s.corked = true
     stream.cork()
-    if (this.corked.push(s) === 1) process.nextTick(() => this.uncorkAll())
+    if (this.corked.push(s) === 1) process.nextTick(this.uncorkAll)
   }
 
-  private uncorkAll(): void {
+  private readonly uncorkAll = (): void => {
     const all = this.corked
     this.corked = []
     for (const s of all) s.uncork()
