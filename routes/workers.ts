@@ -34,7 +34,7 @@ const tags = ['workers']
 /** Unsent bytes on an events socket above which the worker's producer is paused, and below which it resumes. */
 const PAUSE_BUFFERED = 256 * 1024
 const RESUME_BUFFERED = 128 * 1024
-/** Bytes a slow events client may have queued before it is dropped (close 1013): a runtime that cannot pause its producer. */
+/** Bytes a slow events client may have queued before it is dropped (close 1013): a runtime that cannot pause its producer (kernels; see worker-runtime.ts). */
 const MAX_WS_BUFFERED = 4 * 1024 * 1024
 
 /**
