@@ -172,14 +172,20 @@ function feed(base: string, path: string) {
   return { answers, stop: () => ((stopped = true), done) }
 }
 
-t.test('a slow events subscriber pauses an embedded worker: input waits (no drop) until the socket drains', async (t) => {
-  const { app, base, wsBase } = await startServer({ workspaceRoot: t.testdir(), maxEventsPauseMs: 600_000 })
+/** A server with one embedded worker and one events subscriber that has stopped reading (its socket backs up). */
+async function stalledSubscriber(t: Tap.Test, maxEventsPauseMs: number) {
+  const { app, base, wsBase } = await startServer({ workspaceRoot: t.testdir(), maxEventsPauseMs })
   t.teardown(() => app.close())
   const path = `/runtimes/embedded/workers/${(await call(base, 'POST', '/runtimes/embedded/workers', { intent: { kind: 'workspace_companion' } })).body.worker.worker_id}`
   const slow = wsClient(`${wsBase}${path}/events`)
   await slow.opened
   await slow.next((m) => m.type === 'CONNECTED')
-  slow.ws.pause() // reads nothing more: the server's socket backs up
+  slow.ws.pause()
+  return { app, base, path, slow }
+}
+
+t.test('a slow events subscriber pauses an embedded worker: input waits (no drop) until the socket drains', async (t) => {
+  const { app, base, path, slow } = await stalledSubscriber(t, 600_000)
   const feeder = feed(base, path)
   await until(() => Math.max(0, ...[...app.websocketServer.clients].map((c) => c.bufferedAmount)) > 256 * 1024, 60_000, 'the socket to back up')
   // the transcript stops growing: one input is held, every earlier one answered
@@ -205,13 +211,7 @@ t.test('a slow events subscriber pauses an embedded worker: input waits (no drop
 })
 
 t.test('an embedded subscriber that never reads holds input at most maxEventsPauseMs, then it is dropped (1013)', async (t) => {
-  const { app, base, wsBase } = await startServer({ workspaceRoot: t.testdir(), maxEventsPauseMs: 300 })
-  t.teardown(() => app.close())
-  const path = `/runtimes/embedded/workers/${(await call(base, 'POST', '/runtimes/embedded/workers', { intent: { kind: 'workspace_companion' } })).body.worker.worker_id}`
-  const slow = wsClient(`${wsBase}${path}/events`)
-  await slow.opened
-  await slow.next((m) => m.type === 'CONNECTED')
-  slow.ws.pause()
+  const { app, base, path, slow } = await stalledSubscriber(t, 300)
   const closed = new Promise<{ code: number; reason: string }>((resolve) => slow.ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })))
   const feeder = feed(base, path)
   await until(() => [...app.websocketServer.clients].every((c) => c.readyState !== WebSocket.OPEN), 60_000, 'the server to drop the subscriber')
