@@ -168,7 +168,7 @@ export class Kernel extends EventEmitter<KernelEvents> {
     }
     this.startedAt = Date.now()
     void exited.then((exit) => this.onExit(launched, exit.code, exit.signal))
-    this.watch(launched)
+    this.watch(launched, this.zmq)
     this.setState('idle')
   }
 
@@ -189,12 +189,12 @@ export class Kernel extends EventEmitter<KernelEvents> {
   }
 
   /**
-   * Every `timeToDeadMs` while this process runs: a heartbeat (jupyter_client's HBChannel: a ping not
-   * echoed by the next tick is a heart failure) and, with `maxRssBytes`, the resident memory of the
-   * kernel's sandbox. A tick that comes late (our own event loop was blocked, so an echo may sit unread)
-   * judges nothing and pings again.
+   * Every `timeToDeadMs` while this process runs: with `maxRssBytes`, the resident memory of the
+   * kernel's sandbox, and a heartbeat (jupyter_client's HBChannel: a ping not echoed by the next tick
+   * is a heart failure). A tick that comes late (our own event loop was blocked, so an echo may sit
+   * unread) judges nothing and pings again.
    */
-  private watch(launched: Launched): void {
+  private watch(launched: Launched, zmq: ZmqSession): void {
     const every = this.init.options.timeToDeadMs
     const max = this.init.options.maxRssBytes
     let last = Date.now()
@@ -202,12 +202,20 @@ export class Kernel extends EventEmitter<KernelEvents> {
       const now = Date.now()
       const late = now - last > every * 1.5
       last = now
-      if (this.launched !== launched || this.failure || !this.zmq) return
-      if (!this.zmq.beat() && !late) return this.fail(launched, { cause: 'heartbeat', reason: `heartbeat: no echo on the hb channel within ${every} ms (timeToDeadMs)` })
+      const watching = () => this.launched === launched && this.zmq === zmq && !this.failure
+      if (!watching()) return
       const rss = max > 0 ? this.rssBytes(launched.pid) : undefined
-      if (rss !== undefined && rss > max) this.fail(launched, { cause: 'memory', reason: `memory: resident ${rss} bytes, over maxRssBytes ${max}` })
+      if (rss !== undefined && rss > max) return this.fail(launched, { cause: 'memory', reason: `memory: resident ${rss} bytes, over maxRssBytes ${max}` })
+      if (zmq.beating || late) return zmq.ping()
+      // timers run before socket reads in a loop turn: judge once an echo already here has been read
+      setImmediate(() => {
+        if (!watching()) return
+        if (zmq.beating) return zmq.ping()
+        this.fail(launched, { cause: 'heartbeat', reason: `heartbeat: no echo on the hb channel within ${every} ms (timeToDeadMs)` })
+      })
     }, every)
     this.monitor.unref()
+    zmq.ping()
   }
 
   private rssBytes(pid: number): number | undefined {

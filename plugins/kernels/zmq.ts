@@ -88,16 +88,19 @@ export class ZmqSession {
     }
   }
 
+  /** Whether every heartbeat ping sent so far has been echoed (true before the first). */
+  get beating(): boolean {
+    return this.echoed >= this.pings
+  }
+
   /**
-   * One heartbeat: whether the previous ping was echoed (true for the first call), then a new ping.
-   * A DEALER, not jupyter_client's REQ, so a ping that is never answered does not wedge the socket.
+   * Sends the next heartbeat ping (none while the previous send is still pending). A DEALER, not
+   * jupyter_client's REQ, so a ping that is never answered does not wedge the socket.
    */
-  beat(): boolean {
-    const answered = this.echoed >= this.pings
-    if (this.closed || this.pinging) return answered
+  ping(): void {
+    if (this.closed || this.pinging) return
     this.pinging = true
     this.hb.send(['', String(++this.pings)]).catch(() => {}).finally(() => (this.pinging = false))
-    return answered
   }
 
   /** Signs and sends `message` on `channel`; sends on one socket are serialised (zeromq allows one at a time). */

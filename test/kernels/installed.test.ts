@@ -7,7 +7,7 @@ import t from 'tap'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, installedApp, startIn } from '../package/helpers.js'
+import { appEnv, freePort, installedApp, run, startIn } from '../package/helpers.js'
 
 // packing (tsc, the inspector build) and installing take a minute or two on a busy machine
 t.setTimeout(900_000)
@@ -15,6 +15,9 @@ t.setTimeout(900_000)
 t.test('the installed package runs the javascript, typescript and pyodide kernels compiled, without tsx', async (t) => {
   const { dir } = await installedApp(t)
   t.notOk(existsSync(join(dir, 'node_modules/tsx')), 'no TypeScript loader is installed')
+  // the first start compiles the guest (seconds on a busy machine, past Fastify's 10 s plugin
+  // timeout at worst); compile it once here so the server's start reads the cached .cwasm
+  await run('node', ['-e', "import('workspace-kernel/wasm-runtime').then((m) => new m.WasmRuntime().shutdown())"], { cwd: dir, env: appEnv() })
   const workspace = mkdtempSync(join(tmpdir(), 'wk-installed-ws-'))
   t.teardown(() => rmSync(workspace, { recursive: true, force: true }))
   const port = await freePort()
