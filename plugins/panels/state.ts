@@ -25,12 +25,16 @@ const entryBytes = (key: string, json: string): number => Buffer.byteLength(key)
  * between: `prepare` (checks, nothing changes) then `apply`.
  */
 export class CommittedState {
+  /** the addon's byteSize, kept here (it changes only in `apply`): a commit reads no N-API getter for it */
+  private size: number
+
   /**
    * @param handle an empty state from `executor.createState()`
    * @param entries key → JSON text of the value (as the store keeps it)
    */
   constructor(readonly handle: PanelState, entries: Map<string, string>, public version: number, private readonly maxBytes: number) {
     if (entries.size > 0) handle.native.apply([...entries.keys()], [...entries.values()])
+    this.size = handle.byteSize
   }
 
   /**
@@ -54,7 +58,7 @@ export class CommittedState {
 
   /** Size of the committed state, bytes. */
   get bytes(): number {
-    return this.handle.byteSize
+    return this.size
   }
 
   /**
@@ -85,12 +89,14 @@ export class CommittedState {
   /** Apply a prepared commit (after it is durable): one version bump. */
   apply(commit: StateCommit): void {
     this.handle.native.apply([...commit.changes.keys()], [...commit.changes.values()])
+    this.size = commit.bytes
     this.version = commit.version
   }
 
   /** Free the sandbox's copy at once (it lives outside V8's heap), e.g. when the panel is deleted. */
   clear(): void {
     this.handle.clear()
+    this.size = 0
   }
 }
 
