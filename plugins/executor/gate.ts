@@ -1,4 +1,5 @@
 import { RuntimeError } from '../../wasm-runtime/index.js'
+import { Fifo } from '../fifo.js'
 
 /** Where a run comes from, for fair shares: its namespace, and the connection it arrived on (none: REST). */
 export interface Source {
@@ -24,43 +25,6 @@ interface Waiter {
   seq: number
   resolve: () => void
   reject: (err: Error) => void
-}
-
-/** A FIFO with O(1) `shift` (an index into the array; compacted once half of it is consumed). */
-class Fifo<T> {
-  private items: (T | undefined)[] = []
-  private head = 0
-
-  get length(): number {
-    return this.items.length - this.head
-  }
-
-  push(item: T): void {
-    this.items.push(item)
-  }
-
-  peek(): T | undefined {
-    return this.items[this.head]
-  }
-
-  shift(): T | undefined {
-    const item = this.items[this.head]
-    this.items[this.head++] = undefined
-    if (this.head === this.items.length) {
-      this.items = []
-      this.head = 0
-    } else if (this.head >= 64 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head)
-      this.head = 0
-    }
-    return item
-  }
-
-  drain(each: (item: T) => void): void {
-    for (let i = this.head; i < this.items.length; i++) each(this.items[i] as T)
-    this.items = []
-    this.head = 0
-  }
 }
 
 /** One socket's waiters (REST runs of a namespace share one): first segments and resumes apart, so the oldest of each is at hand. */

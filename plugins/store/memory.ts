@@ -63,25 +63,26 @@ export class MemoryBackend implements StoreBackend {
   }
 
   async commit(records: CommitRecord[]): Promise<void> {
-    // check every record first: all or none
-    const versions = new Map<string, number>()
+    // check every record first: all or none (a group may hold several commits of one panel)
+    const entries: Entry[] = []
+    const versions = new Map<Entry, number>()
     for (const r of records) {
-      const key = keyOf(r)
-      const e = this.panels.get(key)
+      const e = this.panels.get(keyOf(r))
       if (!e) throw new Error(`panel ${r.namespace}/${r.id} is not stored`)
-      const current = versions.get(key) ?? e.panel.version
+      const current = versions.get(e) ?? e.panel.version
       if (r.version !== current + 1) throw new Error(`version conflict on ${r.namespace}/${r.id}: stored ${current}, commit ${r.version}`)
-      versions.set(key, r.version)
+      if (records.length > 1) versions.set(e, r.version)
+      entries.push(e)
     }
-    for (const r of records) {
-      const e = this.panels.get(keyOf(r)) as Entry
+    records.forEach((r, i) => {
+      const e = entries[i]
       for (const [k, json] of r.changes) {
         if (json === null) e.panel.state.delete(k)
         else e.panel.state.set(k, json)
       }
       e.panel.version = r.version
       e.log.push({ version: r.version, mutations: r.mutations })
-    }
+    })
   }
 
   async patches(ref: PanelRef, since: number, limit: number): Promise<PatchBatch[]> {
