@@ -38,6 +38,7 @@ export const KernelsConfig = Type.Object(
     iopubMsgRateLimit: Int(1000, 0, 'iopub messages per second per WebSocket before dropping (0 = off)'),
     iopubDataRateLimit: Int(1_000_000, 0, 'iopub bytes per second per WebSocket before dropping (0 = off)'),
     rateLimitWindowS: Int(3, 1, 'window the iopub rates are averaged over, s'),
+    wsMaxPayloadBytes: Int(10 * 1024 * 1024, 1, "largest frame a kernel channels WebSocket accepts, bytes (bigger: close 1009); Jupyter Server's is tornado's websocket_max_message_size, 10 MiB"),
     allowedMessageTypes: Names([], 'shell/control/stdin message types clients may send (empty = all)'),
     clientEnvAllowList: Names(['KERNEL_*'], 'env keys a client may pass when starting a kernel; `PREFIX_*` matches a prefix'),
     executionsKept: Int(100, 1, 'execution records kept per kernel (oldest dropped first)'),
