@@ -1,3 +1,4 @@
+import PQueue from 'p-queue'
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
@@ -23,7 +24,6 @@ import { CapabilityInference } from './inference.js'
 import type { PanelsOptions } from './options.js'
 import { InFlightQuotas } from './quotas.js'
 import { SessionHub, encode, encodeConnected, type RawStream, type Session } from './sockets.js'
-import { SerialQueue } from './serial-queue.js'
 import { CommittedState } from './state.js'
 
 /** Hooks the plugin uses for Prometheus metrics. */
@@ -87,7 +87,7 @@ interface Panel {
    */
   cancel: AbortController
   /** the actor's input: one segment at a time, in arrival order */
-  queue: SerialQueue
+  queue: PQueue
   /** false while `mount` runs: its commits stay in memory until the panel is stored whole */
   persisted: boolean
   closing: boolean
@@ -244,7 +244,7 @@ export class PanelManager {
       source: { namespace },
       runs: new Set(),
       cancel: new AbortController(),
-      queue: new SerialQueue(),
+      queue: new PQueue({ concurrency: 1 }),
       persisted: false,
       closing: false,
       removed: false,
@@ -488,7 +488,7 @@ export class PanelManager {
         progress(opts, tool, 'suspended', seg.pendingCalls)
       }
       return seg
-    })
+    }) as Promise<ExecutionResult>
   }
 
   /**

@@ -1,6 +1,5 @@
 import t from 'tap'
 import { Gate, type Source } from '../../plugins/executor/gate.js'
-import { SerialQueue } from '../../plugins/panels/serial-queue.js'
 
 const settle = () => new Promise((resolve) => setImmediate(resolve))
 
@@ -53,37 +52,4 @@ t.test('a resume passes first segments waiting for an instance; maxQueue bounds 
   waiter(gate, order, 'late', { namespace: 'c' })
   await settle()
   t.same(order.slice(5), ['late!SHUTDOWN'])
-})
-
-t.test('a panel queue runs jobs one at a time in order, past a failing job; size counts the waiting; onIdle', async (t) => {
-  const q = new SerialQueue()
-  const log: string[] = []
-  let release!: () => void
-  const gate = new Promise<void>((resolve) => (release = resolve))
-  const first = q.add(async () => {
-    log.push('1 start')
-    await gate
-    log.push('1 end')
-    return 1
-  })
-  const second = q.add(async () => {
-    log.push('2')
-    throw new Error('boom')
-  })
-  const third = q.add(async () => {
-    log.push('3')
-    return 3
-  })
-  const idle = q.onIdle().then(() => log.push('idle'))
-  await settle()
-  t.same(log, ['1 start'])
-  t.equal(q.size, 2, 'two jobs wait')
-  release()
-  t.equal(await first, 1)
-  await t.rejects(second, { message: 'boom' })
-  t.equal(await third, 3)
-  await idle
-  t.same(log, ['1 start', '1 end', '2', '3', 'idle'])
-  t.equal(q.size, 0)
-  await q.onIdle()
 })
