@@ -81,6 +81,12 @@ function runtimeMetrics(registry: Registry, suspended: () => number) {
       labelNames: ['status'] as const,
       registers,
     }),
+    placements: new Counter({
+      name: 'wk_runtime_first_segments_total',
+      help: 'First segments of executions by where they ran to their end (inline on the event loop, or pool: a worker thread)',
+      labelNames: ['placement'] as const,
+      registers,
+    }),
     errors: new Counter({
       name: 'wk_runtime_errors_total',
       help: 'Executions that ended in an error, by code',
@@ -118,6 +124,7 @@ export class WasmRuntime {
   private readonly overran = new Map<string | Buffer, number>()
   private readonly byStatus = { success: 0, error: 0, suspended: 0 }
   private readonly byPlacement: Record<Placement, number> = { inline: 0, pool: 0 }
+  private readonly placedOn: Partial<Record<Placement, { inc(): void }>> = {}
   private readonly segmentsBy: Partial<Record<ExecutionResult['status'], { inc(): void }>> = {}
   private executions = 0
   private closed = false
@@ -303,14 +310,19 @@ export class WasmRuntime {
     } else if (slice > 0 && placement === 'inline') {
       const raw = this.raw.executeInline(compiled.bytecode, context, state.native, timeout, slice)
       if (raw) {
-        this.byPlacement.inline++
+        this.placed('inline')
         return Promise.resolve(raw)
       }
       if (this.overran.size >= this.config.memoryCacheEntries) this.overran.clear()
       this.overran.set(key, OVERRUN_BACKOFF)
     }
-    this.byPlacement.pool++
+    this.placed('pool')
     return this.raw.execute(compiled.bytecode, context, state.native, timeout)
+  }
+
+  private placed(placement: Placement): void {
+    this.byPlacement[placement]++
+    ;(this.placedOn[placement] ??= this.metrics.placements.labels(placement)).inc()
   }
 
   private record(result: ExecutionResult, durationUs: number): void {
