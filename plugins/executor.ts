@@ -57,7 +57,11 @@ export interface RunOptions {
   callContext?: RunCallContext
   /** Who the run is for, for fair shares at the gate (default: namespace `default`, no socket). */
   source?: Source
-  /** Groups the run's suspensions for `Executor.suspended` (a panel's key). */
+  /**
+   * Groups the run's suspensions for `Executor.suspended` (a panel's key), and is the unit of work
+   * sharing: one owner's segments are taken to run one after another (executor/placement.ts), so
+   * they stay inline unless another owner's are ready too. Default: the run is its own owner.
+   */
   owner?: string
 }
 
@@ -239,9 +243,13 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime, gate: Ga
     const owner = opts.owner ?? lease // a run without an owner is nobody else's: its own key
     const callerTurn = opts.turn ?? ((segment: Segment) => segment())
     // each segment counts as ready for work sharing from asking its turn until its turn is over
-    const turn = (segment: Segment): Promise<ExecutionResult> => {
+    const turn = async (segment: Segment): Promise<ExecutionResult> => {
       const leave = sharing.enter(owner)
-      return callerTurn(segment).finally(leave)
+      try {
+        return await callerTurn(segment)
+      } finally {
+        leave()
+      }
     }
     try {
       let seg = await turn(() => lease.segment(true, () => runtime.execute(handler, context, opts.timeoutMs, sharing.place(owner))))
