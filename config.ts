@@ -52,7 +52,7 @@ export const HttpOptions = Type.Object(
 /** Options of the panel WebSocket. Bytes and ms. */
 export const WsOptions = Type.Object(
   {
-    maxPayloadBytes: Int(1 * MiB, 1, 'largest accepted frame, bytes (bigger: close 1009)'),
+    maxPayloadBytes: Int(1 * MiB, 1, 'largest accepted frame, bytes (bigger: close 1009); the kernel channels have their own, kernels.wsMaxPayloadBytes'),
     ...PanelSocketOptions.properties,
   },
   { default: {}, additionalProperties: false },

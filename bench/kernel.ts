@@ -14,7 +14,8 @@
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
-import { autocannon, fanoutRun, open, percentile, post, print } from './lib.js'
+import { VERSUS_HEADER, autocannon, fanoutRun, open, post } from './lib.js'
+import { percentile, printTable } from './stats.js'
 
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5)
 const WS_ROUNDS = Number(process.env.BENCH_WS_ROUNDS ?? 2000)
@@ -173,7 +174,7 @@ async function main(): Promise<void> {
     rows.push([`PATCH fan-out to ${FANOUT_SOCKETS} sockets p50 ms`, percentile(fo, 50).toFixed(2), '', '', '≤ 20 ms', percentile(fo, 50) <= 20 ? 'ok' : 'MISS'])
     rows.push([`PATCH fan-out to ${FANOUT_SOCKETS} sockets p99 ms`, percentile(fo, 99).toFixed(2), '', '', '', ''])
 
-    print(rows, 'baselines: a bare Fastify route with the same JSON work; a bare @fastify/websocket echo of the same message')
+    printTable(undefined, VERSUS_HEADER, rows, { align: 'left', note: 'baselines: a bare Fastify route with the same JSON work; a bare @fastify/websocket echo of the same message' })
   } finally {
     server.disconnect()
   }

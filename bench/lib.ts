@@ -1,6 +1,7 @@
 /**
- * Pieces the benchmarks share: JSON POST, percentiles, sockets that resolve on CONNECTED,
- * autocannon in its own process, PATCH fan-out timing, the printed table.
+ * Pieces the HTTP/WebSocket benchmarks share: JSON POST, sockets that resolve on CONNECTED,
+ * autocannon in its own process, PATCH fan-out timing, the header of their kernel-vs-baseline
+ * table (percentiles and the printer: stats.ts).
  */
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
@@ -10,10 +11,6 @@ export async function post(url: string, body: unknown): Promise<any> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   if (res.status >= 300) throw new Error(`POST ${url}: ${res.status} ${await res.text()}`)
   return res.json()
-}
-
-export function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
 
 export function open(url: string): Promise<WebSocket> {
@@ -61,18 +58,8 @@ export async function fanout(control: WebSocket, subs: WebSocket[], rounds: numb
   return out.sort((a, b) => a - b)
 }
 
-/** Prints the rows as a Markdown table; `note` goes below it. */
-export function print(rows: string[][], note: string): void {
-  const head = ['metric', 'kernel', 'baseline', 'ratio', 'target', '']
-  const all = [head, ...rows]
-  const widths = head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)))
-  const line = (r: string[]) => `| ${r.map((c, i) => (c ?? '').padEnd(widths[i])).join(' | ')} |`
-  console.log(line(head))
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
-  for (const r of rows) console.log(line(r))
-  console.log(note)
-}
-
+/** Columns of the kernel-vs-baseline tables (bench:kernel, bench:state), printed left-aligned. */
+export const VERSUS_HEADER = ['metric', 'kernel', 'baseline', 'ratio', 'target', '']
 
 /**
  * Creates `panel` on `base`, opens one control socket (unsubscribed from everything) and `sockets`

@@ -27,6 +27,7 @@ import { buildEnv } from '../plugins/processes/workspace.js'
 import processesRoutes from '../routes/processes.js'
 import workersPlugin from '../plugins/workers.js'
 import workersRoutes from '../routes/workers.js'
+import { percentile, printTable } from './stats.js'
 
 const require = createRequire(import.meta.url)
 const BYTES = 200 * 1024 * 1024
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
   }
   const flood = await workerFlood()
   rows.push(flood.latency, flood.stop)
-  printTable(rows)
+  print(rows)
   console.log(flood.note)
 }
 
@@ -249,11 +250,6 @@ async function repeat(n: number, fn: () => Promise<number>): Promise<number[]> {
   return out
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
-}
-
 const median = (values: number[]) => percentile(values, 50)
 
 function latencyRow(metric: string, direct: number[], bridge: number[]): Row {
@@ -261,15 +257,11 @@ function latencyRow(metric: string, direct: number[], bridge: number[]): Row {
   return { metric, baseline: fmt(direct), bridge: fmt(bridge), ratio: `${(percentile(bridge, 50) / percentile(direct, 50)).toFixed(2)}x` }
 }
 
-function printTable(rows: Row[]): void {
-  const head: Row = { metric: 'metric', baseline: 'direct (Node)', bridge: 'bridge', ratio: 'bridge/direct' }
-  const cols = ['metric', 'baseline', 'bridge', 'ratio'] as const
-  const width = Object.fromEntries(cols.map((c) => [c, Math.max(...[head, ...rows].map((r) => r[c].length))])) as Record<(typeof cols)[number], number>
-  const line = (r: Row) => `| ${cols.map((c) => r[c].padEnd(width[c])).join(' | ')} |`
-  console.log(line(head))
-  console.log(`|${cols.map((c) => '-'.repeat(width[c] + 2)).join('|')}|`)
-  for (const r of rows) console.log(line(r))
-  console.log('\nthroughput ratio = direct time / bridge time (target ≥ 0.5x); latency ratio = bridge p50 / direct p50.')
+function print(rows: Row[]): void {
+  printTable(undefined, ['metric', 'direct (Node)', 'bridge', 'bridge/direct'], rows.map((r) => [r.metric, r.baseline, r.bridge, r.ratio]), {
+    align: 'left',
+    note: '\nthroughput ratio = direct time / bridge time (target ≥ 0.5x); latency ratio = bridge p50 / direct p50.',
+  })
 }
 
 await main()

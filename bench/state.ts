@@ -15,7 +15,8 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { autocannon, fanoutRun, percentile, post, print } from './lib.js'
+import { VERSUS_HEADER, autocannon, fanoutRun, post } from './lib.js'
+import { percentile, printTable } from './stats.js'
 
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5)
 const KEY_ROUNDS = Number(process.env.BENCH_KEY_ROUNDS ?? 200)
@@ -114,7 +115,7 @@ async function main(): Promise<void> {
     const fs = await fanoutP50(urls.sqlite, 'fan')
     const fm = await fanoutP50(urls.memory, 'fan')
     rows.push([`PATCH fan-out to ${FANOUT_SOCKETS} sockets p50 ms`, fs.toFixed(2), fm.toFixed(2), ratio(fs, fm), 'unchanged', ''])
-    print(rows, 'kernel = sqlite store (WAL, synchronous=normal); baseline = the memory store, same process, same run')
+    printTable(undefined, VERSUS_HEADER, rows, { align: 'left', note: 'kernel = sqlite store (WAL, synchronous=normal); baseline = the memory store, same process, same run' })
   } finally {
     server.disconnect()
   }

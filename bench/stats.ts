@@ -1,6 +1,6 @@
-/** Shared helpers of the benchmarks: percentiles and a plain-text table. */
+/** The benchmarks' one percentile and one table printer (every bench prints its rows through them). */
 
-/** The p-th percentile (0–100) of `values` by nearest rank; NaN when empty. */
+/** The p-th percentile (0–100) of `values` by nearest rank (sorted or not; not modified); NaN when empty. */
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN
   const sorted = [...values].sort((x, y) => x - y)
@@ -8,14 +8,26 @@ export function percentile(values: number[], p: number): number {
   return sorted[rank]
 }
 
-/** Prints a titled table; numbers are shown with one decimal. */
-export function printTable(title: string, header: string[], rows: (string | number)[][]): void {
-  const cells = [header, ...rows.map((r) => r.map((v) => (typeof v === 'number' ? v.toFixed(1) : v)))]
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)))
-  const line = (r: (string | number)[]) =>
-    '| ' + r.map((v, i) => (i === 0 ? String(v).padEnd(widths[i]) : String(v).padStart(widths[i]))).join(' | ') + ' |'
-  console.log(`\n${title}`)
+/** How `printTable` lays a table out. */
+export interface TableOptions {
+  /** `right` (default): columns after the first right-aligned (a `---:` rule); `left`: every column left-aligned. */
+  align?: 'left' | 'right'
+  /** Printed below the table. */
+  note?: string
+}
+
+/**
+ * Prints `rows` under `header` as a Markdown table, after a blank line and `title` when one is given;
+ * numbers are shown with one decimal, missing cells empty.
+ */
+export function printTable(title: string | undefined, header: string[], rows: (string | number)[][], opts: TableOptions = {}): void {
+  const right = (opts.align ?? 'right') === 'right'
+  const cells = [header, ...rows.map((r) => header.map((_, i) => (typeof r[i] === 'number' ? (r[i] as number).toFixed(1) : String(r[i] ?? ''))))]
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)))
+  const line = (r: string[]) => `| ${r.map((v, i) => (right && i > 0 ? v.padStart(widths[i]) : v.padEnd(widths[i]))).join(' | ')} |`
+  if (title !== undefined) console.log(`\n${title}`)
   console.log(line(cells[0]))
-  console.log('|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|')
+  console.log(`|${widths.map((w, i) => (right && i > 0 ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`)
   for (const r of cells.slice(1)) console.log(line(r))
+  if (opts.note !== undefined) console.log(opts.note)
 }

@@ -192,7 +192,7 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime, gate: Ga
   }
 
   const cancelled = (opts: RunOptions) =>
-    errorResult('TIMEOUT', `run cancelled while waiting on extension calls: ${String(opts.signal?.reason ?? 'aborted')}`)
+    errorResult('CANCELLED', `run cancelled while waiting on extension calls: ${String(opts.signal?.reason ?? 'aborted')}`)
 
   async function resume(id: string, results: CallResult[], timeoutMs?: number): Promise<ExecutionResult> {
     try {

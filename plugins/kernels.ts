@@ -37,7 +37,7 @@ function registerMetrics(registry: Registry, manager: KernelManager): void {
   const start = new Histogram({ name: 'wk_kernel_start_seconds', help: 'Kernel start until the first kernel_info_reply, seconds', labelNames: ['kernel', 'pooled'], buckets: [0.005, 0.03, 0.1, 0.3, 1, 3, 10, 30, 60], registers: [registry] })
   const executions = new Counter({ name: 'wk_kernel_executions_total', help: 'execute_reply messages by status', labelNames: ['status'], registers: [registry] })
   const culled = new Counter({ name: 'wk_kernels_culled_total', help: 'Kernels culled, by reason', labelNames: ['reason'], registers: [registry] })
-  const restarts = new Counter({ name: 'wk_kernel_restarts_total', help: 'Kernel restarts, by cause (request, crash, stall)', labelNames: ['cause'], registers: [registry] })
+  const restarts = new Counter({ name: 'wk_kernel_restarts_total', help: 'Kernel restarts, by cause (request, crash, heartbeat, memory, stall)', labelNames: ['cause'], registers: [registry] })
   const stalls = new Counter({ name: 'wk_kernel_stalls_total', help: 'Requests busy past maxExecutionMs, by action', labelNames: ['action'], registers: [registry] })
   manager.on('started', (k, seconds, pooled) => start.observe({ kernel: k.spec.name, pooled: String(pooled) }, seconds))
   manager.on('executed', (_k, status) => executions.inc({ status }))

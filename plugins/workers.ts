@@ -43,7 +43,7 @@ function resolveOptions(opts: WorkersOptions): WorkersConfig {
 
 async function workersPlugin(fastify: FastifyInstance, opts: WorkersOptions): Promise<void> {
   const o = resolveOptions(opts)
-  const registry = new WorkerRegistry({ maxLimit: o.maxListLimit, defaultLimit: o.defaultListLimit })
+  const registry = new WorkerRegistry({ maxLimit: o.maxListLimit, defaultLimit: o.defaultListLimit, maxEventsPauseMs: o.maxEventsPauseMs })
   const common = {
     workspaceRoot: o.workspaceRoot,
     transcriptMaxItems: o.transcriptMaxItems,

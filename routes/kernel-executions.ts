@@ -92,10 +92,18 @@ export default async function executionRoutes(fastify: FastifyInstance): Promise
     return reply.code(202).send({ execution_id: execution.id, status: 'running' as const })
   })
 
-  app.post('/api/kernels/:id/executions', {
+  // POST …/executions, and the seed's (Deno App Engine's) name for it kept as an alias (specs/kernels.md section 4)
+  for (const [url, operationId] of [['/api/kernels/:id/executions', 'submitExecution'], ['/api/kernels/:id/execute/submit', 'submitExecutionAlias']]) {
+    app.post(url, {
+      attachValidation: true,
+      schema: { tags, operationId, summary: 'Submit an execution; read it later from …/executions/:eid (…/execute/submit is an alias)', params: KernelParams, body: ExecuteRequest, response: { 202: ExecutionAccepted, ...errorReplies(400, 401, 404, 409, 413, 429) } },
+    }, async (request, reply) => reply.code(202).send({ execution_id: submit(request, request.params, request.body).id, status: 'running' as const }))
+  }
+  // the seed's /execute/stream: …/execute that always streams
+  app.post('/api/kernels/:id/execute/stream', {
     attachValidation: true,
-    schema: { tags, operationId: 'submitExecution', summary: 'Submit an execution; read it later from …/executions/:eid', params: KernelParams, body: ExecuteRequest, response: { 202: ExecutionAccepted, ...errorReplies(400, 401, 404, 409, 413, 429) } },
-  }, async (request, reply) => reply.code(202).send({ execution_id: submit(request, request.params, request.body).id, status: 'running' as const }))
+    schema: { tags, operationId: 'executeStream', summary: 'POST …/execute streamed: SSE, or NDJSON with Accept: application/x-ndjson (the seed\'s /execute/stream)', params: KernelParams, body: ExecuteRequest, response: errorReplies(400, 401, 404, 409, 413, 429) },
+  }, async (request, reply) => stream(reply, streamKind(request) ?? 'sse', submit(request, request.params, request.body)))
 
   app.get('/api/kernels/:id/executions', {
     schema: { tags, operationId: 'listExecutions', summary: 'Execution records, oldest first (?since=<seq>)', params: KernelParams, querystring: ExecutionListQuery, response: { 200: ExecutionList, ...errorReplies(401, 404) } },

@@ -27,6 +27,19 @@ function decode(v1: boolean, data: RawData, isBinary: boolean): ClientMessage {
   return decodeLegacy(buf, isBinary)
 }
 
+/**
+ * Sets the largest frame `socket` accepts (bytes; a bigger one: ws closes the socket with 1009). ws
+ * has one `maxPayload` per server (the panels' `ws.maxPayloadBytes`) and no public per-socket
+ * setting (websockets/ws#1473 was declined), so the kernel channels set their receiver's, which ws
+ * reads at each frame header. Called from the upgrade callback, before the socket's first frame is read.
+ * @throws Error when the installed ws has no such receiver (test/kernels/frame-limit.test.ts catches it)
+ */
+function limitFrames(socket: WebSocket, bytes: number): void {
+  const receiver = (socket as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver
+  if (typeof receiver?._maxPayload !== 'number') throw new Error('ws: no per-socket frame limit to set (its internals changed)')
+  receiver._maxPayload = bytes
+}
+
 /** Serves one connection until it or the kernel goes away. */
 function serve(fastify: FastifyInstance, socket: WebSocket, kernel: Kernel, sessionId: string): void {
   const v1 = socket.protocol === V1_PROTOCOL
@@ -69,7 +82,8 @@ function serve(fastify: FastifyInstance, socket: WebSocket, kernel: Kernel, sess
  * `v1.kernel.websocket.jupyter.org` binary protocol when the client offers it, else legacy JSON.
  * iopub goes to every connection, replies and stdin requests to the requesting one. Unknown or other
  * namespace's kernel: 404 before the upgrade. Closes: 1007 after 10 undecodable frames in a row, 1009 for a
- * frame over `ws.maxPayloadBytes`, 4004 when the kernel is deleted, 1001 at server shutdown.
+ * frame over `kernels.wsMaxPayloadBytes` (10 MiB, Jupyter Server's limit; not the panels' `ws.maxPayloadBytes`),
+ * 4004 when the kernel is deleted, 1001 at server shutdown.
  */
 export default async function kernelsWsRoutes(fastify: FastifyInstance): Promise<void> {
   authenticated(fastify)
@@ -80,6 +94,7 @@ export default async function kernelsWsRoutes(fastify: FastifyInstance): Promise
       fastify.kernels.get(namespaceOf(request), request.params.id)
     },
   }, (socket, request) => {
+    limitFrames(socket, fastify.kernels.options.wsMaxPayloadBytes)
     const kernel = fastify.kernels.get(namespaceOf(request), request.params.id)
     serve(fastify, socket, kernel, request.query.session_id ?? '')
   })

@@ -34,7 +34,7 @@ const tags = ['workers']
 /** Unsent bytes on an events socket above which the worker's producer is paused, and below which it resumes. */
 const PAUSE_BUFFERED = 256 * 1024
 const RESUME_BUFFERED = 128 * 1024
-/** Bytes a slow events client may have queued before it is dropped (close 1013): a runtime that cannot pause its producer. */
+/** Bytes a slow events client may have queued before it is dropped (close 1013): a runtime that cannot pause its producer (kernels; see worker-runtime.ts). */
 const MAX_WS_BUFFERED = 4 * 1024 * 1024
 
 /**
@@ -161,8 +161,9 @@ export default fp(workersRoutes, {
  * Sends CONNECTED, replays retained items from `start` (if given), then live ITEM / STATUS events.
  * Live events that arrive while the replay is read are held and sent after it, without duplicates.
  * A slow client pauses the worker's producer past PAUSE_BUFFERED unsent bytes (when its runtime can,
- * as the process bridge's own socket does) until the socket drains below RESUME_BUFFERED; past
- * MAX_WS_BUFFERED it is dropped.
+ * as the process bridge's own socket does) until the socket drains below RESUME_BUFFERED; a client
+ * that holds the pause longer than `maxEventsPauseMs` is dropped (close 1013) and the worker resumes
+ * for its other subscribers. Past MAX_WS_BUFFERED (a runtime that cannot pause) it is dropped too.
  */
 async function streamEvents(
   fastify: FastifyInstance,
@@ -171,12 +172,21 @@ async function streamEvents(
   params: { runtimeId: string; workerId: string },
   start: number | undefined,
 ): Promise<void> {
-  let pause: (() => (() => void) | undefined) | undefined
+  let pause: ((overdue: () => void) => (() => void) | undefined) | undefined
   let release: (() => void) | undefined
+  let unsubscribe = () => {}
   let unsent = 0
   const resume = () => {
     release?.()
     release = undefined
+  }
+  // the pause was released by the registry; the close frame waits behind the unread bytes
+  const overdue = () => {
+    release = undefined
+    unsubscribe()
+    const ms = fastify.workers.maxEventsPauseMs
+    fastify.log.warn({ runtimeId: params.runtimeId, unsent }, 'dropping a worker-events client that held its worker paused too long')
+    socket.close(1013, `client too slow: held the worker paused for ${ms} ms`)
   }
   const send = (msg: object) => {
     if (socket.readyState !== socket.OPEN) return
@@ -187,18 +197,19 @@ async function streamEvents(
       unsent -= frame.length
       if (unsent < RESUME_BUFFERED) resume()
     })
-    if (!release && unsent > PAUSE_BUFFERED) release = pause?.()
+    if (!release && unsent > PAUSE_BUFFERED) release = pause?.(overdue)
   }
   let held: WorkerEvent[] | undefined = []
   const onEvent = (event: WorkerEvent) => (held ? held.push(event) : send(event))
   const { runtimeId, workerId } = params
   try {
     const subscription = await fastify.workers.subscribe(ctx, runtimeId, workerId, onEvent)
-    const { worker, unsubscribe } = subscription
-    if (!unsubscribe) {
+    const { worker } = subscription
+    if (!subscription.unsubscribe) {
       send({ type: 'ERROR', code: 'STREAM_UNSUPPORTED', message: `workers of runtime "${runtimeId}" stream no events` })
       return socket.close(1000)
     }
+    unsubscribe = subscription.unsubscribe
     pause = subscription.pause
     socket.on('close', () => (unsubscribe(), resume()))
     socket.on('message', () => send({ type: 'ERROR', code: 'READ_ONLY_STREAM', message: 'this stream takes no messages' }))

@@ -15,7 +15,7 @@ export const Kernel = Type.Object(
     last_activity: Iso('last activity (Jupyter Server activity rules)'),
     execution_state: Literals(['starting', 'idle', 'busy', 'restarting', 'dead']),
     connections: Type.Integer({ minimum: 0, description: 'open WebSocket connections' }),
-    reason: Type.Optional(Type.String({ description: 'why it is dead' })),
+    reason: Type.Optional(Type.String({ description: 'why it is dead; while alive, why it last restarted on its own when the monitor caused it (`heartbeat: …`, `memory: …`)' })),
     created: Iso('start time'),
     language: Type.String(),
     mode: Type.String({ description: 'process (own OS process) or worker (Pyodide in a worker thread of a kernel process)' }),

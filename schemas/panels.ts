@@ -149,7 +149,7 @@ export const TriggerBody = Type.Object(
 )
 export type TriggerBody = Static<typeof TriggerBody>
 
-/** Error of a handler run: a runtime code (TIMEOUT, PERMISSION_DENIED, EXECUTION_ERROR, …) with 1-based line/column in the handler source when known. */
+/** Error of a handler run: a runtime code (TIMEOUT, CANCELLED, PERMISSION_DENIED, EXECUTION_ERROR, …) with 1-based line/column in the handler source when known. */
 export const RunErrorFields = Type.Object({
   code: Type.String(),
   message: Type.String(),

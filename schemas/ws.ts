@@ -80,7 +80,7 @@ export const PongMessage = Type.Object({ type: Type.Literal('PONG'), requestId: 
  * A typed error: PARSE_ERROR, UNKNOWN_MESSAGE, INVALID_MESSAGE, INVALID_ARGS, PANEL_NOT_FOUND,
  * TOOL_NOT_FOUND, PANEL_BUSY, NAMESPACE_BUSY, SOCKET_BUSY, TOO_MANY_TOPICS, STATE_TOO_LARGE,
  * STORE_ERROR … or, for a TRIGGER whose run failed (seed 001), the run's own code (EXECUTION_ERROR,
- * TIMEOUT, PERMISSION_DENIED, RESOURCE_LIMIT, MEMORY_LIMIT …) with `line`/`column` in the handler
+ * TIMEOUT, CANCELLED, PERMISSION_DENIED, RESOURCE_LIMIT, MEMORY_LIMIT …) with `line`/`column` in the handler
  * source when known and `details` = the run's outcome (what RESULT would have carried).
  */
 export const ErrorMessage = Type.Object({

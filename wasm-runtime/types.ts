@@ -6,9 +6,13 @@
 import type { RuntimeOptions } from './options.js'
 import type { PanelState } from './state.js'
 
-/** Error codes an execution can end with (`ExecutionResult.error.code`). */
+/**
+ * Error codes an execution can end with (`ExecutionResult.error.code`). `CANCELLED` is the executor's:
+ * the run's signal aborted while it waited (its panel deleted, the kernel shutting down).
+ */
 export type ExecutionErrorCode =
   | 'TIMEOUT'
+  | 'CANCELLED'
   | 'MEMORY_LIMIT'
   | 'PERMISSION_DENIED'
   | 'EXECUTION_ERROR'

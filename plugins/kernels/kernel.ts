@@ -2,7 +2,9 @@
  * One kernel: its process (through the bridge), its ZeroMQ sockets, the state machine
  * `starting → idle ⇄ busy → (restarting → idle) | dead`, reply routing by parent msg_id, activity
  * tracking with Jupyter Server's rules, auto-restart after a crash (jupyter_client's KernelRestarter:
- * up to `restartLimit` within `stableStartMs`), and the busy limit `maxExecutionMs` (specs/kernels.md 1, 3).
+ * up to `restartLimit` within `stableStartMs`), the heartbeat and RSS watchdog (a kernel that stops
+ * echoing its hb channel within `timeToDeadMs`, or outgrows `maxRssBytes`, is killed and restarted
+ * under the same policy), and the busy limit `maxExecutionMs` (specs/kernels.md 1, 3, 5).
  */
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
@@ -80,10 +82,20 @@ export interface KernelModel {
   mode: string
 }
 
+/** Why a kernel restarted: asked (REST, stall) or on its own (its process exited, heart failure, memory). */
+export type RestartCause = 'crash' | 'heartbeat' | 'memory' | 'request' | 'stall'
+
+/** A failure the monitor saw before it killed the process: the exit that follows restarts for this cause. */
+interface Failure {
+  cause: 'heartbeat' | 'memory'
+  /** The kernel model's `reason` while it restarts and after (`memory: …`, `heartbeat: …`). */
+  reason: string
+}
+
 /** Events a kernel emits (the manager counts them in metrics; the channels route closes on `removed`). */
 export interface KernelEvents {
   state: [state: ExecutionState]
-  restarted: [cause: 'crash' | 'request' | 'stall']
+  restarted: [cause: RestartCause]
   dead: [reason: string]
   stall: [action: string]
   /** An execute_reply went by (`ok`, `error`, `aborted`). */
@@ -119,6 +131,8 @@ export class Kernel extends EventEmitter<KernelEvents> {
   private crashes: number[] = []
   private startedAt = 0
   private stallTimer?: NodeJS.Timeout
+  private monitor?: NodeJS.Timeout
+  private failure?: Failure
   private aborted = false
   private busyParent?: string
   private transition?: Promise<void>
@@ -154,6 +168,7 @@ export class Kernel extends EventEmitter<KernelEvents> {
     }
     this.startedAt = Date.now()
     void exited.then((exit) => this.onExit(launched, exit.code, exit.signal))
+    this.watch(launched, this.zmq)
     this.setState('idle')
   }
 
@@ -171,6 +186,52 @@ export class Kernel extends EventEmitter<KernelEvents> {
       this.send('shell', this.message('kernel_info_request', {}), probe)
       await Promise.race([delay(NUDGE_INTERVAL_MS), exited])
     }
+  }
+
+  /**
+   * Every `timeToDeadMs` while this process runs: with `maxRssBytes`, the resident memory of the
+   * kernel's sandbox, and a heartbeat (jupyter_client's HBChannel: a ping not echoed by the next tick
+   * is a heart failure). A tick that comes late (our own event loop was blocked, so an echo may sit
+   * unread) judges nothing and pings again.
+   */
+  private watch(launched: Launched, zmq: ZmqSession): void {
+    const every = this.init.options.timeToDeadMs
+    const max = this.init.options.maxRssBytes
+    let last = Date.now()
+    this.monitor = setInterval(() => {
+      const now = Date.now()
+      const late = now - last > every * 1.5
+      last = now
+      const watching = () => this.launched === launched && this.zmq === zmq && !this.failure
+      if (!watching()) return
+      const rss = max > 0 ? this.rssBytes(launched.pid) : undefined
+      if (rss !== undefined && rss > max) return this.fail(launched, { cause: 'memory', reason: `memory: resident ${rss} bytes, over maxRssBytes ${max}` })
+      if (zmq.beating || late) return zmq.ping()
+      // timers run before socket reads in a loop turn: judge once an echo already here has been read
+      setImmediate(() => {
+        if (!watching()) return
+        if (zmq.beating) return zmq.ping()
+        this.fail(launched, { cause: 'heartbeat', reason: `heartbeat: no echo on the hb channel within ${every} ms (timeToDeadMs)` })
+      })
+    }, every)
+    this.monitor.unref()
+    zmq.ping()
+  }
+
+  private rssBytes(pid: number): number | undefined {
+    try {
+      return this.init.processes.get(pid, { owner: KERNEL_OWNER }).usage?.rssBytes
+    } catch {
+      return undefined // already gone: onExit handles it
+    }
+  }
+
+  /** Kills the process at once (a stopped one cannot take SIGTERM); its exit restarts it for `failure`'s cause. */
+  private fail(launched: Launched, failure: Failure): void {
+    this.failure = failure
+    clearInterval(this.monitor)
+    this.init.log.warn({ kernel: this.id, cause: failure.cause }, `kernels: ${failure.reason}; killing the kernel`)
+    void this.forget(launched.pid, true)
   }
 
   /** The last stderr lines of the process, with the kernel's temp folder redacted. */
@@ -306,7 +367,8 @@ export class Kernel extends EventEmitter<KernelEvents> {
     await this.relaunch(cause, this.init.options.shutdownWaitMs)
   }
 
-  private async relaunch(cause: 'crash' | 'request' | 'stall', waitMs: number): Promise<void> {
+  private async relaunch(cause: RestartCause, waitMs: number, reason?: string): Promise<void> {
+    this.reason = reason
     this.setState('restarting')
     this.announce('restarting')
     this.onIdle()
@@ -314,7 +376,6 @@ export class Kernel extends EventEmitter<KernelEvents> {
       await this.stopProcess(waitMs)
       this.restarts++
       this.used = false
-      this.reason = undefined
       await this.start()
       this.emit('restarted', cause)
     })()
@@ -330,6 +391,9 @@ export class Kernel extends EventEmitter<KernelEvents> {
   }
 
   private onExit(launched: Launched, code: number | null, signal: string | null): void {
+    clearInterval(this.monitor)
+    const failure = this.failure
+    this.failure = undefined
     if (this.launched !== launched || this.expectingExit) return
     this.zmq?.close()
     launched.cleanup()
@@ -337,13 +401,13 @@ export class Kernel extends EventEmitter<KernelEvents> {
     const now = Date.now()
     if (now - this.startedAt >= this.init.options.stableStartMs) this.crashes = []
     this.crashes.push(now)
-    const what = signal ?? `exit code ${code}`
+    const what = failure?.reason ?? signal ?? `exit code ${code}`
     if (this.crashes.length > this.init.options.restartLimit) {
       this.die(`kernel died (${what}) ${this.crashes.length} times within ${this.init.options.stableStartMs} ms; not restarted`)
       return
     }
     this.init.log.info({ kernel: this.id, exit: what }, 'kernels: kernel died, restarting')
-    void this.relaunch('crash', 0).catch(() => {})
+    void this.relaunch(failure?.cause ?? 'crash', 0, failure?.reason).catch(() => {})
   }
 
   private die(reason: string): void {
@@ -357,6 +421,7 @@ export class Kernel extends EventEmitter<KernelEvents> {
   private async stopProcess(waitMs: number, force = false): Promise<void> {
     const launched = this.launched
     if (!launched) return
+    clearInterval(this.monitor)
     this.expectingExit = true
     const scope = { owner: KERNEL_OWNER }
     let exited: Promise<unknown> | undefined
@@ -392,7 +457,7 @@ export class Kernel extends EventEmitter<KernelEvents> {
     clearTimeout(this.stallTimer)
     await this.transition?.catch(() => {})
     await this.stopProcess(how === 'graceful' ? this.init.options.shutdownWaitMs : 0, how === 'kill')
-    if (this.state !== 'dead') this.die(this.reason ?? 'shut down')
+    if (this.state !== 'dead') this.die('shut down')
     this.clients.clear()
     this.routes.clear()
   }
@@ -405,7 +470,8 @@ export class Kernel extends EventEmitter<KernelEvents> {
       last_activity: this.lastActivity.toISOString(),
       execution_state: this.state,
       connections: this.connections,
-      ...(this.reason && this.state === 'dead' ? { reason: this.reason } : {}),
+      // dead: why; alive: why it last restarted on its own, when the monitor caused it (memory, heartbeat)
+      ...(this.reason ? { reason: this.reason } : {}),
       created: this.created.toISOString(),
       language: this.spec.spec.language,
       mode: this.spec.spec.metadata.wk.mode,

@@ -5,13 +5,22 @@
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, join, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { packageRoot } from '../../wasm-runtime/addon.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 /** Our own kernel programs (the `kernels-node` work): standalone, started with `-f <connection file>`. */
 export const RUNTIMES_DIR = join(here, 'runtimes')
-const PROJECT_ROOT = resolve(here, '..', '..')
+/** The clone, or the installed package (whose code is dist/). */
+const PROJECT_ROOT = packageRoot(import.meta.url)
+/**
+ * Whether this is the compiled package (dist/*.js): its kernel programs are JavaScript run by plain
+ * Node; a clone runs the TypeScript sources through tsx, its dev dependency.
+ */
+const COMPILED = import.meta.url.endsWith('.js')
+/** npm packages our kernel programs import (their folders are bound read-only into the sandbox). */
+const KERNEL_PACKAGES = ['zeromq', 'acorn', 'esbuild', 'pyodide']
 /**
  * RLIMIT_AS of our Node kernels: V8 reserves ~10 GiB of address space per WebAssembly memory (tsx's
  * lexer in each of its threads, Pyodide), so the bridge's 4 GiB default cannot start them. Virtual, not resident;
@@ -83,25 +92,39 @@ async function python3(opts: SpecOptions): Promise<KernelSpec> {
   }
 }
 
-function resolvable(pkg: string): boolean {
+/** Where `pkg` resolves from this package, or undefined when it is not installed. */
+function resolved(pkg: string): string | undefined {
   try {
-    createRequire(join(PROJECT_ROOT, 'package.json')).resolve(pkg)
-    return true
+    return createRequire(join(PROJECT_ROOT, 'package.json')).resolve(pkg)
   } catch {
-    return false
+    return undefined
   }
 }
 
 /**
- * One of our Node kernel programs (TypeScript sources run through tsx's loader, as the `kernels-node`
- * programs document); unavailable when its file (or an npm package it needs) is missing.
+ * The `node_modules` folders our kernel programs load packages from: the project's own, and in an
+ * installed app the one npm hoisted the dependencies into (outside the package).
+ */
+function moduleFolders(): string[] {
+  const folders = new Set([join(PROJECT_ROOT, 'node_modules')])
+  const marker = `${sep}node_modules${sep}`
+  for (const file of KERNEL_PACKAGES.map(resolved)) {
+    const at = file?.lastIndexOf(marker) ?? -1
+    if (file && at >= 0) folders.add(file.slice(0, at + marker.length - 1))
+  }
+  return [...folders].filter((f) => existsSync(f))
+}
+
+/**
+ * One of our Node kernel programs: `<script>.js` run by Node in the compiled package, `<script>.ts`
+ * through tsx's loader in a clone; unavailable when its file (or an npm package it needs) is missing.
  */
 function nodeKernel(name: string, display: string, language: string, script: string, args: string[], opts: SpecOptions, needs?: string): KernelSpec {
-  const file = join(RUNTIMES_DIR, script)
-  const loader = join(PROJECT_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')
+  const file = join(RUNTIMES_DIR, `${script}${COMPILED ? '.js' : '.ts'}`)
+  const loader = COMPILED ? [] : ['--import', join(PROJECT_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')]
   const reason = !existsSync(file)
-    ? `the ${name} kernel program is not installed (${script} missing)`
-    : needs && !resolvable(needs)
+    ? `the ${name} kernel program is not installed (${script}${COMPILED ? '.js' : '.ts'} missing)`
+    : needs && !resolved(needs)
       ? `npm package ${needs} is not installed (run scripts/setup.sh)`
       : undefined
   return {
@@ -109,11 +132,11 @@ function nodeKernel(name: string, display: string, language: string, script: str
     available: reason === undefined,
     ...(reason ? { reason } : {}),
     processType: 'node',
-    // the programs import ../wire.ts, so the whole kernels folder is visible (read-only)
-    readOnlyPaths: [here, join(PROJECT_ROOT, 'node_modules'), join(PROJECT_ROOT, 'package.json'), dirname(process.execPath)],
+    // the programs import ../wire, so the whole kernels folder is visible (read-only); package.json says "type": "module"
+    readOnlyPaths: [here, ...moduleFolders(), join(PROJECT_ROOT, 'package.json'), dirname(process.execPath)],
     addressSpaceBytes: NODE_KERNEL_ADDRESS_SPACE_BYTES,
     spec: {
-      argv: [process.execPath, `--max-old-space-size=${opts.nodeHeapMb}`, '--import', loader, file, '-f', '{connection_file}', ...args],
+      argv: [process.execPath, `--max-old-space-size=${opts.nodeHeapMb}`, ...loader, file, '-f', '{connection_file}', ...args],
       display_name: display,
       language,
       interrupt_mode: 'signal',
@@ -127,9 +150,9 @@ function nodeKernel(name: string, display: string, language: string, script: str
 export async function loadSpecs(opts: SpecOptions): Promise<Map<string, KernelSpec>> {
   const specs = [
     await python3(opts),
-    nodeKernel('pyodide', 'Python 3 (Pyodide)', 'python', 'pyodide-kernel.ts', [], opts, 'pyodide'),
-    nodeKernel('javascript', 'JavaScript (Node.js)', 'javascript', 'node-kernel.ts', ['--language', 'javascript'], opts),
-    nodeKernel('typescript', 'TypeScript (Node.js)', 'typescript', 'node-kernel.ts', ['--language', 'typescript'], opts, 'esbuild'),
+    nodeKernel('pyodide', 'Python 3 (Pyodide)', 'python', 'pyodide-kernel', [], opts, 'pyodide'),
+    nodeKernel('javascript', 'JavaScript (Node.js)', 'javascript', 'node-kernel', ['--language', 'javascript'], opts),
+    nodeKernel('typescript', 'TypeScript (Node.js)', 'typescript', 'node-kernel', ['--language', 'typescript'], opts, 'esbuild'),
   ]
   return new Map(specs.map((s) => [s.name, s]))
 }

@@ -33,7 +33,16 @@ function outputItem(o: NbOutput): [string, string] | undefined {
   return typeof text === 'string' ? ['result', text] : undefined
 }
 
-/** `kernels`: the kernels of `fastify.kernels` as workers. */
+/**
+ * `kernels`: the kernels of `fastify.kernels` as workers.
+ *
+ * No `pauseEvents`: a kernel cannot be paused for one slow events subscriber. Its output arrives on
+ * iopub, a ZeroMQ PUB socket, which never blocks the kernel: a subscriber that stops reading gets its
+ * messages dropped at the high-water mark, for the Jupyter clients of the kernel too. The only other
+ * pause, SIGSTOP, would stop its heartbeat, shell and control replies for every client (and trip the
+ * stall and heartbeat checks). So a slow subscriber of a kernel worker is dropped past 4 MiB unsent
+ * (close 1013, routes/workers.ts), as Jupyter Server itself drops iopub past its rate limits.
+ */
 export class KernelsRuntime extends TrackedRuntime<KernelWorker> {
   readonly id = 'kernels'
   private readonly byKernel = new Map<string, KernelWorker>()

@@ -1,8 +1,9 @@
 /**
  * The client side of one kernel's ZeroMQ sockets (npm `zeromq` v6), as jupyter_client connects them:
  * DEALER sockets for shell, control and stdin (shell and stdin share one routing id, so the kernel's
- * `input_request` reaches us), a SUBSCRIBER on iopub subscribed to everything. Messages are signed and
- * checked by `Wire` (HMAC-SHA256 with the connection file's key).
+ * `input_request` reaches us), a SUBSCRIBER on iopub subscribed to everything, and a DEALER on hb that
+ * pings the kernel's heartbeat echo (jupyter_client's HBChannel). Messages are signed and checked by
+ * `Wire` (HMAC-SHA256 with the connection file's key).
  */
 import { randomUUID } from 'node:crypto'
 import { Dealer, Subscriber } from 'zeromq'
@@ -25,6 +26,10 @@ export class ZmqSession {
   readonly wire: Wire
   private readonly dealers: Record<SendChannel, Dealer>
   private readonly iopub: Subscriber
+  private readonly hb = new Dealer({ linger: 0 })
+  private pings = 0
+  private echoed = 0
+  private pinging = false
   private readonly queues: Record<SendChannel, Promise<void>> = { shell: Promise.resolve(), control: Promise.resolve(), stdin: Promise.resolve() }
   private closed = false
 
@@ -43,6 +48,8 @@ export class ZmqSession {
     this.iopub = new Subscriber({ linger: 0 })
     this.iopub.connect(url(info.iopub_port))
     this.iopub.subscribe()
+    this.hb.connect(url(info.hb_port))
+    void this.echoes()
     for (const [channel, socket] of [...Object.entries(this.dealers), ['iopub', this.iopub]] as Array<[Channel, Dealer | Subscriber]>) {
       void this.receive(channel, socket)
     }
@@ -69,6 +76,33 @@ export class ZmqSession {
     this.sink(channel, decoded.message, frames.slice(at))
   }
 
+  /** Counts the kernel's heartbeat echoes (a REP or ROUTER echo answers `['', n]` with the same frames). */
+  private async echoes(): Promise<void> {
+    try {
+      for await (const [, payload] of this.hb) {
+        const n = Number(payload?.toString())
+        if (n > this.echoed) this.echoed = n
+      }
+    } catch (err) {
+      if (!this.closed) throw err
+    }
+  }
+
+  /** Whether every heartbeat ping sent so far has been echoed (true before the first). */
+  get beating(): boolean {
+    return this.echoed >= this.pings
+  }
+
+  /**
+   * Sends the next heartbeat ping (none while the previous send is still pending). A DEALER, not
+   * jupyter_client's REQ, so a ping that is never answered does not wedge the socket.
+   */
+  ping(): void {
+    if (this.closed || this.pinging) return
+    this.pinging = true
+    this.hb.send(['', String(++this.pings)]).catch(() => {}).finally(() => (this.pinging = false))
+  }
+
   /** Signs and sends `message` on `channel`; sends on one socket are serialised (zeromq allows one at a time). */
   send(channel: SendChannel, message: JupyterMessage): Promise<void> {
     if (this.closed) return Promise.resolve()
@@ -83,6 +117,6 @@ export class ZmqSession {
   close(): void {
     if (this.closed) return
     this.closed = true
-    for (const socket of [...Object.values(this.dealers), this.iopub]) socket.close()
+    for (const socket of [...Object.values(this.dealers), this.iopub, this.hb]) socket.close()
   }
 }

@@ -18,6 +18,12 @@ export const WorkersConfig = Type.Object(
     transcriptMaxBytes: Int(1 * MiB, 1, 'transcript bytes kept per worker (content + 64 per item), oldest items dropped first'),
     runtimeTranscriptMaxBytes: Int(64 * MiB, 1, 'transcript bytes kept by all workers of one runtime; the namespace holding most is trimmed first'),
     maxWorkers: Type.Optional(Type.Integer({ minimum: 1, description: 'workers each built-in runtime keeps at once (default 1000 embedded, 32 process)' })),
+    maxEventsPauseMs: Type.Integer({
+      default: 30_000,
+      minimum: 1,
+      maximum: 2 ** 31 - 1, // Node's setTimeout fires at once past it
+      description: 'longest one …/events subscriber that stopped reading may hold its worker paused before it is dropped (close 1013) and the worker resumes, ms',
+    }),
     maxWorkersPerNamespace: Type.Optional(Type.Integer({ minimum: 1, description: 'workers one namespace may hold in each built-in runtime (default a quarter of maxWorkers); eviction never crosses namespaces' })),
   },
   { default: {}, additionalProperties: false },

@@ -23,10 +23,34 @@ import {
   type WorkerRuntime,
 } from './runtime.js'
 
-/** List bounds: `limit` defaults to `defaultLimit`; above `maxLimit` it is a 400. */
+/**
+ * List bounds: `limit` defaults to `defaultLimit`; above `maxLimit` it is a 400. `maxEventsPauseMs`:
+ * how long one events subscriber may hold its worker paused (ms) before it is dropped.
+ */
 export interface RegistryLimits {
   maxLimit: number
   defaultLimit: number
+  maxEventsPauseMs: number
+}
+
+/**
+ * Holds a worker's producer for one slow subscriber. `pause()` stops the producer (undefined: there
+ * is nothing to pause); if the returned release is not called within `maxMs`, the producer is
+ * released anyway and `overdue` is called (the caller drops its subscriber), so one socket that
+ * never reads cannot hold a worker, and every other subscriber of it, for good.
+ */
+function boundedPause(pause: () => (() => void) | undefined, maxMs: number, overdue: () => void): (() => void) | undefined {
+  const release = pause()
+  if (!release) return undefined
+  const timer = setTimeout(() => {
+    release()
+    overdue()
+  }, maxMs)
+  timer.unref()
+  return () => {
+    clearTimeout(timer)
+    release()
+  }
 }
 
 /**
@@ -133,17 +157,24 @@ export class WorkerRegistry {
    * Subscribes to a worker's live events after resolving it.
    * @returns the worker and the unsubscribe function, or `unsubscribe: undefined` when the runtime streams
    * nothing; `pause` (when the runtime can pause the worker's producer, see `WorkerRuntime.pauseEvents`)
-   * holds the producer until the release it returns is called.
+   * holds the producer until the release it returns is called, at most `maxEventsPauseMs`: then the
+   * producer is released and `overdue` called (the subscriber is to be dropped).
    */
   async subscribe(
     ctx: CallContext,
     runtimeId: string,
     workerId: string,
     listener: (event: WorkerEvent) => void,
-  ): Promise<{ worker: WorkerSummary; unsubscribe?: () => void; pause?: () => (() => void) | undefined }> {
+  ): Promise<{ worker: WorkerSummary; unsubscribe?: () => void; pause?: (overdue: () => void) => (() => void) | undefined }> {
     const { runtime, worker } = await this.resolve(ctx, runtimeId, workerId)
-    const pause = runtime.pauseEvents ? () => runtime.pauseEvents!(ctx, workerId) : undefined
+    const maxMs = this.limits.maxEventsPauseMs
+    const pause = runtime.pauseEvents ? (overdue: () => void) => boundedPause(() => runtime.pauseEvents!(ctx, workerId), maxMs, overdue) : undefined
     return { worker, unsubscribe: runtime.subscribe?.(ctx, workerId, listener), pause }
+  }
+
+  /** How long one events subscriber may hold its worker paused before it is dropped, ms. */
+  get maxEventsPauseMs(): number {
+    return this.limits.maxEventsPauseMs
   }
 
   /** Closes every adapter (kills processes, drops listeners); one failing does not stop the others. */

@@ -42,6 +42,29 @@ t.test('REST execute, streams, records, info', async (t) => {
     t.equal(lines[1].execution.outputs[0].text, '5\n')
   })
 
+  t.test("the seed's aliases: …/execute/submit (202, a record) and …/execute/stream (SSE by default, NDJSON by Accept)", async (t) => {
+    const submitted = await server.request('POST', `${base}/execute/submit`, { body: { code: 'print("submitted")' } })
+    t.equal(submitted.status, 202)
+    t.equal(submitted.body.status, 'running')
+    const record = await server.request('GET', `${base}/executions/${submitted.body.execution_id}?wait=10000`)
+    t.match(record.body, { status: 'ok', outputs: [{ output_type: 'stream', text: 'submitted\n' }] })
+    const headers = { authorization: `Bearer ${server.token()}`, 'content-type': 'application/json' }
+    const sse = await fetch(`${server.base}${base}/execute/stream`, { method: 'POST', headers, body: JSON.stringify({ code: 'print(7)' }) })
+    t.equal(sse.headers.get('content-type'), 'text/event-stream', 'SSE without an Accept header')
+    // ipykernel may publish print's text and its newline as two stream messages
+    const events = (await sse.text()).trim().split('\n\n').map((block) => block.split('\n'))
+    t.same(new Set(events.map((e) => e[0])), new Set(['event: output', 'event: done']))
+    t.equal(events.at(-1)?.[0], 'event: done', 'done comes last')
+    t.equal(events.slice(0, -1).map((e) => JSON.parse(e[1].slice(6)).text).join(''), '7\n')
+    const nd = await fetch(`${server.base}${base}/execute/stream`, { method: 'POST', headers: { ...headers, accept: 'application/x-ndjson' }, body: JSON.stringify({ code: 'print(8)' }) })
+    const lines = (await nd.text()).trim().split('\n').map((l) => JSON.parse(l))
+    t.same(lines.map((l) => l.type), [...lines.slice(0, -1).map(() => 'output'), 'done'])
+    t.ok(lines.length >= 2, 'at least one output, then done')
+    t.equal(lines.at(-1).execution.outputs.map((o: { text: string }) => o.text).join(''), '8\n')
+    t.equal((await server.request('POST', `${base}/execute/stream`, { body: {} })).body.code, 'INVALID_EXECUTE_REQUEST', 'bad input: the same typed error')
+    t.equal((await server.request('POST', `${base}/execute/submit`, { body: { code: '1' }, token: server.token('beta') })).status, 404, "another namespace's kernel")
+  })
+
   t.test('async records outlive the client; timeout → 202; interruptOnTimeout', async (t) => {
     const submitted = await server.request('POST', `${base}/executions`, { body: { code: 'import time; time.sleep(0.3); print("later")' } })
     t.equal(submitted.status, 202)

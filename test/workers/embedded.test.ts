@@ -1,5 +1,7 @@
 import t from 'tap'
+import WebSocket from 'ws'
 import type { TranscriptItem } from '../../schemas/workers.js'
+import { until } from '../processes/helpers.js'
 import { startServer, call, wsClient, upgradeStatus, leaks } from './helpers.js'
 
 const FORBIDDEN = ['metadata.json', 'session', 'socket', 'token', 'credential', 'provider', '127.0.0.1']
@@ -155,4 +157,68 @@ t.test('events socket streams new transcript items and status changes', async (t
   t.equal(await upgradeStatus(`${wsBase}/runtimes/nope/workers/nope/events`), 404)
   const plain = await call(base, 'GET', `${path}/events`)
   t.match(plain, { status: 426, body: { code: 'UPGRADE_REQUIRED' } })
+})
+
+/**
+ * Feeds ~60 KB inputs to an embedded worker one after another (each waits for its answer) until told
+ * to stop; `answers` holds the replies in order.
+ */
+function feed(base: string, path: string) {
+  const answers: Array<{ status: number; body: any }> = []
+  let stopped = false
+  const done = (async () => {
+    for (let i = 1; !stopped; i++) answers.push(await call(base, 'POST', `${path}/input`, { content: `${i}:${'x'.repeat(60_000)}` }))
+  })()
+  return { answers, stop: () => ((stopped = true), done) }
+}
+
+/** A server with one embedded worker and one events subscriber that has stopped reading (its socket backs up). */
+async function stalledSubscriber(t: Tap.Test, maxEventsPauseMs: number) {
+  const { app, base, wsBase } = await startServer({ workspaceRoot: t.testdir(), maxEventsPauseMs })
+  t.teardown(() => app.close())
+  const path = `/runtimes/embedded/workers/${(await call(base, 'POST', '/runtimes/embedded/workers', { intent: { kind: 'workspace_companion' } })).body.worker.worker_id}`
+  const slow = wsClient(`${wsBase}${path}/events`)
+  await slow.opened
+  await slow.next((m) => m.type === 'CONNECTED')
+  slow.ws.pause()
+  return { app, base, path, slow }
+}
+
+t.test('a slow events subscriber pauses an embedded worker: input waits (no drop) until the socket drains', async (t) => {
+  const { app, base, path, slow } = await stalledSubscriber(t, 600_000)
+  const feeder = feed(base, path)
+  await until(() => Math.max(0, ...[...app.websocketServer.clients].map((c) => c.bufferedAmount)) > 256 * 1024, 60_000, 'the socket to back up')
+  // the transcript stops growing: one input is held, every earlier one answered
+  let held = -1
+  for (let same = 0, polls = 0; same < 5 && polls < 150; polls++) {
+    await new Promise((r) => setTimeout(r, 200))
+    const now = (await call(base, 'GET', `${path}/transcript?limit=0`)).body.total_items
+    same = now === held ? same + 1 : 0
+    held = now
+  }
+  t.equal(feeder.answers.length, held, `every answered input is in the transcript (${held}), the next one waits`)
+  t.same([...app.websocketServer.clients].map((c) => c.readyState), [WebSocket.OPEN], 'the subscriber was not dropped')
+
+  slow.ws.resume()
+  await feeder.stop()
+  t.ok(feeder.answers.every((a) => a.status === 200 && a.body.state === 'accepted'), 'every input was accepted')
+  t.equal(feeder.answers[held].body.transcript_sequence, held + 1, 'the held input was recorded once the socket drained')
+  const last = feeder.answers.length
+  await slow.next((m) => m.type === 'ITEM' && m.item.sequence === last, 60_000)
+  const items = slow.messages.filter((m) => m.type === 'ITEM').map((m) => m.item.sequence)
+  t.same(items, feeder.answers.map((_, k) => k + 1), 'the slow subscriber got every item, in order')
+  slow.ws.close()
+})
+
+t.test('an embedded subscriber that never reads holds input at most maxEventsPauseMs, then it is dropped (1013)', async (t) => {
+  const { app, base, path, slow } = await stalledSubscriber(t, 300)
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => slow.ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })))
+  const feeder = feed(base, path)
+  await until(() => [...app.websocketServer.clients].every((c) => c.readyState !== WebSocket.OPEN), 60_000, 'the server to drop the subscriber')
+  const before = feeder.answers.length
+  await until(() => feeder.answers.length > before + 2, 60_000, 'input to flow again')
+  await feeder.stop()
+  t.ok(feeder.answers.every((a) => a.status === 200 && a.body.state === 'accepted'), `input went on after the drop (${feeder.answers.length} accepted)`)
+  slow.ws.resume()
+  t.match(await closed, { code: 1013, reason: 'client too slow: held the worker paused for 300 ms' })
 })

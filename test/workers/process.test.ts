@@ -136,7 +136,8 @@ process.stdin.once('data', () => {
 
 t.test('a slow events subscriber pauses the process (no drop), which resumes when the socket drains', async (t) => {
   const root = realpathSync(t.testdir())
-  const { app, base, wsBase } = await startServer({ workspaceRoot: root }, async (a) => {
+  // the pause is held for as long as the test looks at it: far below this bound
+  const { app, base, wsBase } = await startServer({ workspaceRoot: root, maxEventsPauseMs: 600_000 }, async (a) => {
     await a.register(processes, { workspaceRoot: root, killGraceMs: 500 })
   })
   t.teardown(() => app.close())
@@ -185,4 +186,31 @@ t.test('a slow events subscriber pauses the process (no drop), which resumes whe
   second.events.ws.terminate()
   await until(async () => (await call(base, 'GET', second.path)).body.status !== 'running', 60_000, 'the second worker to end')
   t.match((await call(base, 'GET', second.path)).body, { status: 'exited', exit_code: 0 }, 'a subscriber that goes away releases the process, which runs to its end')
+})
+
+t.test('a subscriber that never reads holds the worker at most maxEventsPauseMs: dropped with 1013, the worker resumes for the others', async (t) => {
+  const root = realpathSync(t.testdir())
+  const { app, base, wsBase } = await startServer({ workspaceRoot: root, maxEventsPauseMs: 500 }, async (a) => {
+    await a.register(processes, { workspaceRoot: root, killGraceMs: 500 })
+  })
+  t.teardown(() => app.close())
+  const path = `/runtimes/process/workers/${(await call(base, 'POST', '/runtimes/process/workers', spawnBody(FLOOD))).body.worker.worker_id}`
+  const reader = wsClient(`${wsBase}${path}/events`)
+  const stalled = wsClient(`${wsBase}${path}/events`)
+  for (const c of [reader, stalled]) await c.opened, await c.next((m) => m.type === 'CONNECTED')
+  stalled.ws.pause() // never reads again (until the end of the test)
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => stalled.ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })))
+  await call(base, 'POST', `${path}/input`, { content: 'go' })
+
+  const status = await reader.next((m) => m.type === 'STATUS', 120_000)
+  t.match(status, { status: 'exited', exit_code: 0 }, 'the worker ran to its end although one subscriber never read')
+  const items = reader.messages.filter((m) => m.type === 'ITEM').map((m) => m.item)
+  t.equal(items.length, FLOOD_LINES + 2, 'the reading subscriber got every item')
+  t.same(items.map((i) => i.sequence), items.map((_, k) => k + 1), 'in order, none missing')
+
+  stalled.ws.resume() // reads what was queued for it, then finds the close frame
+  t.match(await closed, { code: 1013, reason: 'client too slow: held the worker paused for 500 ms' })
+  const got = stalled.messages.filter((m) => m.type === 'ITEM').length
+  t.ok(got > 0 && got < FLOOD_LINES + 2, `the dropped subscriber got a part (${got} items), then nothing more`)
+  t.notOk(stalled.messages.some((m) => m.type === 'STATUS'))
 })

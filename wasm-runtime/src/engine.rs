@@ -79,8 +79,10 @@ pub struct LoadedGuest {
 }
 
 /// Loads guest.wasm from `path`: deserializes `<dir>/<stem>.<guesthash>-<enginehash>.cwasm` when
-/// present and compatible, else compiles and writes that file (best effort: a read-only folder
-/// only costs the compile at every start). Older `.cwasm` files of the same stem are removed.
+/// present and compatible, else compiles and writes that file. When the guest's folder is not
+/// writable (a package installed by root, used by another user) the file goes to the user's cache
+/// folder instead (see [`cwasm_paths`]); best effort: with neither, each start compiles. Older
+/// `.cwasm` files of the same stem are removed.
 /// `memory_limit_bytes` must hold the guest's initial memory (else INVALID_INPUT).
 pub fn load_guest(
     engine: &Engine,
@@ -92,16 +94,15 @@ pub fn load_guest(
     })?;
     check_initial_memory(&wasm, memory_limit_bytes)?;
     let guest_hash: [u8; 32] = Sha256::digest(&wasm).into();
-    let cwasm = cwasm_path(engine, path, &guest_hash);
-    let cached = cwasm.as_deref().and_then(|p| deserialize(engine, p));
+    let cwasm = cwasm_paths(engine, path, &guest_hash);
+    let cached = cwasm.iter().find_map(|p| deserialize(engine, p));
     let from_cwasm = cached.is_some();
     let module = match cached {
         Some(m) => m,
         None => {
             let m = compile(engine, &wasm)?;
-            if let Some(p) = &cwasm {
-                store_cwasm(&m, p);
-            }
+            // the first place that takes it: beside the guest, else the user's cache
+            let _ = cwasm.iter().any(|p| store_cwasm(&m, p));
             m
         }
     };
@@ -247,17 +248,44 @@ impl Reader<'_> {
     }
 }
 
-/// Where the serialized module of this guest + engine configuration lives.
-fn cwasm_path(engine: &Engine, wasm_path: &Path, guest_hash: &[u8; 32]) -> Option<PathBuf> {
-    let dir = wasm_path.parent()?;
-    let stem = wasm_path.file_stem()?.to_str()?;
+/// Where the serialized module of this guest + engine configuration may live, in the order it is
+/// looked for and written: `<guest dir>/<stem>.<guesthash>-<enginehash>.cwasm`, then
+/// `$XDG_CACHE_HOME` (else `~/.cache`) `/workspace-kernel/cwasm/<stem>-<dirhash>.<…>.cwasm`, named
+/// after the guest's folder too so that installs of other versions neither share nor remove it.
+fn cwasm_paths(engine: &Engine, wasm_path: &Path, guest_hash: &[u8; 32]) -> Vec<PathBuf> {
+    let (Some(dir), Some(stem)) = (
+        wasm_path.parent(),
+        wasm_path.file_stem().and_then(|s| s.to_str()),
+    ) else {
+        return Vec::new();
+    };
     let mut h = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
-    Some(dir.join(format!(
-        "{stem}.{}-{:016x}.cwasm",
-        hex(&guest_hash[..8]),
-        h.finish()
-    )))
+    let name = |stem: &str| format!("{stem}.{}-{:016x}.cwasm", hex(&guest_hash[..8]), h.finish());
+    let mut paths = vec![dir.join(name(stem))];
+    if let Some(cache) = user_cache_dir() {
+        let folder: [u8; 32] = Sha256::digest(dir.as_os_str().as_encoded_bytes()).into();
+        let own = format!("{stem}-{}", hex(&folder[..8]));
+        paths.push(
+            cache
+                .join("workspace-kernel")
+                .join("cwasm")
+                .join(name(&own)),
+        );
+    }
+    paths
+}
+
+/// `$XDG_CACHE_HOME` when it is absolute (the XDG rule), else `$HOME/.cache`.
+fn user_cache_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
+    match xdg {
+        Some(p) if p.is_absolute() => Some(p),
+        _ => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute())
+            .map(|h| h.join(".cache")),
+    }
 }
 
 fn deserialize(engine: &Engine, path: &Path) -> Option<Module> {
@@ -267,21 +295,35 @@ fn deserialize(engine: &Engine, path: &Path) -> Option<Module> {
     // SAFETY: the file is one this crate wrote with `Module::serialize` for this exact guest
     // hash and engine configuration; wasmtime still checks its header and compatibility and
     // returns an error (→ we recompile) when they do not match. Whoever can write this file can
-    // also replace the addon itself, so trusting it adds no new exposure.
+    // also replace the addon itself (beside the guest) or already runs code as this user (their
+    // cache folder, created 0700), so trusting it adds no new exposure.
     unsafe { Module::deserialize_file(engine, path) }.ok()
 }
 
-/// Writes the `.cwasm` atomically (temp file + rename) and removes stale siblings. Best effort.
-fn store_cwasm(module: &Module, path: &Path) {
+/// Writes the `.cwasm` atomically (temp file + rename, its folder created 0700 when missing) and
+/// removes stale siblings. Best effort: false when it could not be written.
+fn store_cwasm(module: &Module, path: &Path) -> bool {
+    use std::os::unix::fs::DirBuilderExt;
     let Ok(bytes) = module.serialize() else {
-        return;
+        return false;
     };
+    if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
+        if fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .is_err()
+        {
+            return false;
+        }
+    }
     let tmp = path.with_extension(format!("cwasm.tmp{}", std::process::id()));
     if fs::write(&tmp, &bytes).is_err() || fs::rename(&tmp, path).is_err() {
         let _ = fs::remove_file(&tmp);
-        return;
+        return false;
     }
     remove_stale_cwasm(path);
+    true
 }
 
 fn remove_stale_cwasm(current: &Path) {

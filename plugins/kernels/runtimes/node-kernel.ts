@@ -1,9 +1,9 @@
 /**
  * Our Node kernel for the `javascript` and `typescript` kernelspecs. Started like any Jupyter kernel:
  *
- *   javascript: ["node", "--import", "tsx", "<repo>/plugins/kernels/runtimes/node-kernel.ts", "-f", "{connection_file}"]
- *   typescript: ["node", "--import", "tsx", "<repo>/plugins/kernels/runtimes/node-kernel.ts", "-f", "{connection_file}", "--language", "typescript"]
- *   (interrupt_mode "signal", the default; "message" works too)
+ *   javascript: ["node", "<pkg>/dist/plugins/kernels/runtimes/node-kernel.js", "-f", "{connection_file}"]
+ *   typescript: the same plus "--language", "typescript"
+ *   (interrupt_mode "signal", the default; "message" works too; in a clone: "--import", "tsx" and the .ts source)
  *
  * Cells run in one persistent `vm` context with `breakOnSigint`, so SIGINT stops `while (true) {}` and
  * keeps every variable; an interrupted `await` ends the cell too (its promise is abandoned). A sync loop

@@ -1,8 +1,8 @@
 /**
  * Our pyodide kernel (the seed's "worker-python"). Started like any Jupyter kernel:
  *
- *   pyodide: ["node", "--import", "<repo>/node_modules/tsx/dist/loader.mjs", "<repo>/plugins/kernels/runtimes/pyodide-kernel.ts", "-f", "{connection_file}"]
- *   (interrupt_mode "signal", the default; "message" works too)
+ *   pyodide: ["node", "<pkg>/dist/plugins/kernels/runtimes/pyodide-kernel.js", "-f", "{connection_file}"]
+ *   (interrupt_mode "signal", the default; "message" works too; in a clone: "--import", "tsx" and the .ts source)
  *
  * The main thread speaks the protocol (host.ts; sockets on the io worker); Python runs in a second
  * worker (pyodide-worker.ts, `env: {}`) so a busy cell never blocks the protocol. SIGINT sets the
