@@ -7,7 +7,8 @@
  *
  *   1. HTTP trigger of a tiny counter tool vs a bare route doing the same JSON work (100 connections)
  *   2. WS TRIGGER→RESULT latency on one socket vs an echo of the same message (p50/p99)
- *   3. WS round trips/s over 100 sockets (one panel each, 8 in flight per socket) vs the echo
+ *   3. WS round trips/s over 100 sockets (one panel each, 8 in flight per socket) vs the echo, and the
+ *      share of first segments that work sharing gave a worker thread (plugins/executor/placement.ts)
  *   4. PATCH fan-out: TRIGGER sent → the 1,000th subscribed socket has the PATCH
  */
 import { fork } from 'node:child_process'
@@ -87,6 +88,13 @@ async function latency(ws: WebSocket, rounds: number): Promise<number[]> {
   return out.sort((a, b) => a - b)
 }
 
+/** First segments so far by where they ran (`wk_runtime_first_segments_total` on the kernel's /metrics; 0 when absent). */
+async function placements(base: string): Promise<{ inline: number; pool: number }> {
+  const text = await (await fetch(`${base}/metrics`)).text()
+  const count = (p: string) => Number(new RegExp(`^wk_runtime_first_segments_total\\{placement="${p}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
+  return { inline: count('inline'), pool: count('pool') }
+}
+
 /** Round trips/s over many sockets, each keeping `window` TRIGGERs in flight for `ms`. */
 async function throughput(sockets: WebSocket[], ms: number, window = 8): Promise<number> {
   let done = 0
@@ -152,9 +160,13 @@ async function main(): Promise<void> {
       ksocks.push(await open(p.wsUrl))
       esocks.push(await open(`${ws(urls.bare)}/echo`))
     }
+    const placed = await placements(urls.kernel)
     const kt = await throughput(ksocks, THROUGHPUT_MS)
     const et = await throughput(esocks, THROUGHPUT_MS)
+    const { inline, pool } = await placements(urls.kernel)
     rows.push(['WS round trips/s (100 sockets)', kt.toFixed(0), et.toFixed(0), ratio(kt, et), '≥ 0.15×', kt / et >= 0.15 ? 'ok' : 'MISS'])
+    const share = (100 * (pool - placed.pool)) / (inline - placed.inline + pool - placed.pool || 1)
+    rows.push(['  first segments on a worker thread %', share.toFixed(0), '', '', '', ''])
     for (const s of [...ksocks, ...esocks]) s.close()
 
     // 4. PATCH fan-out to 1,000 sockets

@@ -16,6 +16,7 @@ import type {
 import { Gate, type Source } from './executor/gate.js'
 import { executorOptions, type ExecutorOptions } from './executor/options.js'
 import { Suspensions } from './executor/suspensions.js'
+import { WorkSharing } from './executor/placement.js'
 
 export type { Source } from './executor/gate.js'
 export { ExecutorOptions, ExecutorPolicyOptions } from './executor/options.js'
@@ -56,7 +57,11 @@ export interface RunOptions {
   callContext?: RunCallContext
   /** Who the run is for, for fair shares at the gate (default: namespace `default`, no socket). */
   source?: Source
-  /** Groups the run's suspensions for `Executor.suspended` (a panel's key). */
+  /**
+   * Groups the run's suspensions for `Executor.suspended` (a panel's key), and is the unit of work
+   * sharing: one owner's segments are taken to run one after another (executor/placement.ts), so
+   * they stay inline unless another owner's are ready too. Default: the run is its own owner.
+   */
   owner?: string
 }
 
@@ -80,9 +85,10 @@ export interface RunResult {
 
 /**
  * `fastify.executor`: one WasmRuntime per app (the mechanism) plus the policy around it, each
- * concern in one place: the admission gate (executor/gate.ts), the table of suspended runs with
- * its one timer per suspension (executor/suspensions.ts), and the suspend → call extensions →
- * resume loop.
+ * concern in one place: the admission gate (executor/gate.ts), where a first segment runs
+ * (executor/placement.ts: inline, or on an idle worker while other panels' segments wait), the
+ * table of suspended runs with its one timer per suspension (executor/suspensions.ts), and the
+ * suspend → call extensions → resume loop.
  */
 export interface Executor {
   /** @throws RuntimeError COMPILATION_ERROR (with line/column) or INVALID_INPUT */
@@ -175,6 +181,8 @@ class Lease {
 }
 
 function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime, gate: Gate, suspensions: Suspensions): Executor {
+  const sharing = new WorkSharing(() => runtime.idleThreads())
+
   function callAll(calls: PendingCall[], opts: RunOptions, signal: AbortSignal): Promise<CallResult[]> {
     const ctx = { ...opts.callContext, signal }
     return Promise.all(
@@ -237,10 +245,20 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime, gate: Ga
   async function run(handler: string | CompiledHandler, context: ExecutionContext, opts: RunOptions = {}): Promise<RunResult> {
     const started = performance.now()
     const out: RunResult = { status: 'error', stateMutations: [], events: [], viewCommands: [], logs: [], segments: 0, durationMs: 0 }
-    const turn = opts.turn ?? runAtOnce
     const lease = new Lease(gate, runtime, opts.source ?? DEFAULT_SOURCE)
+    const owner = opts.owner ?? lease // a run without an owner is nobody else's: its own key
+    const callerTurn = opts.turn ?? runAtOnce
+    // each segment counts as ready for work sharing from asking its turn until its turn is over
+    const turn = async (segment: Segment): Promise<ExecutionResult> => {
+      const leave = sharing.enter(owner)
+      try {
+        return await callerTurn(segment)
+      } finally {
+        leave()
+      }
+    }
     try {
-      let seg = await turn(() => lease.segment(true, () => runtime.execute(handler, context, opts.timeoutMs)))
+      let seg = await turn(() => lease.segment(true, () => runtime.execute(handler, context, opts.timeoutMs, sharing.place(owner))))
       for (;;) {
         out.segments++
         out.logs.push(...seg.logs)

@@ -136,6 +136,8 @@ export interface NativeRuntime {
   executeInline(code: Buffer, context: Buffer, state: NativePanelState, timeoutMs: number, sliceMs: number): RawResult | null
   resume(executionId: string, resumeJson: string, timeoutMs: number): Promise<RawResult>
   cancel(executionId: string): boolean
+  /** worker threads with no job running or queued now */
+  idleThreads(): number
   stats(): {
     live: number
     suspended: number

@@ -26,6 +26,7 @@ import type {
   RuntimeConfig,
   RuntimeErrorCode,
   RuntimeStats,
+  Placement,
 } from './types.js'
 
 export * from './types.js'
@@ -80,6 +81,12 @@ function runtimeMetrics(registry: Registry, suspended: () => number) {
       labelNames: ['status'] as const,
       registers,
     }),
+    placements: new Counter({
+      name: 'wk_runtime_first_segments_total',
+      help: 'First segments of executions by where they ran to their end (inline on the event loop, or pool: a worker thread)',
+      labelNames: ['placement'] as const,
+      registers,
+    }),
     errors: new Counter({
       name: 'wk_runtime_errors_total',
       help: 'Executions that ended in an error, by code',
@@ -116,6 +123,8 @@ export class WasmRuntime {
   /** Handlers that outlived their inline slice → pooled runs left before they may try inline again. */
   private readonly overran = new Map<string | Buffer, number>()
   private readonly byStatus = { success: 0, error: 0, suspended: 0 }
+  private readonly byPlacement: Record<Placement, number> = { inline: 0, pool: 0 }
+  private readonly placedOn: Partial<Record<Placement, { inc(): void }>> = {}
   private readonly segmentsBy: Partial<Record<ExecutionResult['status'], { inc(): void }>> = {}
   private executions = 0
   private closed = false
@@ -169,20 +178,23 @@ export class WasmRuntime {
    * result; `status: 'suspended'` carries `executionId` and `pendingCalls` for `resume`.
    * The handler reads `context.state` lazily (a `PanelState`; a plain object is copied into a
    * private one first, which costs what the object's size costs).
+   * `placement` says where it runs (see `Placement`; the caller's policy decides, e.g.
+   * plugins/executor/placement.ts); default `inline`.
    * Execution failures are results (`error.code`); rejects only with RuntimeError INVALID_INPUT,
    * COMPILATION_ERROR, CAPACITY_EXCEEDED (`maxInstances` executions live: no queue here, see
    * plugins/executor/gate.ts) or SHUTDOWN.
    */
-  async execute(handler: string | CompiledHandler, context: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult> {
+  async execute(handler: string | CompiledHandler, context: ExecutionContext, timeoutMs?: number, placement: Placement = 'inline'): Promise<ExecutionResult> {
     this.assertOpen()
     const timeout = checkTimeout(timeoutMs, this.config.defaultTimeoutMs)
+    if (placement !== 'inline' && placement !== 'pool') throw new RuntimeError('INVALID_INPUT', `placement must be 'inline' or 'pool', got ${String(placement)}`)
     checkContext(context)
     const compiled = typeof handler === 'string' ? await this.precompile(handler) : checkCompiled(handler)
     const contextBytes = this.contextBytes(context)
     let owned: PanelState | undefined
     const state = context.state instanceof PanelState ? context.state : (owned = new PanelState(context.state))
     this.executions++
-    const run = (): Promise<RawResult> => this.dispatch(compiled, contextBytes, state, timeout)
+    const run = (): Promise<RawResult> => this.dispatch(compiled, contextBytes, state, timeout, placement)
     return this.settle(run, compiled.cacheHit || typeof handler !== 'string', timeout, owned)
   }
 
@@ -224,6 +236,7 @@ export class WasmRuntime {
     const raw = this.raw.stats()
     return {
       executions: this.executions,
+      byPlacement: { ...this.byPlacement },
       suspended: raw.suspended,
       running: raw.runningJobs,
       queued: raw.queuedJobs,
@@ -233,6 +246,15 @@ export class WasmRuntime {
       cacheMisses: raw.cacheMisses,
       byStatus: { ...this.byStatus },
     }
+  }
+
+  /**
+   * Worker threads with no job running or queued now (a thread that just finished counts as busy
+   * until it looks for its next job): what a caller's placement policy reads before it passes
+   * `placement: 'pool'`, so that the pool's queue stays empty. 0 after shutdown.
+   */
+  idleThreads(): number {
+    return this.closed ? 0 : this.raw.idleThreads()
   }
 
   /** Prometheus text exposition of this runtime's metrics. */
@@ -269,28 +291,38 @@ export class WasmRuntime {
   }
 
   /**
-   * Where one execution's first segment runs (issue 11): inline, on this thread for at most
-   * `inlineSliceMs`, then (if it has not finished) from the start on a worker thread — the slice
-   * recorded nothing, so re-running is safe. Inline first even under load: the panel manager runs
-   * one execution per panel at a time, and a hop to a worker costs each panel's next execution an
-   * event-loop turn, which measured slower than the inline call itself once guests got fast
-   * (bench/kernel.ts, 2 cores). To bound the waste of a thrown-away slice, a handler that outlived
-   * it skips the inline slice for its next OVERRUN_BACKOFF calls (≤ 1 wasted slice per that many).
+   * Runs one execution's first segment where `placement` says (issue 11). `inline`: on this
+   * thread for at most `inlineSliceMs`, then (if it has not finished) from the start on a worker
+   * thread — the slice recorded nothing, so re-running is safe. Inline is the default because a
+   * hop to a worker costs the panel's next segment an event-loop turn, which measured slower than
+   * the inline call itself for one hot panel (bench/kernel.ts, 2 cores); the executor passes
+   * `pool` when other panels' segments wait and a worker is idle. To bound the waste of a
+   * thrown-away slice, a handler that outlived it skips the inline slice for its next
+   * OVERRUN_BACKOFF calls (≤ 1 wasted slice per that many).
    */
-  private dispatch(compiled: CompiledHandler, context: Buffer, state: PanelState, timeout: number): Promise<RawResult> {
+  private dispatch(compiled: CompiledHandler, context: Buffer, state: PanelState, timeout: number, placement: Placement): Promise<RawResult> {
     const slice = this.config.inlineSliceMs
     const key = compiled.cacheKey ?? compiled.bytecode
     const backoff = this.overran.get(key)
     if (backoff !== undefined) {
       if (backoff <= 1) this.overran.delete(key)
       else this.overran.set(key, backoff - 1)
-    } else if (slice > 0) {
+    } else if (slice > 0 && placement === 'inline') {
       const raw = this.raw.executeInline(compiled.bytecode, context, state.native, timeout, slice)
-      if (raw) return Promise.resolve(raw)
+      if (raw) {
+        this.placed('inline')
+        return Promise.resolve(raw)
+      }
       if (this.overran.size >= this.config.memoryCacheEntries) this.overran.clear()
       this.overran.set(key, OVERRUN_BACKOFF)
     }
+    this.placed('pool')
     return this.raw.execute(compiled.bytecode, context, state.native, timeout)
+  }
+
+  private placed(placement: Placement): void {
+    this.byPlacement[placement]++
+    ;(this.placedOn[placement] ??= this.metrics.placements.labels(placement)).inc()
   }
 
   private record(result: ExecutionResult, durationUs: number): void {

@@ -144,8 +144,17 @@ export type CallResult =
   | { callId: number; ok: true; value?: unknown }
   | { callId: number; ok: false; error: { message: string; code?: string } }
 
+/**
+ * Where `WasmRuntime.execute` runs a first segment: `inline` on the calling (event-loop) thread
+ * for at most `inlineSliceMs`, then from the start on a worker thread if it has not finished;
+ * `pool` straight on a worker thread (the caller saw one idle: `WasmRuntime.idleThreads`).
+ */
+export type Placement = 'inline' | 'pool'
+
 export interface RuntimeStats {
   executions: number
+  /** first segments by where they ran to their end (an inline slice that ran out counts as `pool`) */
+  byPlacement: Record<Placement, number>
   suspended: number
   /** calls running on a worker thread now */
   running: number

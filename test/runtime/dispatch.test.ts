@@ -50,3 +50,33 @@ t.test('64 executions over 16 panels in flight at once each get their own result
     await rt.shutdown()
   }
 })
+
+t.test('placement: pool runs on a worker thread, inline on the event loop; idleThreads counts free workers', async (t) => {
+  const rt = new WasmRuntime({ workerThreads: 1, inlineSliceMs: 10_000 })
+  t.teardown(() => rt.shutdown())
+  // long enough (≈ 0.1 s) that the pool run is still going when idleThreads is read
+  const code = await rt.precompile('let x = 0; for (let i = 0; i < 5e6; i++) x += i; return $args.n * 2')
+  // the worker that settled the precompile counts as busy until it looks for its next job
+  for (let i = 0; i < 200 && rt.idleThreads() !== 1; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  t.equal(rt.idleThreads(), 1, 'nothing running: every worker is idle')
+  const pooled = rt.execute(code, ctx({ args: { n: 2 } }), undefined, 'pool')
+  t.equal(rt.idleThreads(), 0, 'a pool execution occupies the worker until it is done')
+  t.match(await pooled, { status: 'success', returnValue: 4 })
+  t.match(await rt.execute(code, ctx({ args: { n: 3 } })), { status: 'success', returnValue: 6 }, 'inline is the default')
+  t.match(await rt.execute(code, ctx({ args: { n: 4 } }), undefined, 'inline'), { status: 'success', returnValue: 8 })
+  t.same(rt.getStats().byPlacement, { inline: 2, pool: 1 })
+  await t.rejects(rt.execute(code, ctx(), undefined, 'elsewhere' as 'pool'), { code: 'INVALID_INPUT', message: /placement must be 'inline' or 'pool'/ })
+  t.equal(rt.getStats().executions, 3, 'a bad placement ran nothing')
+})
+
+t.test('placement pool keeps the timeout and the memory limit', async (t) => {
+  const rt = new WasmRuntime({ workerThreads: 1, memoryLimitBytes: 16 * 1024 * 1024 })
+  t.teardown(() => rt.shutdown())
+  const spin = await rt.precompile('while (true) {}')
+  const grow = await rt.precompile('const a = []; for (;;) a.push(new Array(100000).fill(1))')
+  t.match(await rt.execute(spin, ctx(), 50, 'pool'), { status: 'error', error: { code: 'TIMEOUT', message: /50 ms timeout/ } })
+  t.match(await rt.execute(grow, ctx(), undefined, 'pool'), { status: 'error', error: { code: 'MEMORY_LIMIT' } })
+  t.same(rt.getStats().byPlacement, { inline: 0, pool: 2 })
+  await rt.shutdown()
+  t.equal(rt.idleThreads(), 0, 'a shut-down runtime has no worker to offer')
+})

@@ -334,6 +334,14 @@ impl Runtime {
         self.inner.cancel(&execution_id)
     }
 
+    /// Worker threads with no job running or queued now (the executor's placement reads it
+    /// before handing a segment to the pool, so the pool's queue stays empty). Cheap: one
+    /// uncontended lock.
+    #[napi]
+    pub fn idle_threads(&self) -> u32 {
+        self.pool.idle()
+    }
+
     /// Current counters.
     #[napi]
     pub fn stats(&self) -> RuntimeStats {

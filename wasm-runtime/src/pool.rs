@@ -74,6 +74,14 @@ impl WorkerPool {
         self.shared.ready.notify_one();
     }
 
+    /// Threads with nothing to do now: `threads` minus jobs running and queued (0 when jobs
+    /// wait). A thread that just finished a job counts as busy until it looks for the next one.
+    pub fn idle(&self) -> u32 {
+        let q = lock(&self.shared.state);
+        let busy = q.running.saturating_add(u32::try_from(q.jobs.len()).unwrap_or(u32::MAX));
+        self.threads.saturating_sub(busy)
+    }
+
     /// Current counters.
     pub fn stats(&self) -> PoolStats {
         let q = lock(&self.shared.state);
@@ -137,6 +145,31 @@ mod tests {
         }
         assert_eq!(peak.load(Ordering::SeqCst), 2);
         assert_eq!(pool.stats().threads, 2);
+    }
+
+    #[test]
+    fn idle_counts_threads_without_a_running_or_queued_job() {
+        let pool = WorkerPool::new(2).unwrap();
+        assert_eq!(pool.idle(), 2);
+        let (started, wait_started) = mpsc::channel();
+        let (release, hold) = mpsc::channel::<()>();
+        pool.spawn(move || {
+            started.send(()).unwrap();
+            hold.recv().unwrap();
+        });
+        wait_started.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(pool.idle(), 1, "one thread runs a job");
+        let (done, finished) = mpsc::channel();
+        pool.spawn(move || done.send(()).unwrap());
+        finished.recv_timeout(Duration::from_secs(10)).unwrap();
+        release.send(()).unwrap();
+        for _ in 0..1000 {
+            if pool.idle() == 2 {
+                return;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        panic!("the threads never became idle again: {}", pool.idle());
     }
 
     #[test]
