@@ -152,8 +152,15 @@ impl GuestInstance {
 
     /// `wk_execute(code, context)`: the guest status (0 finished, 1 suspended, 2 no result).
     pub fn execute(&mut self, code: &[u8], context: &[u8]) -> Result<i32, GuestTrap> {
-        let (cp, cn) = self.put(code)?;
-        let (xp, xn) = self.put(context)?;
+        // one allocation (one call into the guest) for both inputs
+        let (cp, len) = self.alloc(code.len().saturating_add(context.len()))?;
+        let (cn, xn) = (code.len() as i32, len - code.len() as i32);
+        let xp = cp + cn;
+        self.write(cp as u32 as usize, code)?;
+        self.write(xp as u32 as usize, context)?;
+        if context.get(SEED_AT..SEED_AT + 8) == Some(&[0; 8]) {
+            self.write(xp as u32 as usize + SEED_AT, &fresh_seed())?;
+        }
         self.store.data_mut().begin_segment();
         let r = self.exports.execute.call(&mut self.store, (cp, cn, xp, xn));
         self.store.data_mut().end_segment();
@@ -186,9 +193,26 @@ impl GuestInstance {
         }
     }
 
+    /// Writes `bytes` at guest address `at`.
+    fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), GuestTrap> {
+        self.exports.memory.write(&mut self.store, at, bytes).map_err(|_| {
+            GuestTrap::new(
+                TrapKind::Trap,
+                "wk_alloc returned an address outside guest memory",
+            )
+        })
+    }
+
     /// Copies `bytes` into guest memory through `wk_alloc`; returns (address, length).
     fn put(&mut self, bytes: &[u8]) -> Result<(i32, i32), GuestTrap> {
-        let len = i32::try_from(bytes.len())
+        let (ptr, len) = self.alloc(bytes.len())?;
+        self.write(ptr as u32 as usize, bytes)?;
+        Ok((ptr, len))
+    }
+
+    /// `wk_alloc(len)`: guest memory for `len` input bytes; returns (address, length).
+    fn alloc(&mut self, len: usize) -> Result<(i32, i32), GuestTrap> {
+        let len = i32::try_from(len)
             .map_err(|_| GuestTrap::new(TrapKind::MemoryLimit, "input larger than 2 GiB"))?;
         // Ask for at least one byte so that an empty input still gets a valid address.
         let r = self.exports.alloc.call(&mut self.store, len.max(1));
@@ -199,15 +223,6 @@ impl GuestInstance {
                 format!("guest could not allocate {len} input bytes"),
             ));
         }
-        self.exports
-            .memory
-            .write(&mut self.store, ptr as u32 as usize, bytes)
-            .map_err(|_| {
-                GuestTrap::new(
-                    TrapKind::Trap,
-                    "wk_alloc returned an address outside guest memory",
-                )
-            })?;
         Ok((ptr, len))
     }
 
@@ -241,6 +256,41 @@ impl GuestInstance {
         }
         msg
     }
+}
+
+/// Offset of the `Math.random` seed in the binary context (ABI.md "Context").
+const SEED_AT: usize = 20;
+
+/// Seeds per refill of the thread's random buffer.
+const SEEDS_PER_FILL: usize = 64;
+
+thread_local! {
+    /// Random bytes from the OS RNG, handed out 8 at a time (one `getrandom` per 64 executions).
+    static SEEDS: std::cell::RefCell<(usize, [u8; 8 * SEEDS_PER_FILL])> =
+        const { std::cell::RefCell::new((SEEDS_PER_FILL, [0; 8 * SEEDS_PER_FILL])) };
+}
+
+/// A fresh `Math.random` seed as the context stores it: `u32` low, `u32` high, below 2^47 and
+/// never 0 (a context's 0 asks the host for one).
+fn fresh_seed() -> [u8; 8] {
+    SEEDS.with_borrow_mut(|(next, buf)| {
+        if *next == SEEDS_PER_FILL {
+            if getrandom::fill(buf).is_err() {
+                // no OS randomness (not seen on Linux): seeds from the clock still differ per call
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64);
+                for (i, c) in buf.chunks_exact_mut(8).enumerate() {
+                    c.copy_from_slice(&(t ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes());
+                }
+            }
+            *next = 0;
+        }
+        let at = *next * 8;
+        *next += 1;
+        let raw = u64::from_le_bytes(buf[at..at + 8].try_into().unwrap_or([1; 8]));
+        ((raw & ((1 << 47) - 1)).max(1)).to_le_bytes()
+    })
 }
 
 fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
