@@ -3,8 +3,9 @@
 //! `wk_output_ptr` / `wk_output_len`. Failures of a call are classified into trap kinds.
 
 use napi_derive::napi;
-use wasmtime::{Engine, InstancePre, Memory, Store, Trap, TypedFunc};
+use wasmtime::{Engine, Extern, Memory, Module, ModuleExport, Store, Trap, TypedFunc};
 
+use crate::engine::LoadedGuest;
 use crate::error::{HostError, HostResult};
 use crate::host::{HostState, ProcExit};
 use crate::limits::{self, Deadline, Interrupt, MemoryLimiter};
@@ -75,6 +76,38 @@ struct Exports {
     output_len: TypedFunc<(), i32>,
 }
 
+/// Where the ABI's exports sit in the guest module, resolved once when the guest loads, so an
+/// instantiation looks none of them up by name.
+pub struct ExportIndex {
+    memory: ModuleExport,
+    alloc: ModuleExport,
+    compile: ModuleExport,
+    execute: ModuleExport,
+    resume: ModuleExport,
+    output_ptr: ModuleExport,
+    output_len: ModuleExport,
+}
+
+impl ExportIndex {
+    /// The ABI exports of `module` (GUEST_LOAD_ERROR when one is missing).
+    pub fn of(module: &Module) -> HostResult<Self> {
+        let at = |name: &str| {
+            module
+                .get_export_index(name)
+                .ok_or_else(|| HostError::GuestLoad(format!("guest module lacks export {name}")))
+        };
+        Ok(ExportIndex {
+            memory: at("memory")?,
+            alloc: at("wk_alloc")?,
+            compile: at("wk_compile")?,
+            execute: at("wk_execute")?,
+            resume: at("wk_resume")?,
+            output_ptr: at("wk_output_ptr")?,
+            output_len: at("wk_output_len")?,
+        })
+    }
+}
+
 /// A live guest instance with its own store. Dropping it returns its pool slot.
 pub struct GuestInstance {
     store: Store<HostState>,
@@ -97,7 +130,7 @@ impl GuestInstance {
     /// CAPACITY_EXCEEDED.
     pub fn instantiate(
         engine: &Engine,
-        pre: &InstancePre<HostState>,
+        guest: &LoadedGuest,
         lim: InstanceLimits,
         state: SharedState,
     ) -> HostResult<Self> {
@@ -110,7 +143,7 @@ impl GuestInstance {
             .set_fuel(lim.fuel)
             .map_err(|e| HostError::internal(format!("cannot set fuel: {e}")))?;
         limits::arm_epoch_checks(&mut store);
-        let instance = pre.instantiate(&mut store).map_err(|e| {
+        let instance = guest.pre.instantiate(&mut store).map_err(|e| {
             if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
                 .is_some()
             {
@@ -119,16 +152,20 @@ impl GuestInstance {
                 HostError::internal(format!("cannot instantiate the guest: {e:#}"))
             }
         })?;
+        let ix = &guest.exports;
+        let memory = match instance.get_module_export(&mut store, &ix.memory) {
+            Some(Extern::Memory(m)) => m,
+            _ => return Err(HostError::internal("guest has no memory export")),
+        };
+        store.data_mut().memory = Some(memory);
         let exports = Exports {
-            memory: instance
-                .get_memory(&mut store, "memory")
-                .ok_or_else(|| HostError::internal("guest has no memory export"))?,
-            alloc: typed(&instance, &mut store, "wk_alloc")?,
-            compile: typed(&instance, &mut store, "wk_compile")?,
-            execute: typed(&instance, &mut store, "wk_execute")?,
-            resume: typed(&instance, &mut store, "wk_resume")?,
-            output_ptr: typed(&instance, &mut store, "wk_output_ptr")?,
-            output_len: typed(&instance, &mut store, "wk_output_len")?,
+            memory,
+            alloc: typed(&instance, &mut store, &ix.alloc, "wk_alloc")?,
+            compile: typed(&instance, &mut store, &ix.compile, "wk_compile")?,
+            execute: typed(&instance, &mut store, &ix.execute, "wk_execute")?,
+            resume: typed(&instance, &mut store, &ix.resume, "wk_resume")?,
+            output_ptr: typed(&instance, &mut store, &ix.output_ptr, "wk_output_ptr")?,
+            output_len: typed(&instance, &mut store, &ix.output_len, "wk_output_len")?,
         };
         Ok(GuestInstance { store, exports })
     }
@@ -195,12 +232,15 @@ impl GuestInstance {
 
     /// Writes `bytes` at guest address `at`.
     fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), GuestTrap> {
-        self.exports.memory.write(&mut self.store, at, bytes).map_err(|_| {
-            GuestTrap::new(
-                TrapKind::Trap,
-                "wk_alloc returned an address outside guest memory",
-            )
-        })
+        self.exports
+            .memory
+            .write(&mut self.store, at, bytes)
+            .map_err(|_| {
+                GuestTrap::new(
+                    TrapKind::Trap,
+                    "wk_alloc returned an address outside guest memory",
+                )
+            })
     }
 
     /// Copies `bytes` into guest memory through `wk_alloc`; returns (address, length).
@@ -281,7 +321,9 @@ fn fresh_seed() -> [u8; 8] {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(1, |d| d.as_nanos() as u64);
                 for (i, c) in buf.chunks_exact_mut(8).enumerate() {
-                    c.copy_from_slice(&(t ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes());
+                    c.copy_from_slice(
+                        &(t ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes(),
+                    );
                 }
             }
             *next = 0;
@@ -296,9 +338,13 @@ fn fresh_seed() -> [u8; 8] {
 fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
     instance: &wasmtime::Instance,
     store: &mut Store<HostState>,
+    export: &ModuleExport,
     name: &str,
 ) -> HostResult<TypedFunc<P, R>> {
     instance
-        .get_typed_func::<P, R>(store, name)
+        .get_module_export(&mut *store, export)
+        .and_then(Extern::into_func)
+        .ok_or_else(|| HostError::internal(format!("guest export {name} is not a function")))?
+        .typed::<P, R>(&*store)
         .map_err(|e| HostError::internal(format!("guest export {name}: {e}")))
 }
