@@ -192,7 +192,7 @@ impl GuestInstance {
         // one allocation (one call into the guest) for both inputs
         let (cp, len) = self.alloc(code.len().saturating_add(context.len()))?;
         let (cn, xn) = (code.len() as i32, len - code.len() as i32);
-        let xp = cp + cn;
+        let xp = cp.wrapping_add(cn); // addresses are u32 bit patterns
         self.write(cp as u32 as usize, code)?;
         self.write(xp as u32 as usize, context)?;
         if context.get(SEED_AT..SEED_AT + 8) == Some(&[0; 8]) {
