@@ -10,7 +10,6 @@
  * (`workerThreads`) and each panel's committed state (`PanelState`, state.ts).
  * Behaviour follows ../shared/DESIGN.md ("The sandbox"); the guest contract is ABI.md.
  */
-import { randomInt } from 'node:crypto'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { GUEST_PATH, addon, type NativeRuntime, type RawResult, type TrapKind } from './addon.js'
 import { RuntimeError, type CompileErrorPosition } from './errors.js'
@@ -342,7 +341,8 @@ export class WasmRuntime {
     } catch (err) {
       throw new RuntimeError('INVALID_INPUT', `context is not JSON-serializable: ${(err as Error).message}`)
     }
-    return encodeContext([maxHostCalls, maxStateMutations, maxEvents, maxHostCalls], randomInt(2 ** 47), context.capabilities, sections)
+    // seed 0: the addon draws one per execution (cheaper than crypto.randomInt on this thread)
+    return encodeContext([maxHostCalls, maxStateMutations, maxEvents, maxHostCalls], 0, context.capabilities, sections)
   }
 
   private assertOpen(): void {

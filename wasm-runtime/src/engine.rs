@@ -17,6 +17,7 @@ use wasmtime::{
 };
 
 use crate::error::{HostError, HostResult};
+use crate::guest::ExportIndex;
 use crate::host::{self, HostState};
 
 /// Interval between two engine epoch increments.
@@ -72,6 +73,8 @@ pub fn build_engine(s: &EngineSettings) -> HostResult<Engine> {
 pub struct LoadedGuest {
     /// Linker + module resolved once; each execution only instantiates.
     pub pre: InstancePre<HostState>,
+    /// The ABI exports' places in the module (no lookups by name per instance).
+    pub exports: ExportIndex,
     /// SHA-256 of guest.wasm (bytecode is only valid for the guest that produced it).
     pub guest_hash: [u8; 32],
     /// Whether the module came from the `.cwasm` file (no Cranelift run at this start).
@@ -140,6 +143,7 @@ fn finish(
         .instantiate_pre(&module)
         .map_err(|e| HostError::GuestLoad(format!("cannot link guest module: {e:#}")))?;
     Ok(LoadedGuest {
+        exports: ExportIndex::of(&module)?,
         pre,
         guest_hash,
         from_cwasm,

@@ -3,8 +3,9 @@
 //! `wk_output_ptr` / `wk_output_len`. Failures of a call are classified into trap kinds.
 
 use napi_derive::napi;
-use wasmtime::{Engine, InstancePre, Memory, Store, Trap, TypedFunc};
+use wasmtime::{Engine, Extern, Memory, Module, ModuleExport, Store, Trap, TypedFunc};
 
+use crate::engine::LoadedGuest;
 use crate::error::{HostError, HostResult};
 use crate::host::{HostState, ProcExit};
 use crate::limits::{self, Deadline, Interrupt, MemoryLimiter};
@@ -75,6 +76,38 @@ struct Exports {
     output_len: TypedFunc<(), i32>,
 }
 
+/// Where the ABI's exports sit in the guest module, resolved once when the guest loads, so an
+/// instantiation looks none of them up by name.
+pub struct ExportIndex {
+    memory: ModuleExport,
+    alloc: ModuleExport,
+    compile: ModuleExport,
+    execute: ModuleExport,
+    resume: ModuleExport,
+    output_ptr: ModuleExport,
+    output_len: ModuleExport,
+}
+
+impl ExportIndex {
+    /// The ABI exports of `module` (GUEST_LOAD_ERROR when one is missing).
+    pub fn of(module: &Module) -> HostResult<Self> {
+        let at = |name: &str| {
+            module
+                .get_export_index(name)
+                .ok_or_else(|| HostError::GuestLoad(format!("guest module lacks export {name}")))
+        };
+        Ok(ExportIndex {
+            memory: at("memory")?,
+            alloc: at("wk_alloc")?,
+            compile: at("wk_compile")?,
+            execute: at("wk_execute")?,
+            resume: at("wk_resume")?,
+            output_ptr: at("wk_output_ptr")?,
+            output_len: at("wk_output_len")?,
+        })
+    }
+}
+
 /// A live guest instance with its own store. Dropping it returns its pool slot.
 pub struct GuestInstance {
     store: Store<HostState>,
@@ -97,7 +130,7 @@ impl GuestInstance {
     /// CAPACITY_EXCEEDED.
     pub fn instantiate(
         engine: &Engine,
-        pre: &InstancePre<HostState>,
+        guest: &LoadedGuest,
         lim: InstanceLimits,
         state: SharedState,
     ) -> HostResult<Self> {
@@ -110,7 +143,7 @@ impl GuestInstance {
             .set_fuel(lim.fuel)
             .map_err(|e| HostError::internal(format!("cannot set fuel: {e}")))?;
         limits::arm_epoch_checks(&mut store);
-        let instance = pre.instantiate(&mut store).map_err(|e| {
+        let instance = guest.pre.instantiate(&mut store).map_err(|e| {
             if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
                 .is_some()
             {
@@ -119,16 +152,20 @@ impl GuestInstance {
                 HostError::internal(format!("cannot instantiate the guest: {e:#}"))
             }
         })?;
+        let ix = &guest.exports;
+        let memory = match instance.get_module_export(&mut store, &ix.memory) {
+            Some(Extern::Memory(m)) => m,
+            _ => return Err(HostError::internal("guest has no memory export")),
+        };
+        store.data_mut().memory = Some(memory);
         let exports = Exports {
-            memory: instance
-                .get_memory(&mut store, "memory")
-                .ok_or_else(|| HostError::internal("guest has no memory export"))?,
-            alloc: typed(&instance, &mut store, "wk_alloc")?,
-            compile: typed(&instance, &mut store, "wk_compile")?,
-            execute: typed(&instance, &mut store, "wk_execute")?,
-            resume: typed(&instance, &mut store, "wk_resume")?,
-            output_ptr: typed(&instance, &mut store, "wk_output_ptr")?,
-            output_len: typed(&instance, &mut store, "wk_output_len")?,
+            memory,
+            alloc: typed(&instance, &mut store, &ix.alloc, "wk_alloc")?,
+            compile: typed(&instance, &mut store, &ix.compile, "wk_compile")?,
+            execute: typed(&instance, &mut store, &ix.execute, "wk_execute")?,
+            resume: typed(&instance, &mut store, &ix.resume, "wk_resume")?,
+            output_ptr: typed(&instance, &mut store, &ix.output_ptr, "wk_output_ptr")?,
+            output_len: typed(&instance, &mut store, &ix.output_len, "wk_output_len")?,
         };
         Ok(GuestInstance { store, exports })
     }
@@ -152,8 +189,15 @@ impl GuestInstance {
 
     /// `wk_execute(code, context)`: the guest status (0 finished, 1 suspended, 2 no result).
     pub fn execute(&mut self, code: &[u8], context: &[u8]) -> Result<i32, GuestTrap> {
-        let (cp, cn) = self.put(code)?;
-        let (xp, xn) = self.put(context)?;
+        // one allocation (one call into the guest) for both inputs
+        let (cp, len) = self.alloc(code.len().saturating_add(context.len()))?;
+        let (cn, xn) = (code.len() as i32, len - code.len() as i32);
+        let xp = cp.wrapping_add(cn); // addresses are u32 bit patterns
+        self.write(cp as u32 as usize, code)?;
+        self.write(xp as u32 as usize, context)?;
+        if context.get(SEED_AT..SEED_AT + 8) == Some(&[0; 8]) {
+            self.write(xp as u32 as usize + SEED_AT, &fresh_seed())?;
+        }
         self.store.data_mut().begin_segment();
         let r = self.exports.execute.call(&mut self.store, (cp, cn, xp, xn));
         self.store.data_mut().end_segment();
@@ -186,9 +230,29 @@ impl GuestInstance {
         }
     }
 
+    /// Writes `bytes` at guest address `at`.
+    fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), GuestTrap> {
+        self.exports
+            .memory
+            .write(&mut self.store, at, bytes)
+            .map_err(|_| {
+                GuestTrap::new(
+                    TrapKind::Trap,
+                    "wk_alloc returned an address outside guest memory",
+                )
+            })
+    }
+
     /// Copies `bytes` into guest memory through `wk_alloc`; returns (address, length).
     fn put(&mut self, bytes: &[u8]) -> Result<(i32, i32), GuestTrap> {
-        let len = i32::try_from(bytes.len())
+        let (ptr, len) = self.alloc(bytes.len())?;
+        self.write(ptr as u32 as usize, bytes)?;
+        Ok((ptr, len))
+    }
+
+    /// `wk_alloc(len)`: guest memory for `len` input bytes; returns (address, length).
+    fn alloc(&mut self, len: usize) -> Result<(i32, i32), GuestTrap> {
+        let len = i32::try_from(len)
             .map_err(|_| GuestTrap::new(TrapKind::MemoryLimit, "input larger than 2 GiB"))?;
         // Ask for at least one byte so that an empty input still gets a valid address.
         let r = self.exports.alloc.call(&mut self.store, len.max(1));
@@ -199,15 +263,6 @@ impl GuestInstance {
                 format!("guest could not allocate {len} input bytes"),
             ));
         }
-        self.exports
-            .memory
-            .write(&mut self.store, ptr as u32 as usize, bytes)
-            .map_err(|_| {
-                GuestTrap::new(
-                    TrapKind::Trap,
-                    "wk_alloc returned an address outside guest memory",
-                )
-            })?;
         Ok((ptr, len))
     }
 
@@ -243,12 +298,53 @@ impl GuestInstance {
     }
 }
 
+/// Offset of the `Math.random` seed in the binary context (ABI.md "Context").
+const SEED_AT: usize = 20;
+
+/// Seeds per refill of the thread's random buffer.
+const SEEDS_PER_FILL: usize = 64;
+
+thread_local! {
+    /// Random bytes from the OS RNG, handed out 8 at a time (one `getrandom` per 64 executions).
+    static SEEDS: std::cell::RefCell<(usize, [u8; 8 * SEEDS_PER_FILL])> =
+        const { std::cell::RefCell::new((SEEDS_PER_FILL, [0; 8 * SEEDS_PER_FILL])) };
+}
+
+/// A fresh `Math.random` seed as the context stores it: `u32` low, `u32` high, below 2^47 and
+/// never 0 (a context's 0 asks the host for one).
+fn fresh_seed() -> [u8; 8] {
+    SEEDS.with_borrow_mut(|(next, buf)| {
+        if *next == SEEDS_PER_FILL {
+            if getrandom::fill(buf).is_err() {
+                // no OS randomness (not seen on Linux): seeds from the clock still differ per call
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64);
+                for (i, c) in buf.chunks_exact_mut(8).enumerate() {
+                    c.copy_from_slice(
+                        &(t ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes(),
+                    );
+                }
+            }
+            *next = 0;
+        }
+        let at = *next * 8;
+        *next += 1;
+        let raw = u64::from_le_bytes(buf[at..at + 8].try_into().unwrap_or([1; 8]));
+        ((raw & ((1 << 47) - 1)).max(1)).to_le_bytes()
+    })
+}
+
 fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
     instance: &wasmtime::Instance,
     store: &mut Store<HostState>,
+    export: &ModuleExport,
     name: &str,
 ) -> HostResult<TypedFunc<P, R>> {
     instance
-        .get_typed_func::<P, R>(store, name)
+        .get_module_export(&mut *store, export)
+        .and_then(Extern::into_func)
+        .ok_or_else(|| HostError::internal(format!("guest export {name} is not a function")))?
+        .typed::<P, R>(&*store)
         .map_err(|e| HostError::internal(format!("guest export {name}: {e}")))
 }

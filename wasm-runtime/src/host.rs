@@ -55,6 +55,9 @@ pub struct HostState {
     keys_json: Option<String>,
     /// Process clock origin for the monotonic clock.
     clock_origin: Instant,
+    /// The instance's exported memory, set right after instantiation (host calls then look
+    /// nothing up by name).
+    pub memory: Option<Memory>,
 }
 
 impl HostState {
@@ -69,6 +72,7 @@ impl HostState {
             snapshot: None,
             keys_json: None,
             clock_origin: Instant::now(),
+            memory: None,
         }
     }
 
@@ -217,6 +221,9 @@ fn copy_out(data: &mut [u8], bytes: &[u8], buf: i32, cap: i32) -> wasmtime::Resu
 
 /// The guest's exported memory, if any.
 fn memory(caller: &mut Caller<'_, HostState>) -> Option<Memory> {
+    if let Some(m) = caller.data().memory {
+        return Some(m);
+    }
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Some(m),
         _ => None,

@@ -259,12 +259,8 @@ impl Sandbox {
             fuel: UNLIMITED_FUEL,
             deadline: self.deadline(COMPILE_TIMEOUT),
         };
-        let mut inst = GuestInstance::instantiate(
-            &self.engine,
-            &self.guest.pre,
-            limits,
-            SharedState::default(),
-        )?;
+        let mut inst =
+            GuestInstance::instantiate(&self.engine, &self.guest, limits, SharedState::default())?;
         let result = {
             let _tick = self.ticker.enter();
             inst.compile(source)
@@ -312,7 +308,7 @@ impl Sandbox {
             deadline: self.deadline(timeout),
         };
         let mut inst =
-            GuestInstance::instantiate(&self.engine, &self.guest.pre, limits, state.clone())?;
+            GuestInstance::instantiate(&self.engine, &self.guest, limits, state.clone())?;
         let call = {
             let _tick = self.ticker.enter();
             inst.execute(bytecode, context)
