@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 
+use crate::engine::MAX_TABLE_ELEMENTS;
 use crate::host::HostState;
-
-/// Most table elements one instance may have (QuickJS's function table is a few thousand).
-const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// Caps linear memory at `max_bytes` and remembers what happened.
 #[derive(Debug)]
