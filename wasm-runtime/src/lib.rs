@@ -38,7 +38,7 @@ use napi_derive::napi;
 use crate::completion::Completions;
 use crate::error::HostError;
 use crate::guest::TrapKind;
-use crate::pool::{WorkerPool, default_threads};
+use crate::pool::{Delivery, WorkerPool, default_threads};
 use crate::sandbox::{Compiled, RawOutcome, Sandbox, SandboxOptions};
 use crate::state::SharedState;
 
@@ -404,14 +404,16 @@ impl Runtime {
         self.pool.spawn(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
                 .unwrap_or_else(|_| Err(HostError::internal("a worker thread panicked")));
-            pending.settle(Box::new(move |raw_env| {
-                // SAFETY (both arms): `raw_env` is the live environment of the JS thread.
-                let error = |e: napi::Error| unsafe { JsError::from(e).into_value(raw_env) };
-                match outcome {
-                    Ok(value) => unsafe { V::to_napi_value(raw_env, map(value)) }.map_err(error),
-                    Err(e) => Err(error(js_error(&Env::from_raw(raw_env), e))),
-                }
-            }));
+            Box::new(move || {
+                pending.settle(Box::new(move |raw_env| {
+                    // SAFETY (both arms): `raw_env` is the live environment of the JS thread.
+                    let error = |e: napi::Error| unsafe { JsError::from(e).into_value(raw_env) };
+                    match outcome {
+                        Ok(value) => unsafe { V::to_napi_value(raw_env, map(value)) }.map_err(error),
+                        Err(e) => Err(error(js_error(&Env::from_raw(raw_env), e))),
+                    }
+                }));
+            }) as Delivery
         });
         Ok(promise)
     }

@@ -9,7 +9,12 @@ use std::thread;
 use crate::engine::lock;
 use crate::error::{HostError, HostResult};
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// What a finished job hands on (its result to JS, say). It runs after the job stopped counting
+/// as running, so whoever receives the result and then reads [`WorkerPool::stats`] never sees
+/// that job still running.
+pub type Delivery = Box<dyn FnOnce() + Send + 'static>;
+
+type Job = Box<dyn FnOnce() -> Delivery + Send + 'static>;
 
 /// Counters of the pool.
 #[derive(Debug, Clone, Copy, Default)]
@@ -68,14 +73,15 @@ impl WorkerPool {
         Ok(WorkerPool { shared, threads })
     }
 
-    /// Queues `job` for the next free thread.
-    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
+    /// Queues `job` for the next free thread; the [`Delivery`] it returns runs on that thread once
+    /// the job no longer counts as running.
+    pub fn spawn(&self, job: impl FnOnce() -> Delivery + Send + 'static) {
         lock(&self.shared.state).jobs.push_back(Box::new(job));
         self.shared.ready.notify_one();
     }
 
     /// Threads with nothing to do now: `threads` minus jobs running and queued (0 when jobs
-    /// wait). A thread that just finished a job counts as busy until it looks for the next one.
+    /// wait). A thread delivering a finished job's result already counts as idle.
     pub fn idle(&self) -> u32 {
         let q = lock(&self.shared.state);
         let busy = q.running.saturating_add(u32::try_from(q.jobs.len()).unwrap_or(u32::MAX));
@@ -107,9 +113,12 @@ fn work(shared: &Shared) {
             q.running += 1;
             drop(q);
             // lib.rs catches panics inside each job; this only keeps the thread alive regardless
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            let delivery = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            lock(&shared.state).running -= 1;
+            if let Ok(deliver) = delivery {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(deliver));
+            }
             q = lock(&shared.state);
-            q.running -= 1;
         } else if q.closed {
             return;
         } else {
@@ -125,6 +134,21 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
+    fn nothing() -> Delivery {
+        Box::new(|| {})
+    }
+
+    #[test]
+    fn a_delivered_result_never_sees_its_job_running() {
+        let pool = Arc::new(WorkerPool::new(1).unwrap());
+        let (seen, read) = mpsc::channel();
+        let p = Arc::clone(&pool);
+        pool.spawn(move || {
+            Box::new(move || seen.send((p.stats().running, p.idle())).unwrap())
+        });
+        assert_eq!(read.recv_timeout(Duration::from_secs(10)).unwrap(), (0, 1));
+    }
+
     #[test]
     fn never_runs_more_jobs_at_once_than_it_has_threads() {
         let pool = WorkerPool::new(2).unwrap();
@@ -138,6 +162,7 @@ mod tests {
                 thread::sleep(Duration::from_millis(5));
                 now.fetch_sub(1, Ordering::SeqCst);
                 done.send(()).unwrap();
+                nothing()
             });
         }
         for _ in 0..8 {
@@ -156,11 +181,15 @@ mod tests {
         pool.spawn(move || {
             started.send(()).unwrap();
             hold.recv().unwrap();
+            nothing()
         });
         wait_started.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(pool.idle(), 1, "one thread runs a job");
         let (done, finished) = mpsc::channel();
-        pool.spawn(move || done.send(()).unwrap());
+        pool.spawn(move || {
+            done.send(()).unwrap();
+            nothing()
+        });
         finished.recv_timeout(Duration::from_secs(10)).unwrap();
         release.send(()).unwrap();
         for _ in 0..1000 {
