@@ -80,6 +80,8 @@ interface Panel {
   callContext: { panelId: string; namespace: string }
   source: Source
   runs: Set<ActiveRun>
+  /** set by `delete` while it waits for the cancelled runs to end: called when `runs` empties */
+  runsEnded?: () => void
   /**
    * Aborting it cancels every run of the panel in flight (the executor frees a suspended execution
    * at once): one per panel rather than one per run, which a trigger would pay for on every call.
@@ -383,6 +385,7 @@ export class PanelManager {
       unmount = r?.result.status ?? 'error'
     }
     await p.queue.onIdle()
+    await this.runsEnded(p)
     try {
       await this.store.delete(p)
     } catch (err) {
@@ -395,6 +398,17 @@ export class PanelManager {
     p.state.clear() // the sandbox's copy lives outside V8's heap: free it now, not at the next GC
     this.panels.delete(p.key)
     return { id, deleted: true, unmount }
+  }
+
+  /**
+   * Waits until the panel's (cancelled) runs have ended, then one event-loop turn, so that each
+   * run's caller has answered (REST 200 / WS ERROR with code CANCELLED) before the sockets close.
+   * Bounded: an aborted run ends at once, or after its running segment (≤ its timeout).
+   */
+  private async runsEnded(p: Panel): Promise<void> {
+    if (p.runs.size > 0) await new Promise<void>((resolve) => (p.runsEnded = resolve))
+    p.runsEnded = undefined
+    await new Promise<void>((resolve) => setImmediate(resolve))
   }
 
   /**
@@ -471,6 +485,7 @@ export class PanelManager {
       throw toKernelError(err)
     } finally {
       p.runs.delete(run)
+      if (p.runs.size === 0) p.runsEnded?.()
     }
   }
 

@@ -118,6 +118,6 @@ t.test('deleting a panel cancels its suspended runs', async (t) => {
   const closed = new Promise<number>((r) => client.ws.once('close', (c) => r(c)))
   t.same((await api(base, 'DELETE', '/panels/f')).body, { id: 'f', deleted: true })
   t.equal(await closed, 4004)
-  t.match(await result, /socket closed/)
+  t.match(await result, { code: 'CANCELLED', message: /panel deleted/ }, 'the client got the run\'s ERROR before the close')
   t.equal((await api(base, 'GET', '/panels/f')).status, 404)
 })
