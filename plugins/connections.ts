@@ -23,13 +23,15 @@ async function connectionsPlugin(fastify: FastifyInstance): Promise<void> {
       busy.delete(socket)
     })
   }
+  // one listener for every response (no closure and once-wrapper per request): `this` is the response
+  function onResponseClose(this: ServerResponse): void {
+    const socket = this.req.socket
+    busy.delete(socket)
+    if (draining) socket.destroySoon()
+  }
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    const socket = req.socket
-    busy.add(socket)
-    res.once('close', () => {
-      busy.delete(socket)
-      if (draining) socket.destroySoon()
-    })
+    busy.add(req.socket)
+    res.on('close', onResponseClose)
   }
   const onUpgrade = (_req: IncomingMessage, socket: Socket) => {
     sockets.delete(socket)

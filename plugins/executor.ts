@@ -124,6 +124,11 @@ function errorResult(code: ExecutionError['code'], message: string): ExecutionRe
 
 const DEFAULT_SOURCE: Source = { namespace: 'default' }
 
+/** `RunOptions.turn` when none is given: run at once, commit nothing. */
+function runAtOnce(segment: Segment): Promise<ExecutionResult> {
+  return segment()
+}
+
 function toCallError(err: unknown): { message: string; code?: string } {
   const e = err as { message?: unknown; code?: unknown }
   return {
@@ -145,7 +150,8 @@ class Lease {
 
   /** Runs one segment once the gate grants it (`first`: the execute, which also takes an instance). */
   async segment(first: boolean, run: () => Promise<ExecutionResult>): Promise<ExecutionResult> {
-    await this.gate.acquire(this.src, first)
+    const granted = this.gate.acquire(this.src, first)
+    if (granted) await granted // an idle gate grants at once: no microtask
     if (first) this.instance = true
     this.executionId = undefined // a resume consumes the id
     let seg: ExecutionResult | undefined
@@ -231,7 +237,7 @@ function createExecutor(fastify: FastifyInstance, runtime: WasmRuntime, gate: Ga
   async function run(handler: string | CompiledHandler, context: ExecutionContext, opts: RunOptions = {}): Promise<RunResult> {
     const started = performance.now()
     const out: RunResult = { status: 'error', stateMutations: [], events: [], viewCommands: [], logs: [], segments: 0, durationMs: 0 }
-    const turn = opts.turn ?? ((segment: Segment) => segment())
+    const turn = opts.turn ?? runAtOnce
     const lease = new Lease(gate, runtime, opts.source ?? DEFAULT_SOURCE)
     try {
       let seg = await turn(() => lease.segment(true, () => runtime.execute(handler, context, opts.timeoutMs)))

@@ -62,6 +62,8 @@ export class ExtensionManager {
   readonly #extensions = new Map<string, Extension>()
   readonly #registering = new Set<string>()
   readonly #inflight = new Set<AbortController>()
+  /** methodMap's answer until the next register / unregister (every run asks for it) */
+  #methodMap?: Readonly<Record<string, string[]>>
   #closed = false
 
   constructor(
@@ -83,6 +85,7 @@ export class ExtensionManager {
     try {
       await ext.init?.()
       this.#extensions.set(ext.name, ext)
+      this.#methodMap = undefined
     } finally {
       this.#registering.delete(ext.name)
     }
@@ -93,6 +96,7 @@ export class ExtensionManager {
     const ext = this.#extensions.get(name)
     if (!ext) return false
     this.#extensions.delete(name)
+    this.#methodMap = undefined
     await ext.shutdown?.()
     return true
   }
@@ -112,9 +116,14 @@ export class ExtensionManager {
       .sort((a, b) => a.name.localeCompare(b.name))
   }
 
-  /** `{ name: methods }`: what the executor passes to a handler as its `$ext`. */
-  methodMap(): Record<string, string[]> {
-    return Object.fromEntries(this.list().map((e) => [e.name, e.methods]))
+  /**
+   * `{ name: methods }`: what the executor passes to a handler as its `$ext`. One frozen object
+   * per set of registered extensions (methods as they were when listed), rebuilt after a
+   * register or unregister.
+   */
+  methodMap(): Readonly<Record<string, string[]>> {
+    this.#methodMap ??= Object.freeze(Object.fromEntries(this.list().map((e) => [e.name, Object.freeze(e.methods) as string[]])))
+    return this.#methodMap
   }
 
   /**

@@ -1,5 +1,5 @@
 import { networkInterfaces, hostname } from 'node:os'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
 import { pluginOptions } from './options.js'
@@ -89,19 +89,28 @@ async function hostGuardPlugin(fastify: FastifyInstance, options: Partial<HostGu
   const refused = refusalCounter(fastify)
   fastify.decorate('hostGuard', opts)
 
-  // onRequest is the first hook: nothing is parsed, routed to a handler or upgraded before it passes
-  fastify.addHook('onRequest', async (request: FastifyRequest) => {
-    const name = hostOfHeader(request.headers.host)
-    if (!anyHost && (name === undefined || !hostAllowed(name, hosts))) {
-      refused?.inc({ reason: 'host' })
-      throw kernelError('HOST_NOT_ALLOWED', `Host ${JSON.stringify(request.headers.host ?? '')} is not allowed (add it to allowedHosts / WK_ALLOWED_HOSTS)`)
+  // the Host header of the latest request that passed the Host check: a client sends the same one every time
+  let lastHost: string | undefined
+
+  // onRequest is the first hook: nothing is parsed, routed to a handler or upgraded before it passes.
+  // Callback style, not async: a passing request goes on at once, without a promise and a microtask.
+  fastify.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    const host = request.headers.host
+    if (!anyHost && (host === undefined || host !== lastHost)) {
+      const name = hostOfHeader(host)
+      if (name === undefined || !hostAllowed(name, hosts)) {
+        refused?.inc({ reason: 'host' })
+        return done(kernelError('HOST_NOT_ALLOWED', `Host ${JSON.stringify(host ?? '')} is not allowed (add it to allowedHosts / WK_ALLOWED_HOSTS)`))
+      }
+      lastHost = host
     }
     const origin = request.headers.origin
     // no Origin: not a browser (browsers send it on every upgrade and every non-GET request)
-    if (origin !== undefined && !originAllowed(origin, request.headers.host ?? '', opts.allowedOrigins)) {
+    if (origin !== undefined && !originAllowed(origin, host ?? '', opts.allowedOrigins)) {
       refused?.inc({ reason: 'origin' })
-      throw kernelError('ORIGIN_NOT_ALLOWED', `Origin ${JSON.stringify(origin)} is not allowed (same origin only, or list it in corsOrigins / WK_CORS_ORIGINS)`)
+      return done(kernelError('ORIGIN_NOT_ALLOWED', `Origin ${JSON.stringify(origin)} is not allowed (same origin only, or list it in corsOrigins / WK_CORS_ORIGINS)`))
     }
+    done()
   })
 }
 

@@ -73,19 +73,17 @@ function parse(s: Session, data: RawData, parseJson: ParseJson): ClientMessage |
  * answers ERROR with its code, line/column and the outcome as `details` (seed 001); a refused
  * request (bad args, busy, store failure …) answers ERROR with the request's code.
  */
-function trigger(panels: PanelManager, s: Session, ns: string, panelId: string, msg: Extract<ClientMessage, { type: 'TRIGGER' }>): void {
+async function trigger(panels: PanelManager, s: Session, ns: string, panelId: string, msg: Extract<ClientMessage, { type: 'TRIGGER' }>): Promise<void> {
   const { requestId } = msg
-  panels
-    .trigger(ns, panelId, msg.tool, msg.args, { requestId, socket: s, onProgress: (p) => s.send(encode(p)) })
-    .then((result) => {
-      if (result.status === 'success' || !result.error) return s.send(encode({ type: 'RESULT', requestId, result }))
-      const { code, message, line, column } = result.error
-      s.send(encode({ type: 'ERROR', requestId, code, message, line, column, details: result }))
-    })
-    .catch((err: unknown) => {
-      const e = err instanceof KernelError ? err : kernelError('INTERNAL_ERROR', (err as Error).message)
-      sendError(s, e.code, e.message, requestId)
-    })
+  try {
+    const result = await panels.trigger(ns, panelId, msg.tool, msg.args, { requestId, socket: s, onProgress: s.progress })
+    if (result.status === 'success' || !result.error) return s.send(encode({ type: 'RESULT', requestId, result }))
+    const { code, message, line, column } = result.error
+    s.send(encode({ type: 'ERROR', requestId, code, message, line, column, details: result }))
+  } catch (err) {
+    const e = err instanceof KernelError ? err : kernelError('INTERNAL_ERROR', (err as Error).message)
+    sendError(s, e.code, e.message, requestId)
+  }
 }
 
 function onMessage(panels: PanelManager, s: Session, ns: string, panelId: string, data: RawData, parseJson: ParseJson): void {
@@ -93,7 +91,7 @@ function onMessage(panels: PanelManager, s: Session, ns: string, panelId: string
   if (!msg) return
   switch (msg.type) {
     case 'TRIGGER':
-      return trigger(panels, s, ns, panelId, msg)
+      return void trigger(panels, s, ns, panelId, msg)
     case 'SUBSCRIBE':
       if (!s.subscribe(msg.topics)) sendError(s, 'TOO_MANY_TOPICS', 'SUBSCRIBE would exceed maxTopicsPerSocket; nothing was added', msg.requestId)
       return
@@ -140,14 +138,29 @@ export default async function panelsWsRoutes(fastify: FastifyInstance): Promise<
   }, (socket: WebSocket, request) => {
     const ns = namespaceOf(request)
     const { id } = request.params
+    // frames that arrive before CONNECTED (and a `since` replay) is sent wait here, in order; the
+    // socket is not read meanwhile, so at most what ws had already read waits
+    let session: Session | undefined
+    let early: RawData[] | undefined = []
+    socket.pause()
     // the upgrade's TCP stream is the one ws writes to: corked per tick to batch frames
     const ready = fastify.panels.connect(ns, id, socket, sinceOf(request.query.since), request.raw.socket)
-    ready.catch((err: unknown) => {
+    ready.then((s) => {
+      const waiting = early ?? []
+      early = undefined // from now on each frame is handled as it arrives
+      session = s
+      for (const data of waiting) onMessage(fastify.panels, s, ns, id, data, parseJson)
+      socket.resume()
+    }, (err: unknown) => {
+      early = undefined
+      socket.resume() // the closing handshake reads the client's close frame
       const notFound = err instanceof KernelError && err.code === 'PANEL_NOT_FOUND'
       socket.close(notFound ? WsCloseCode.PANEL_DELETED : WsCloseCode.INTERNAL_ERROR, notFound ? 'PANEL_NOT_FOUND' : 'CONNECT_FAILED')
     })
-    // listeners go on now (frames are not buffered by ws); each waits for CONNECTED, in order
     socket.on('close', () => void ready.then((s) => fastify.panels.disconnect(s), () => undefined))
-    socket.on('message', (data) => void ready.then((s) => onMessage(fastify.panels, s, ns, id, data, parseJson), () => undefined))
+    socket.on('message', (data) => {
+      if (session) onMessage(fastify.panels, session, ns, id, data, parseJson)
+      else early?.push(data)
+    })
   })
 }

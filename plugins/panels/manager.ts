@@ -1,7 +1,7 @@
+import PQueue from 'p-queue'
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
-import PQueue from 'p-queue'
 import { kernelError, toKernelError } from '../errors.js'
 import { RuntimeError } from '../../wasm-runtime/errors.js'
 import type { Executor, RunResult, Segment, Source } from '../executor.js'
@@ -23,7 +23,7 @@ import { ArgsValidator, type ArgsCheck } from './args.js'
 import { CapabilityInference } from './inference.js'
 import type { PanelsOptions } from './options.js'
 import { InFlightQuotas } from './quotas.js'
-import { SessionHub, encode, encodeConnected, type Corkable, type Session } from './sockets.js'
+import { SessionHub, encode, encodeConnected, type RawStream, type Session } from './sockets.js'
 import { CommittedState } from './state.js'
 
 /** Hooks the plugin uses for Prometheus metrics. */
@@ -39,7 +39,13 @@ interface Handler {
   timeoutMs?: number
 }
 
-interface Tool extends Handler {
+/** A handler bound to its panel: what every run of it passes to the executor unchanged (built once, not per trigger). */
+interface BoundHandler extends Handler {
+  name: string
+  scope: Record<string, unknown>
+}
+
+interface Tool extends BoundHandler {
   def: ToolDefinition
   check: ArgsCheck
 }
@@ -47,6 +53,17 @@ interface Tool extends Handler {
 interface ActiveRun {
   /** the panel version the run's latest segment read or committed */
   version: number
+}
+
+/** Sends a trigger's PROGRESS (WS): the run suspended on, or resumed after, these calls. */
+function progress(opts: TriggerOptions, tool: string, phase: 'suspended' | 'resumed', calls: PendingCall[]): void {
+  opts.onProgress?.({
+    type: 'PROGRESS',
+    requestId: opts.requestId,
+    tool,
+    phase,
+    pendingCalls: calls.map((c) => ({ extension: c.extension, method: c.method })),
+  })
 }
 
 interface Panel {
@@ -58,7 +75,10 @@ interface Panel {
   /** the committed state (its `handle` is what executions read lazily) */
   state: CommittedState
   tools: Map<string, Tool>
-  lifecycle: { mount?: Handler; unmount?: Handler }
+  lifecycle: { mount?: BoundHandler; unmount?: BoundHandler }
+  /** the executor's `callContext` and (REST) `source` of every run of the panel */
+  callContext: { panelId: string; namespace: string }
+  source: Source
   runs: Set<ActiveRun>
   /**
    * Aborting it cancels every run of the panel in flight (the executor frees a suspended execution
@@ -209,15 +229,19 @@ export class PanelManager {
       def.lifecycle?.mount ? this.compile('mount', def.lifecycle.mount) : undefined,
       def.lifecycle?.unmount ? this.compile('unmount', def.lifecycle.unmount) : undefined,
     ])
+    const id = def.id as string
+    const bind = (name: string, h: Handler): BoundHandler => ({ ...h, name, scope: { panelId: id, namespace, kind: def.kind, tool: name } })
     return {
       key,
-      id: def.id as string,
+      id,
       namespace,
       definition: def,
       createdAt,
       state,
-      tools: new Map(def.tools.map((t, i) => [t.name, { ...tools[i], def: t, check: checks[i] }])),
-      lifecycle: { mount, unmount },
+      tools: new Map(def.tools.map((t, i) => [t.name, { ...bind(t.name, tools[i]), def: t, check: checks[i] }])),
+      lifecycle: { mount: mount && bind('mount', mount), unmount: unmount && bind('unmount', unmount) },
+      callContext: { panelId: id, namespace },
+      source: { namespace },
       runs: new Set(),
       cancel: new AbortController(),
       queue: new PQueue({ concurrency: 1 }),
@@ -249,7 +273,7 @@ export class PanelManager {
   private async mount(panel: Panel): Promise<void> {
     const h = panel.lifecycle.mount
     if (!h) return
-    const { result: r } = await this.runHandler(panel, 'mount', h, {})
+    const { result: r } = await this.runHandler(panel, h, {})
     if (r.status === 'error') {
       throw kernelError('MOUNT_FAILED', `mount failed: ${r.error?.code}: ${r.error?.message}`, r.error)
     }
@@ -352,7 +376,7 @@ export class PanelManager {
     p.cancel.abort(new Error('panel deleted'))
     let unmount: 'success' | 'error' | undefined
     if (p.lifecycle.unmount) {
-      const r = await this.runHandler(p, 'unmount', p.lifecycle.unmount, {}, {}, new AbortController().signal).catch((err: unknown) => {
+      const r = await this.runHandler(p, p.lifecycle.unmount, {}, {}, new AbortController().signal).catch((err: unknown) => {
         this.log.warn({ err, panel: id }, 'unmount could not run')
         return undefined
       })
@@ -392,7 +416,7 @@ export class PanelManager {
     }
     const leave = this.quotas.enter({ namespace, socket: opts.socket })
     try {
-      const { result: r, version } = await this.runHandler(p, toolName, tool, value, opts)
+      const { result: r, version } = await this.runHandler(p, tool, value, opts)
       return {
         status: r.status,
         returnValue: r.returnValue,
@@ -411,50 +435,34 @@ export class PanelManager {
 
   private async runHandler(
     p: Panel,
-    name: string,
-    h: Handler,
+    h: BoundHandler,
     args: unknown,
     opts: TriggerOptions = {},
     signal = p.cancel.signal,
   ): Promise<{ result: RunResult; version: number }> {
     const run: ActiveRun = { version: p.state.version }
-    const src: Source = { namespace: p.namespace, socket: opts.socket }
     p.runs.add(run)
-    const progress = (phase: 'suspended' | 'resumed', calls: PendingCall[]) =>
-      opts.onProgress?.({
-        type: 'PROGRESS',
-        requestId: opts.requestId,
-        tool: name,
-        phase,
-        pendingCalls: calls.map((c) => ({ extension: c.extension, method: c.method })),
-      })
     try {
+      // no named closures here: each would cost a defineProperty of its name under tsx (≈ 1 µs a trigger)
       const result = await this.executor.run(
         h.compiled,
         {
           panelId: p.id,
-          handlerName: name,
+          handlerName: h.name,
           state: p.state.handle,
           args,
-          scope: { panelId: p.id, namespace: p.namespace, kind: p.definition.kind, tool: name },
+          scope: h.scope,
           capabilities: h.capabilities,
           extensions: this.extensionMethods(),
         },
         {
           timeoutMs: h.timeoutMs,
           signal,
-          callContext: { panelId: p.id, namespace: p.namespace },
-          source: src,
+          callContext: p.callContext,
+          source: opts.socket ? { namespace: p.namespace, socket: opts.socket } : p.source,
           owner: p.key,
-          turn: async (segment) => {
-            const seg = await this.turn(p, run, segment)
-            if (seg.status === 'suspended') {
-              this.observer?.suspended()
-              progress('suspended', seg.pendingCalls)
-            }
-            return seg
-          },
-          onResume: (calls) => progress('resumed', calls),
+          turn: this.turn.bind(this, p, run, h.name, opts),
+          onResume: opts.onProgress && progress.bind(undefined, opts, h.name, 'resumed'),
         },
       )
       this.observer?.runFinished(result.status, result.durationMs)
@@ -470,11 +478,15 @@ export class PanelManager {
    * One segment in the panel's queue: run it against the committed state (it waits for the
    * executor's gate inside `segment`), then commit. The next segment of the panel starts after that.
    */
-  private turn(p: Panel, run: ActiveRun, segment: Segment): Promise<ExecutionResult> {
+  private turn(p: Panel, run: ActiveRun, tool: string, opts: TriggerOptions, segment: Segment): Promise<ExecutionResult> {
     return p.queue.add(async () => {
       run.version = p.state.version
       const seg = await segment()
       await this.commit(p, run, seg)
+      if (seg.status === 'suspended') {
+        this.observer?.suspended()
+        progress(opts, tool, 'suspended', seg.pendingCalls)
+      }
       return seg
     }) as Promise<ExecutionResult>
   }
@@ -509,7 +521,7 @@ export class PanelManager {
    * frames of one tick are written together).
    * @throws KernelError 404 PANEL_NOT_FOUND
    */
-  async connect(namespace: string, id: string, socket: WebSocket, since?: number, stream?: Corkable): Promise<Session> {
+  async connect(namespace: string, id: string, socket: WebSocket, since?: number, stream?: RawStream): Promise<Session> {
     const p = this.find(namespace, id)
     const s = this.sessions.add(p.key, socket, stream)
     try {

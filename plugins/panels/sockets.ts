@@ -5,7 +5,7 @@
 import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import type { StateMutation, EmittedEvent } from '../../wasm-runtime/types.js'
-import type { ConnectedMessage, ServerMessage } from '../../schemas/ws.js'
+import type { ConnectedMessage, ProgressMessage, ServerMessage } from '../../schemas/ws.js'
 
 /** Options of client sessions. */
 export interface SessionOptions {
@@ -17,9 +17,38 @@ export interface SessionOptions {
   maxTopicsPerSocket: number
 }
 
-/** Encode a server message once; the same bytes go to every recipient. */
+/**
+ * Frame a JSON text as one unmasked, uncompressed WebSocket text frame (RFC 6455 §5.2: FIN +
+ * opcode 1, then the payload length in 7, 7+16 or 7+64 bits), header and payload in one buffer.
+ * A server frame is never masked, so the bytes are the same for every recipient.
+ */
+export function textFrame(json: string): Buffer {
+  const length = Buffer.byteLength(json)
+  const head = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(head + length)
+  frame[0] = 0x81
+  if (head === 2) frame[1] = length
+  else if (head === 4) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
+    frame.writeUInt32BE(length >>> 0, 6)
+  }
+  frame.write(json, head, 'utf8')
+  return frame
+}
+
+/** The JSON payload of a frame from `textFrame` (a view, no copy). */
+export function payloadOf(frame: Buffer): Buffer {
+  const len7 = frame[1] & 0x7f
+  return frame.subarray(len7 === 126 ? 4 : len7 === 127 ? 10 : 2)
+}
+
+/** Encode a server message once, as a whole text frame: the same bytes go to every recipient. */
 export function encode(msg: ServerMessage): Buffer {
-  return Buffer.from(JSON.stringify(msg))
+  return textFrame(JSON.stringify(msg))
 }
 
 /**
@@ -28,17 +57,21 @@ export function encode(msg: ServerMessage): Buffer {
  */
 export function encodeConnected(msg: Omit<ConnectedMessage, 'state'>, stateJson: string): Buffer {
   const rest = JSON.stringify(msg)
-  return Buffer.from(`${rest.slice(0, -1)},"state":${stateJson}}`)
+  return textFrame(`${rest.slice(0, -1)},"state":${stateJson}}`)
 }
 
 const OPEN = 1
 /** Bytes of frames kept corked in one tick before they are written at once (see `Session.send`). */
 const CORK_MAX_BYTES = 64 * 1024
 
-/** The TCP stream under a WebSocket (`request.raw.socket` of its upgrade): corked to batch writes. */
-export interface Corkable {
+/**
+ * The TCP stream under a WebSocket (`request.raw.socket` of its upgrade, the stream ws itself writes
+ * to): corked to batch writes, and written the frames of `encode` directly.
+ */
+export interface RawStream {
   cork(): void
   uncork(): void
+  write(chunk: Buffer): boolean
 }
 
 /** One WebSocket client of one panel, with its subscription topics. */
@@ -55,27 +88,40 @@ export class Session {
   /** broadcasts held while CONNECTED and a replay are being sent (see `hold`) */
   private held?: Array<{ data: Buffer; version?: number }>
   private heldBytes = 0
+  /**
+   * The stream to write whole frames to, bypassing ws's per-frame framing: set when the socket
+   * negotiated no extension (a permessage-deflate socket, possible when the kernel is embedded in an
+   * app whose @fastify/websocket enables it, goes through ws, which compresses).
+   */
+  private readonly direct?: RawStream
+  /** PROGRESS to this client (one function per session, handed to every trigger it sends). */
+  readonly progress = (msg: ProgressMessage): void => this.send(encode(msg))
 
   constructor(
     readonly socket: WebSocket,
     readonly panelKey: string,
     private readonly hub: SessionHub,
-    readonly stream?: Corkable,
-  ) {}
+    readonly stream?: RawStream,
+  ) {
+    if (stream && socket.extensions === '') this.direct = stream
+  }
 
   /**
-   * Send pre-encoded bytes as a text frame; a client too far behind is dropped instead. The stream
-   * is corked until the next tick, so the frames of one job (a trigger's PATCH, its EVENTs and its
-   * RESULT) leave in one write instead of one syscall each; the order of frames is unchanged.
+   * Send a frame from `encode`; a client too far behind is dropped instead. The stream is corked
+   * until the next tick, so the frames of one job (a trigger's PATCH, its EVENTs and its RESULT)
+   * leave in one write instead of one syscall each; the order of frames is unchanged (ws's own
+   * frames, pings and close, are written to the same stream in call order; nothing is sent once
+   * the socket is closing).
    */
-  send(data: Buffer): void {
+  send(frame: Buffer): void {
     if (this.dropped || this.socket.readyState !== OPEN) return
     if (this.socket.bufferedAmount > this.hub.options.maxBufferedBytes) return this.hub.drop(this)
     if (this.stream && !this.corked) this.hub.cork(this, this.stream)
-    this.socket.send(data, { binary: false })
+    if (this.direct) this.direct.write(frame)
+    else this.socket.send(payloadOf(frame), { binary: false })
     // a burst (a replay, a large CONNECTED) is written at once, as without the cork, so that corked
     // bytes never count against maxBufferedBytes for a client that is reading
-    if (this.corked && (this.corkedBytes += data.length) > CORK_MAX_BYTES) this.uncork()
+    if (this.corked && (this.corkedBytes += frame.length) > CORK_MAX_BYTES) this.uncork()
   }
 
   /** End this tick's cork now (idempotent: the stream's cork count never goes below zero). */
@@ -151,7 +197,7 @@ export class SessionHub {
   }
 
   /** @param stream the TCP stream under `socket`, corked per tick to batch its frames (optional) */
-  add(panelKey: string, socket: WebSocket, stream?: Corkable): Session {
+  add(panelKey: string, socket: WebSocket, stream?: RawStream): Session {
     const s = new Session(socket, panelKey, this, stream)
     let set = this.byPanel.get(panelKey)
     if (!set) this.byPanel.set(panelKey, (set = new Set()))
@@ -173,13 +219,13 @@ export class SessionHub {
   }
 
   /** Cork `s`'s stream until the next tick (one tick callback for all sessions of a broadcast). */
-  cork(s: Session, stream: Corkable): void {
+  cork(s: Session, stream: RawStream): void {
     s.corked = true
     stream.cork()
-    if (this.corked.push(s) === 1) process.nextTick(() => this.uncorkAll())
+    if (this.corked.push(s) === 1) process.nextTick(this.uncorkAll)
   }
 
-  private uncorkAll(): void {
+  private readonly uncorkAll = (): void => {
     const all = this.corked
     this.corked = []
     for (const s of all) s.uncork()

@@ -10,7 +10,12 @@ export interface StateCommit {
   changes: Map<string, string | null>
   /** size of the state after the commit, bytes */
   bytes: number
+  /** each changed key's entry size after the commit (key + JSON value, bytes; 0 = deleted), in `changes` order */
+  entryBytes: number[]
 }
+
+/** Keys whose entry size a state remembers (see `CommittedState.sizes`). */
+const REMEMBERED_SIZES = 1024
 
 /** A lone surrogate: such a key would be stored under a different (replaced) key. */
 const LONE_SURROGATE = /\p{Cs}/u
@@ -25,12 +30,22 @@ const entryBytes = (key: string, json: string): number => Buffer.byteLength(key)
  * between: `prepare` (checks, nothing changes) then `apply`.
  */
 export class CommittedState {
+  /** the addon's byteSize, kept here (it changes only in `apply`): a commit reads no N-API getter for it */
+  private size: number
+  /**
+   * Entry sizes (key + JSON value, bytes; 0 = absent) of keys committed lately, so a commit that
+   * rewrites a hot key does not read its old value back from the addon. At most
+   * REMEMBERED_SIZES keys (forgotten all at once past that); exact, since only `apply` changes the state.
+   */
+  private readonly sizes = new Map<string, number>()
+
   /**
    * @param handle an empty state from `executor.createState()`
    * @param entries key → JSON text of the value (as the store keeps it)
    */
   constructor(readonly handle: PanelState, entries: Map<string, string>, public version: number, private readonly maxBytes: number) {
     if (entries.size > 0) handle.native.apply([...entries.keys()], [...entries.values()])
+    this.size = handle.byteSize
   }
 
   /**
@@ -54,7 +69,7 @@ export class CommittedState {
 
   /** Size of the committed state, bytes. */
   get bytes(): number {
-    return this.handle.byteSize
+    return this.size
   }
 
   /**
@@ -73,24 +88,39 @@ export class CommittedState {
     const changes = new Map<string, string | null>()
     for (const m of mutations) changes.set(checkKey(m.key), m.operation === 'delete' ? null : toJson(m.key, m.value))
     let bytes = this.bytes
+    const sizes: number[] = []
     for (const [key, json] of changes) {
-      const old = this.handle.native.get(key)
-      if (old !== null) bytes -= entryBytes(key, old)
-      if (json !== null) bytes += entryBytes(key, json)
+      const size = json === null ? 0 : entryBytes(key, json)
+      bytes += size - this.entrySize(key)
+      sizes.push(size)
     }
     if (bytes > this.maxBytes) throw tooLarge(bytes, this.maxBytes)
-    return { version: this.version + 1, mutations, changes, bytes }
+    return { version: this.version + 1, mutations, changes, bytes, entryBytes: sizes }
+  }
+
+  /** The committed entry size of `key`, bytes (0 when absent). */
+  private entrySize(key: string): number {
+    const known = this.sizes.get(key)
+    if (known !== undefined) return known
+    const old = this.handle.native.get(key)
+    return old === null ? 0 : entryBytes(key, old)
   }
 
   /** Apply a prepared commit (after it is durable): one version bump. */
   apply(commit: StateCommit): void {
-    this.handle.native.apply([...commit.changes.keys()], [...commit.changes.values()])
+    const keys = [...commit.changes.keys()]
+    this.handle.native.apply(keys, [...commit.changes.values()])
+    if (this.sizes.size + keys.length > REMEMBERED_SIZES) this.sizes.clear()
+    keys.forEach((key, i) => this.sizes.set(key, commit.entryBytes[i]))
+    this.size = commit.bytes
     this.version = commit.version
   }
 
   /** Free the sandbox's copy at once (it lives outside V8's heap), e.g. when the panel is deleted. */
   clear(): void {
     this.handle.clear()
+    this.sizes.clear()
+    this.size = 0
   }
 }
 

@@ -2,9 +2,41 @@ import type { CommitRecord, PanelRef, PatchBatch, StoreBackend, StoredPanel } fr
 
 const keyOf = (ref: PanelRef): string => `${ref.namespace}\u0000${ref.id}`
 
+/**
+ * A panel's patch log, bounded to `max` batches: versions ascend, the oldest are dropped in O(1)
+ * per commit (a start index; the array is compacted once the dropped part is as long as `max`).
+ */
+class PatchLog {
+  private batches: PatchBatch[] = []
+  private start = 0
+
+  constructor(private readonly max: number) {}
+
+  push(batch: PatchBatch): void {
+    this.batches.push(batch)
+    if (this.batches.length - this.start > this.max) this.start++
+    if (this.start >= this.max) {
+      this.batches = this.batches.slice(this.start)
+      this.start = 0
+    }
+  }
+
+  /** Batches with version > `since`, oldest first, at most `limit`. */
+  after(since: number, limit: number): PatchBatch[] {
+    let lo = this.start
+    let hi = this.batches.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.batches[mid].version > since) hi = mid
+      else lo = mid + 1
+    }
+    return this.batches.slice(lo, lo + limit)
+  }
+}
+
 interface Entry {
   panel: StoredPanel
-  log: PatchBatch[]
+  log: PatchLog
 }
 
 /**
@@ -27,35 +59,34 @@ export class MemoryBackend implements StoreBackend {
   async create(panel: StoredPanel): Promise<void> {
     const key = keyOf(panel)
     if (this.panels.has(key)) throw new Error(`panel ${panel.namespace}/${panel.id} is already stored`)
-    this.panels.set(key, { panel: { ...panel, state: new Map(panel.state) }, log: [] })
+    this.panels.set(key, { panel: { ...panel, state: new Map(panel.state) }, log: new PatchLog(this.patchLogMaxEntries) })
   }
 
   async commit(records: CommitRecord[]): Promise<void> {
-    // check every record first: all or none
-    const versions = new Map<string, number>()
+    // check every record first: all or none (a group may hold several commits of one panel)
+    const entries: Entry[] = []
+    const versions = new Map<Entry, number>()
     for (const r of records) {
-      const key = keyOf(r)
-      const e = this.panels.get(key)
+      const e = this.panels.get(keyOf(r))
       if (!e) throw new Error(`panel ${r.namespace}/${r.id} is not stored`)
-      const current = versions.get(key) ?? e.panel.version
+      const current = versions.get(e) ?? e.panel.version
       if (r.version !== current + 1) throw new Error(`version conflict on ${r.namespace}/${r.id}: stored ${current}, commit ${r.version}`)
-      versions.set(key, r.version)
+      if (records.length > 1) versions.set(e, r.version)
+      entries.push(e)
     }
-    for (const r of records) {
-      const e = this.panels.get(keyOf(r)) as Entry
+    records.forEach((r, i) => {
+      const e = entries[i]
       for (const [k, json] of r.changes) {
         if (json === null) e.panel.state.delete(k)
         else e.panel.state.set(k, json)
       }
       e.panel.version = r.version
       e.log.push({ version: r.version, mutations: r.mutations })
-      if (e.log.length > this.patchLogMaxEntries) e.log.splice(0, e.log.length - this.patchLogMaxEntries)
-    }
+    })
   }
 
   async patches(ref: PanelRef, since: number, limit: number): Promise<PatchBatch[]> {
-    const log = this.panels.get(keyOf(ref))?.log ?? []
-    return log.filter((b) => b.version > since).slice(0, limit)
+    return this.panels.get(keyOf(ref))?.log.after(since, limit) ?? []
   }
 
   async delete(ref: PanelRef): Promise<void> {

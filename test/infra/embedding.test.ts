@@ -65,6 +65,31 @@ t.test('the whole kernel under /kernel, next to the host app’s own routes', as
   t.match(text, /wk_runtime_segments_total\{status="success"\} 1/, "the sandbox's own metrics are on the app's /metrics")
 })
 
+t.test('a host app whose WebSocket server compresses (permessage-deflate): panel sockets go through ws', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(websocket, { options: { perMessageDeflate: { threshold: 0 } } })
+  await app.register(kernelPlugin, { prefix: '/kernel', logLevel: 'silent' })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const created = await json(`${base}/kernel/panels`, 'POST', counter)
+  const ws = new WebSocket(created.body.wsUrl, { perMessageDeflate: { threshold: 0 } })
+  const messages: any[] = []
+  const compressed: boolean[] = []
+  ws.on('message', (d) => messages.push(JSON.parse(String(d))))
+  // the RSV1 bit of each frame the client reads: set = compressed by the server
+  ws.once('upgrade', (res) => res.socket.on('data', (b: Buffer) => compressed.push((b[0] & 0x40) !== 0)))
+  await once(ws, 'open')
+  t.match(ws.extensions, /permessage-deflate/, 'the socket negotiated compression')
+  while (messages.length < 1) await once(ws, 'message')
+  ws.send(JSON.stringify({ type: 'TRIGGER', tool: 'inc', requestId: 'r1' }))
+  while (messages.length < 3) await once(ws, 'message')
+  t.same(messages.map((m) => m.type), ['CONNECTED', 'PATCH', 'RESULT'])
+  t.same(messages[1], { type: 'PATCH', mutations: [{ key: 'n', value: 1, operation: 'set' }], version: 1 })
+  t.match(messages[2], { requestId: 'r1', result: { status: 'success', returnValue: 1 } })
+  t.ok(compressed.length > 0 && compressed.every(Boolean), 'every frame came compressed')
+  ws.close()
+})
+
 t.test('single plugins registered by hand, with the app’s own extension used by a panel', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())

@@ -1,5 +1,8 @@
 import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { mkdtempSync } from 'node:fs'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'libsql'
@@ -94,6 +97,55 @@ t.test('?since= replays the missed PATCHes; falls back to the full state when th
   t.equal((await api(base, 'GET', '/panels/nope/patches?since=0')).status, 404)
   const doc = (await api(base, 'GET', '/openapi.json')).body
   t.ok(doc.paths['/panels/{id}/patches'].get.parameters.some((p: any) => p.name === 'since' && p.required), '/patches is in /openapi.json')
+})
+
+/** A client frame (masked with the all-zero key, which leaves the payload as is): a text frame under 126 bytes. */
+const clientFrame = (msg: unknown) => {
+  const payload = Buffer.from(JSON.stringify(msg))
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, 0, 0, 0, 0]), payload])
+}
+
+/** The server's text frames after the 101 response in `raw` (unmasked, 7- or 16-bit lengths), parsed. */
+function serverMessages(raw: Buffer): any[] {
+  const out: any[] = []
+  let i = raw.indexOf('\r\n\r\n') + 4
+  while (i + 2 <= raw.length) {
+    let len = raw[i + 1] & 0x7f
+    let head = 2
+    if (len === 126) [len, head] = [raw.readUInt16BE(i + 2), 4]
+    if (i + head + len > raw.length) break
+    out.push(JSON.parse(raw.subarray(i + head, i + head + len).toString()))
+    i += head + len
+  }
+  return out
+}
+
+t.test('frames sent with the upgrade request wait for CONNECTED and the replay, then run in order', async (t) => {
+  const { base } = await startKernel(t, { dataDir: dataDir() })
+  await api(base, 'POST', '/panels', { ...panel('early'), lifecycle: undefined })
+  for (let i = 0; i < 3; i++) await api(base, 'POST', '/panels/early/trigger/bump', { args: {} })
+  const { port } = new URL(base)
+  const sock = connect(Number(port), '127.0.0.1')
+  t.teardown(() => sock.destroy())
+  let raw = Buffer.alloc(0)
+  sock.on('data', (d) => (raw = Buffer.concat([raw, d])))
+  await once(sock, 'connect')
+  // one TCP write: the upgrade, then three frames the server reads before the socket is attached
+  sock.write(Buffer.concat([
+    Buffer.from(`GET /panels/early/ws?since=1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`),
+    clientFrame({ type: 'PING', requestId: 'a' }),
+    clientFrame({ type: 'TRIGGER', tool: 'bump', requestId: 'b' }),
+    clientFrame({ type: 'PING', requestId: 'c' }),
+  ]))
+  const end = Date.now() + 10_000
+  while (!serverMessages(raw).some((m) => m.type === 'RESULT') && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
+  t.match(raw.toString('latin1'), /^HTTP\/1\.1 101 /)
+  const got = serverMessages(raw)
+  t.same(got.map((m) => [m.type, m.version ?? m.requestId]), [
+    ['CONNECTED', 1], ['PATCH', 2], ['PATCH', 3], ['PONG', 'a'], ['PONG', 'c'], ['PATCH', 4], ['RESULT', 'b'],
+  ], 'CONNECTED and the missed PATCHes first, then the frames in order (a PING answers before a run ends)')
+  t.match(got.at(-1), { result: { status: 'success', returnValue: 4, version: 4 } })
 })
 
 t.test('reconnecting while triggers commit: every subscriber sees contiguous versions, no gap, no duplicate', async (t) => {

@@ -35,6 +35,27 @@ t.test('CONNECTED, then TRIGGER → PATCH (version) → EVENT → RESULT, broadc
   }, 'a failed run answers ERROR (seed 001) with the outcome as details')
 })
 
+t.test('frames of every length class arrive whole: 7-, 16- and 64-bit payload lengths, counted in bytes', async (t) => {
+  const { base } = await startKernel(t)
+  const { body } = await api(base, 'POST', '/panels', counterPanel('sizes'))
+  const { client } = await PanelClient.connect(body.wsUrl)
+  t.teardown(() => client.close())
+  const patch = (value: string, version: number) => ({ type: 'PATCH', mutations: [{ key: 'k', value, operation: 'set' }], version })
+  const bytes = (m: unknown) => Buffer.byteLength(JSON.stringify(m))
+  // payloads of exactly 125, 126, 65535 and 65536 bytes (the framing's boundaries), then one whose
+  // byte length (80,000: 64-bit) differs from its string length (40,000: would fit 16 bits)
+  const targets = [125, 126, 65535, 65536]
+  const values = targets.map((n, i) => 'x'.repeat(n - bytes(patch('', i + 1))))
+  values.push('é'.repeat(40_000))
+  for (const [i, value] of values.entries()) {
+    const result = await client.trigger('setKey', { key: 'k', value }, `size-${i}`)
+    t.match(result, { type: 'RESULT', requestId: `size-${i}`, result: { status: 'success', version: i + 1 } })
+    const got = client.messages.filter((m) => m.type === 'PATCH').at(-1)
+    t.same(got, patch(value, i + 1), `PATCH ${i + 1}: ${bytes(got)} bytes`)
+  }
+  t.same(values.slice(0, 4).map((v, i) => bytes(patch(v, i + 1))), targets)
+})
+
 t.test('SUBSCRIBE / UNSUBSCRIBE topics: state, events, state:<key>', async (t) => {
   const { base } = await startKernel(t)
   const { body } = await api(base, 'POST', '/panels', counterPanel('s'))
