@@ -222,7 +222,12 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const { logger, extensions: extra, ...rest } = options
   const config = resolveConfig(rest as KernelOptions)
   // maxParamLength: worker ids are up to 120 chars (Fastify's default of 100 would answer 414)
-  const app = Fastify({ ...loggerOptions(logger, config.logLevel), bodyLimit: config.bodyLimitBytes, routerOptions: { maxParamLength: 256 } })
+  const app = Fastify({
+    ...loggerOptions(logger, config.logLevel),
+    bodyLimit: config.bodyLimitBytes,
+    pluginTimeout: config.pluginTimeoutMs,
+    routerOptions: { maxParamLength: 256 },
+  })
   // decorators on the app itself (app.panels, app.extensions, app.jwt …); routes under the prefix
   await app.register(kernelCore, { config, extensions: extra })
   await app.register(kernelRoutes, { config, prefix: config.prefix })

@@ -11,7 +11,7 @@
  */
 import { Type, Kind, type Static, type TSchema, type TObject } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { DEFAULT_ENV_ALLOW_LIST } from './plugins/processes/types.js'
+import { DEFAULT_ENV_ALLOW_LIST, DEFAULT_MAX_OUTPUT_PAUSE_MS } from './plugins/processes/types.js'
 import { KernelsConfig } from './plugins/kernels/options.js'
 import { WorkersConfig } from './plugins/workers/options.js'
 import { PanelLimits, PanelSocketOptions } from './plugins/panels/options.js'
@@ -83,6 +83,8 @@ export const ProcessesConfig = Type.Object(
       description: 'environment keys a child may receive (from the kernel or the request); `PREFIX_*` matches a prefix; PATH and HOME are always the sandbox’s own',
     }),
     killGraceMs: Int(2000, 0, 'SIGTERM → SIGKILL grace when a process is killed or the kernel stops, ms'),
+    // at most 2^31-1: Node's setTimeout fires at once past it
+    maxOutputPauseMs: Int(DEFAULT_MAX_OUTPUT_PAUSE_MS, 1, 'longest one /processes/:pid/ws client that stopped reading may hold its process paused before it is dropped (close 1013) and the process resumes for the other clients, ms', 2 ** 31 - 1),
   },
   { default: {}, additionalProperties: false },
 )
@@ -117,6 +119,8 @@ export const KernelConfig = Type.Object(
     dataDir: StoreOptions.properties.dataDir,
     store: Type.Omit(StoreOptions, ['dataDir'], { default: {}, additionalProperties: false }),
     shutdownTimeoutMs: Int(10_000, 1, 'graceful shutdown budget before a forced exit 1, ms'),
+    // Fastify's own default (10 s) is shorter than a first start's Cranelift compile of guest.wasm on a busy machine
+    pluginTimeoutMs: Int(60_000, 0, "time each plugin of buildApp / the standalone server may take to start (Fastify's pluginTimeout), the guest's first compile when no .cwasm is cached yet included; 0 = no limit, ms"),
     runtime: RuntimeOptions,
     http: HttpOptions,
     ws: WsOptions,

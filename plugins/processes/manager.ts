@@ -11,6 +11,7 @@ import { ProcessRecord } from './record.js'
 import { killSandbox, signalSandbox } from './process-tree.js'
 import {
   DEFAULT_ENV_ALLOW_LIST,
+  DEFAULT_MAX_OUTPUT_PAUSE_MS,
   type AttachOptions,
   type ExitInfo,
   type ExitReason,
@@ -61,6 +62,7 @@ export function resolveOptions(options: ProcessesOptions = {}): ResolvedProcesse
     addressSpaceBytes: options.addressSpaceBytes ?? 4 * GiB,
     maxOpenFiles: options.maxOpenFiles ?? 1024,
     maxTasks: options.maxTasks ?? 256,
+    maxOutputPauseMs: options.maxOutputPauseMs ?? DEFAULT_MAX_OUTPUT_PAUSE_MS,
   }
 }
 

@@ -32,7 +32,8 @@ export interface SocketOptions {
  * Bridge one WebSocket to one process: ATTACHED, replayed then live OUTPUT, EXIT (then close 1000);
  * STDIN / RESIZE / SIGNAL / DETACH from the client, each ACKed when it carries an `id`, errors as
  * `{ type: 'ERROR', id?, code, message }`. A slow client pauses the process's output (flow control)
- * instead of buffering without bound; a process that does not read its stdin makes the socket stop
+ * instead of buffering without bound, for at most `maxOutputPauseMs`: then it is dropped (close 1013)
+ * and the process resumes for its other clients; a process that does not read its stdin makes the socket stop
  * reading (the client's frames wait in TCP) until the backlog drains, and a write past the bound is
  * refused with ERROR `INPUT_BACKLOG_FULL`.
  */
@@ -53,7 +54,23 @@ export function attachSocket(pm: ProcessManager, socket: WebSocket, pid: number,
         release = undefined
       }
     })
-    if (!release && unsent > HIGH_WATER) release = pm.pauseOutput(pid, scope)
+    if (!release && unsent > HIGH_WATER) release = boundedPause()
+  }
+  /** Pauses the output for this client, at most maxOutputPauseMs: then drops it, and the process goes on for the others. */
+  const boundedPause = () => {
+    const resume = pm.pauseOutput(pid, scope)
+    const ms = pm.options.maxOutputPauseMs
+    const timer = setTimeout(() => {
+      release = undefined
+      resume()
+      detach()
+      log.warn({ pid, unsent }, 'processes: dropping a client that held its process paused too long')
+      socket.close(1013, `client too slow: held the process paused for ${ms} ms`) // queued behind the unread bytes
+    }, ms)
+    return () => {
+      clearTimeout(timer)
+      resume()
+    }
   }
   const send = (msg: ProcessServerMessage) => sendRaw(JSON.stringify(msg))
   const fail = (id: Id, err: unknown) => {

@@ -37,7 +37,16 @@ export interface ProcessesOptions {
   retainExited?: number
   /** Heap limit for node processes that do not give `heapMb`, in MiB. Default 512. */
   nodeHeapMb?: number
+  /**
+   * Longest one slow client (a WebSocket that stopped reading) may hold a process's output paused, ms; then its
+   * pause is released (the process goes on for the other clients) and the client is dropped. Default
+   * `DEFAULT_MAX_OUTPUT_PAUSE_MS`.
+   */
+  maxOutputPauseMs?: number
 }
+
+/** Default of `maxOutputPauseMs` (as the workers' events subscribers' `maxEventsPauseMs`), ms. */
+export const DEFAULT_MAX_OUTPUT_PAUSE_MS = 30_000
 
 /** PATH and HOME are always the sandbox's own (see workspace.ts); listing them here changes nothing. */
 export const DEFAULT_ENV_ALLOW_LIST: readonly string[] = ['LANG', 'LANGUAGE', 'LC_*', 'TERM', 'TZ', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR']

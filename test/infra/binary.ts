@@ -10,10 +10,12 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 /**
  * Runs the standalone binary; `lines` collects its JSON log lines. Its store goes to a fresh
- * temporary WK_DATA_DIR unless `env` names one.
+ * temporary WK_DATA_DIR unless `env` names one. `wrap` runs it under another command (e.g. bwrap and its
+ * arguments, up to the command it runs).
  */
-export function startBinary(env: Record<string, string>, args: string[] = []): { child: ChildProcess; lines: any[]; stderr: () => string } {
-  const child = spawn(process.execPath, ['bin/workspace-kernel.js', ...args], {
+export function startBinary(env: Record<string, string>, args: string[] = [], wrap: string[] = []): { child: ChildProcess; lines: any[]; stderr: () => string } {
+  const argv = [...wrap, process.execPath, 'bin/workspace-kernel.js', ...args]
+  const child = spawn(argv[0], argv.slice(1), {
     cwd: ROOT,
     env: { PATH: process.env.PATH, WK_NODE_ENV: 'production', WK_DATA_DIR: mkdtempSync(join(tmpdir(), 'wk-bin-')), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

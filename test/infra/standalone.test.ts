@@ -1,10 +1,13 @@
 import t from 'tap'
 import { once } from 'node:events'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { request } from 'undici'
 import WebSocket from 'ws'
-import { exitCode, freePort, startBinary, tokenOf, waitFor } from './binary.js'
+import { exitCode, freePort, ROOT, startBinary, tokenOf, waitFor } from './binary.js'
 
 // The standalone binary's auth defaults (issue 10): a token generated and printed at start, its
 // forms, the age limit of JWTs without exp, and auth off only on loopback.
@@ -91,4 +94,29 @@ t.test('WK_AUTH_ENABLED=false: refused at start on a non-loopback host, a warnin
   const rebind = await request(`http://127.0.0.1:${port}/panels`, { headers: { host: 'rebind.attacker.example' } })
   t.equal(rebind.statusCode, 421, 'the Host guard still holds')
   await rebind.body.dump()
+})
+
+t.test("a fresh install's first start (no .cwasm cached yet) compiles the guest and serves", async (t) => {
+  // the build folder as a fresh read-only install sees it: guest.wasm and the addon, no .cwasm beside them,
+  // so the compiled guest goes to an empty user cache (the first-start compile used to overrun Fastify's 10 s)
+  const build = join(ROOT, 'wasm-runtime', 'build')
+  const only = (f: string) => ['--ro-bind', join(build, f), join(build, f)]
+  const wrap = ['bwrap', '--die-with-parent', '--bind', '/', '/', '--tmpfs', build, ...only('guest.wasm'), ...only('wasm_runtime.node'),
+    '--remount-ro', build, '--dev', '/dev', '--proc', '/proc']
+  const home = mkdtempSync(join(tmpdir(), 'wk-fresh-'))
+  t.teardown(() => rmSync(home, { recursive: true, force: true }))
+  const cache = join(home, 'workspace-kernel', 'cwasm')
+  const port = await freePort()
+  const { child, lines } = startBinary({ WK_PORT: String(port), WK_AUTH_ENABLED: 'false', XDG_CACHE_HOME: home, HOME: home }, [], wrap)
+  t.teardown(() => child.kill('SIGKILL'))
+  await waitFor(() => lines.find((l) => l.url), child, 180_000)
+  t.equal(readdirSync(cache).filter((f) => f.endsWith('.cwasm')).length, 1, 'the guest was compiled at this start, into the empty user cache')
+  const base = `http://127.0.0.1:${port}`
+  const post = async (path: string, body: unknown) => {
+    const res = await request(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    return { status: res.statusCode, body: (await res.body.json()) as any }
+  }
+  const panel = { id: 'c1', kind: 'counter', initialState: { n: 0 }, tools: [{ name: 'inc', handler: '$state.n = $state.n + 1; return $state.n' }] }
+  t.equal((await post('/panels', panel)).status, 201)
+  t.match(await post('/panels/c1/trigger/inc', {}), { status: 200, body: { status: 'success', returnValue: 1 } }, 'a handler runs in the freshly compiled guest')
 })

@@ -160,3 +160,26 @@ t.test('a worker that does not load is 400 WORKERD_START_FAILED with workerd’s
   const badField = await srv.request('POST', '/processes', { type: 'workerd', args: ['--inspector-addr=0.0.0.0:9229'] })
   t.same([badField.status, badField.body.code], [400, 'INVALID_SPAWN_REQUEST'], 'workerd takes no free-form flags')
 })
+
+t.test('a client that never reads holds the process at most maxOutputPauseMs: dropped with 1013, the process resumes for the others', async (t) => {
+  const srv = await startServer(t, { maxOutputPauseMs: 500 })
+  const size = 32 << 20 // past the 4 MiB pause mark plus what the loopback socket buffers hold
+  const code = `process.stdin.once('data', () => process.stdout.write('x'.repeat(${size}), () => process.exit(0)))`
+  const { body: proc } = await srv.request('POST', '/processes', { type: 'node', code, idleTimeoutMs: 0 })
+  const reader = await srv.ws(`/processes/${proc.pid}/ws`)
+  const stalled = await srv.ws(`/processes/${proc.pid}/ws`)
+  for (const c of [reader, stalled]) await c.waitFor((m) => m.type === 'ATTACHED')
+  stalled.socket.pause() // never reads again (until the end of the test)
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => stalled.socket.once('close', (code, reason) => resolve({ code, reason: String(reason) })))
+  t.equal((await srv.request('POST', `/processes/${proc.pid}/input`, { data: 'go\n' })).status, 200)
+
+  const exit = await reader.waitFor((m) => m.type === 'EXIT', 120_000)
+  t.same(exit.exit, { code: 0, signal: null, reason: 'exited' }, 'the process ran to its end although one client never read')
+  t.equal(reader.output().length, size, 'the reading client got every byte')
+
+  stalled.socket.resume() // reads what was queued for it, then finds the close frame
+  t.match(await closed, { code: 1013, reason: 'client too slow: held the process paused for 500 ms' })
+  const got = stalled.output().length
+  t.ok(got > 0 && got < size, `the dropped client got a part (${got} bytes), then nothing more`)
+  t.notOk(stalled.messages.some((m) => m.type === 'EXIT'))
+})

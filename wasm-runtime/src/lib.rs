@@ -46,7 +46,9 @@ use crate::state::SharedState;
 /// default of types.ts.
 #[napi(object)]
 pub struct RuntimeOptions {
-    /// Path of guest.wasm. Its compiled form is cached beside it as `guest.<hash>-<hash>.cwasm`.
+    /// Path of guest.wasm. Its compiled form is cached beside it as `guest.<hash>-<hash>.cwasm`,
+    /// or, when that folder is not writable, in the user's cache folder (`$XDG_CACHE_HOME`, else
+    /// `~/.cache`, `/workspace-kernel/cwasm`; see engine.rs `cwasm_paths`).
     pub guest_path: String,
     /// Executions live at once (running + suspended). Default 64.
     pub max_instances: Option<u32>,
