@@ -1,6 +1,7 @@
 /**
  * Sandbox benchmark (issue 2): per-call latency of the tiny counter handler through
- *   (a) this runtime: cached bytecode, a fresh wasmtime instance per call,
+ *   (a) this runtime: cached bytecode, a fresh wasmtime instance per call (state a plain object;
+ *       (a') the same with the state in a PanelState, as panels run),
  *   (b) quickjs-emscripten: a new QuickJS context per call,
  *   (c) node:vm: a new context per call (pre-compiled vm.Script),
  * plus the cost of one suspend → resume cycle. All measured in this one run, sequentially.
@@ -34,11 +35,21 @@ async function sample(fn: (i: number) => Promise<unknown> | unknown): Promise<nu
   return us
 }
 
-async function benchRuntime(rt: WasmRuntime): Promise<{ calls: number[]; inside: number[] }> {
+/**
+ * (a) with `state` as a plain object (copied into a private PanelState per call), or with one
+ * PanelState the calls share, as panels run (`shared`: its count advances by one per call).
+ */
+async function benchRuntime(rt: WasmRuntime, shared = false): Promise<{ calls: number[]; inside: number[] }> {
   const compiled = await rt.precompile(HANDLER)
   const inside: number[] = []
+  const state = rt.createState({ count: 0 })
   const calls = await sample(async (i) => {
-    const r = await rt.execute(compiled, context(i))
+    const ctx = context(i)
+    if (shared) {
+      ctx.state = state
+      state.apply([{ operation: 'set', key: 'count', value: i }])
+    }
+    const r = await rt.execute(compiled, ctx)
     if (r.returnValue !== i + 1) throw new Error(`wrong result ${JSON.stringify(r)}`)
     inside.push(r.metrics.durationUs)
   })
@@ -94,6 +105,7 @@ async function benchSuspendResume(rt: WasmRuntime): Promise<number[]> {
 
 const rt = new WasmRuntime({ maxInstances: 4 })
 const a = await benchRuntime(rt)
+const aShared = await benchRuntime(rt, true)
 const b = await benchQuickjsEmscripten()
 const c = await benchNodeVm()
 const d = await benchSuspendResume(rt)
@@ -103,6 +115,8 @@ const row = (name: string, us: number[]) => [name, percentile(us, 50), percentil
 printTable(`counter handler, ${N} calls each (µs per call)`, ['path', 'p50 µs', 'p99 µs'], [
   row('(a) wasm-runtime: cached bytecode, fresh instance', a.calls),
   row('    of which inside the sandbox (metrics.durationUs)', a.inside),
+  row("(a') same, state in a PanelState (the panels' path)", aShared.calls),
+  row('    of which inside the sandbox (metrics.durationUs)', aShared.inside),
   row('(b) quickjs-emscripten: new context per call', b),
   row('(c) node:vm: new context per call', c),
   row('(d) wasm-runtime: execute + suspend + resume', d),
@@ -111,3 +125,5 @@ const ap50 = percentile(a.calls, 50)
 const speedup = percentile(b, 50) / ap50
 console.log(`target (a) p50 ≤ 100 µs: ${ap50.toFixed(1)} µs → ${ap50 <= 100 ? 'met' : 'NOT met'}`)
 console.log(`target (a) ≥ 5× faster than (b): ${speedup.toFixed(1)}× → ${speedup >= 5 ? 'met' : 'NOT met'}`)
+const sharedSpeedup = percentile(b, 50) / percentile(aShared.calls, 50)
+console.log(`(a') with a PanelState: ${sharedSpeedup.toFixed(1)}× faster than (b)`)
