@@ -3,20 +3,13 @@
  * the v1 WebSocket subprotocol, `Authorization: token`, bodiless JSON POSTs and cache-busters included.
  */
 import t from 'tap'
-import WebSocket from 'ws'
-import { KernelManager, ServerConnection, SessionManager, type KernelMessage } from '@jupyterlab/services'
+import { KernelManager, SessionManager, type KernelMessage } from '@jupyterlab/services'
 import { startServer } from './helpers.js'
+import { jupyterlabSettings } from './jupyterlab-settings.js'
 
 t.test('@jupyterlab/services: execute, interrupt, restart, sessions, shutdown', async (t) => {
   const server = await startServer(t)
-  const serverSettings = ServerConnection.makeSettings({
-    baseUrl: `${server.base}/`,
-    wsUrl: `${server.base.replace('http', 'ws')}/`,
-    token: server.token(),
-    appendToken: true,
-    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
-    fetch: globalThis.fetch,
-  })
+  const serverSettings = jupyterlabSettings(server)
   const kernelManager = new KernelManager({ serverSettings })
   t.teardown(() => kernelManager.dispose())
   await kernelManager.ready

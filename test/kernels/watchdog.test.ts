@@ -5,9 +5,9 @@
  * and metrics; and @jupyterlab/services following the restart.
  */
 import t from 'tap'
-import WebSocket from 'ws'
-import { KernelManager, ServerConnection, type Kernel } from '@jupyterlab/services'
+import { KernelManager, type Kernel } from '@jupyterlab/services'
 import { alive, channels, startServer, until, type Server } from './helpers.js'
+import { jupyterlabSettings } from './jupyterlab-settings.js'
 
 const model = async (server: Server, id: string) => (await server.request('GET', `/api/kernels/${id}`)).body
 const metrics = async (server: Server) => (await fetch(`${server.base}/metrics`)).text()
@@ -52,14 +52,7 @@ t.test('maxRssBytes: a kernel that allocates past the limit is restarted with re
   const limit = idleRss + 150 * 1024 ** 2
   server.app.kernels.options.maxRssBytes = limit
 
-  const serverSettings = ServerConnection.makeSettings({
-    baseUrl: `${server.base}/`,
-    wsUrl: `${server.base.replace('http', 'ws')}/`,
-    token: server.token(),
-    appendToken: true,
-    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
-    fetch: globalThis.fetch,
-  })
+  const serverSettings = jupyterlabSettings(server)
   const kernels = new KernelManager({ serverSettings })
   t.teardown(() => kernels.dispose())
   const kernel = await kernels.startNew({ name: 'python3' })
