@@ -75,6 +75,10 @@ t.test('bad values give one clear message naming each variable', async (t) => {
   t.match(configError(() => loadConfig({}, ['--port'])).message, '--port: missing value')
   await t.rejects(buildApp({ bodyLimitBytes: 0 }), { code: 'INVALID_CONFIG', message: /bodyLimitBytes=0/ }, 'buildApp validates options too')
   await t.rejects(buildApp({ http: { maxConcurrent: -1 } }), { code: 'INVALID_CONFIG', message: /http\.maxConcurrent/ })
+  // a timer past 2^31-1 ms would fire after 1 ms in Node: a heartbeat every 1 ms restarting every kernel
+  t.match(configError(() => loadConfig({ WK_KERNELS_TIME_TO_DEAD_MS: String(2 ** 31) }, [])).message,
+    'WK_KERNELS_TIME_TO_DEAD_MS=2147483648: expected integer to be less or equal to 2147483647')
+  t.match(configError(() => loadConfig({ WK_KERNELS_CULL_INTERVAL_S: '3000000' }, [])).message, 'WK_KERNELS_CULL_INTERVAL_S=3000000: expected integer to be less or equal to 2147483')
 })
 
 t.test('the binary refuses bad configuration with exit 1', async (t) => {
