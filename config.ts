@@ -28,6 +28,8 @@ const MiB = 1024 * KiB
 
 const Int = (def: number, min: number, description: string, max?: number) =>
   Type.Integer({ default: def, minimum: min, ...(max === undefined ? {} : { maximum: max }), description })
+/** A time in ms that arms a timer: Node fires a setTimeout past 2^31−1 ms after 1 ms, so that is the bound. */
+const Ms = (def: number, min: number, description: string) => Int(def, min, description, 2 ** 31 - 1)
 
 /** Options of the built-in `http` extension. Bytes and ms. */
 export const HttpOptions = Type.Object(
@@ -42,7 +44,7 @@ export const HttpOptions = Type.Object(
     }),
     maxConcurrent: Int(10, 1, 'requests in flight at once'),
     maxQueue: Int(100, 0, 'requests waiting for a slot before QUEUE_FULL'),
-    timeoutMs: Int(10_000, 1, 'default and maximum time of one call (queue wait included), ms'),
+    timeoutMs: Ms(10_000, 1, 'default and maximum time of one call (queue wait included), ms'),
     userAgent: Type.String({ default: 'workspace-kernel/0.1', minLength: 1, description: 'User-Agent header' }),
     maxResponseBytes: Int(5 * MiB, 1, 'largest response body read, bytes'),
   },
@@ -76,15 +78,15 @@ export const ProcessesConfig = Type.Object(
     maxTasks: Int(256, 8, 'processes + threads of one sandbox (pids cgroup where available, and RLIMIT_NPROC)'),
     outputBufferBytes: Int(1 * MiB, 1, 'output replay buffer per process, bytes'),
     maxInputBytes: Int(64 * KiB, 1, 'largest single stdin write, bytes (bigger: 413 INPUT_TOO_LARGE)'),
-    defaultTimeoutMs: Int(0, 0, 'timeout of spawns that give none (0 = none), ms'),
-    idleTimeoutMs: Int(600_000, 0, 'kill a process with no attached client and no input for this long (0 = never), ms'),
+    defaultTimeoutMs: Ms(0, 0, 'timeout of spawns that give none (0 = none), ms'),
+    idleTimeoutMs: Ms(600_000, 0, 'kill a process with no attached client and no input for this long (0 = never), ms'),
     envAllowList: Type.Array(Type.String({ minLength: 1 }), {
       default: [...DEFAULT_ENV_ALLOW_LIST],
       description: 'environment keys a child may receive (from the kernel or the request); `PREFIX_*` matches a prefix; PATH and HOME are always the sandbox’s own',
     }),
-    killGraceMs: Int(2000, 0, 'SIGTERM → SIGKILL grace when a process is killed or the kernel stops, ms'),
+    killGraceMs: Ms(2000, 0, 'SIGTERM → SIGKILL grace when a process is killed or the kernel stops, ms'),
     // at most 2^31-1: Node's setTimeout fires at once past it
-    maxOutputPauseMs: Int(DEFAULT_MAX_OUTPUT_PAUSE_MS, 1, 'longest one /processes/:pid/ws client that stopped reading may hold its process paused before it is dropped (close 1013) and the process resumes for the other clients, ms', 2 ** 31 - 1),
+    maxOutputPauseMs: Ms(DEFAULT_MAX_OUTPUT_PAUSE_MS, 1, 'longest one /processes/:pid/ws client that stopped reading may hold its process paused before it is dropped (close 1013) and the process resumes for the other clients, ms'),
   },
   { default: {}, additionalProperties: false },
 )
@@ -118,9 +120,9 @@ export const KernelConfig = Type.Object(
     ...ExecutorPolicyOptions.properties,
     dataDir: StoreOptions.properties.dataDir,
     store: Type.Omit(StoreOptions, ['dataDir'], { default: {}, additionalProperties: false }),
-    shutdownTimeoutMs: Int(10_000, 1, 'graceful shutdown budget before a forced exit 1, ms'),
+    shutdownTimeoutMs: Ms(10_000, 1, 'graceful shutdown budget before a forced exit 1, ms'),
     // Fastify's own default (10 s) is shorter than a first start's Cranelift compile of guest.wasm on a busy machine
-    pluginTimeoutMs: Int(60_000, 0, "time each plugin of buildApp / the standalone server may take to start (Fastify's pluginTimeout), the guest's first compile when no .cwasm is cached yet included; 0 = no limit, ms"),
+    pluginTimeoutMs: Ms(60_000, 0, "time each plugin of buildApp / the standalone server may take to start (Fastify's pluginTimeout), the guest's first compile when no .cwasm is cached yet included; 0 = no limit, ms"),
     runtime: RuntimeOptions,
     http: HttpOptions,
     ws: WsOptions,

@@ -78,6 +78,8 @@ t.test('bad values give one clear message naming each variable', async (t) => {
   // a timer past 2^31-1 ms would fire after 1 ms in Node: a heartbeat every 1 ms restarting every kernel
   t.match(configError(() => loadConfig({ WK_KERNELS_TIME_TO_DEAD_MS: String(2 ** 31) }, [])).message,
     'WK_KERNELS_TIME_TO_DEAD_MS=2147483648: expected integer to be less or equal to 2147483647')
+  t.match(configError(() => loadConfig({ WK_PLUGIN_TIMEOUT_MS: String(2 ** 31) }, [])).message,
+    'WK_PLUGIN_TIMEOUT_MS=2147483648: expected integer to be less or equal to 2147483647')
   t.match(configError(() => loadConfig({ WK_KERNELS_CULL_INTERVAL_S: '3000000' }, [])).message, 'WK_KERNELS_CULL_INTERVAL_S=3000000: expected integer to be less or equal to 2147483')
 })
 
