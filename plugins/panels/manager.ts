@@ -80,8 +80,8 @@ interface Panel {
   callContext: { panelId: string; namespace: string }
   source: Source
   runs: Set<ActiveRun>
-  /** set by `delete` while it waits for the cancelled runs to end: called when `runs` empties */
-  runsEnded?: () => void
+  /** `delete`s waiting for the cancelled runs to end (two DELETEs may wait at once): woken when `runs` empties */
+  runsEnded: Array<() => void>
   /**
    * Aborting it cancels every run of the panel in flight (the executor frees a suspended execution
    * at once): one per panel rather than one per run, which a trigger would pay for on every call.
@@ -245,6 +245,7 @@ export class PanelManager {
       callContext: { panelId: id, namespace },
       source: { namespace },
       runs: new Set(),
+      runsEnded: [],
       cancel: new AbortController(),
       queue: new PQueue({ concurrency: 1 }),
       persisted: false,
@@ -406,8 +407,7 @@ export class PanelManager {
    * Bounded: an aborted run ends at once, or after its running segment (≤ its timeout).
    */
   private async runsEnded(p: Panel): Promise<void> {
-    if (p.runs.size > 0) await new Promise<void>((resolve) => (p.runsEnded = resolve))
-    p.runsEnded = undefined
+    if (p.runs.size > 0) await new Promise<void>((resolve) => p.runsEnded.push(resolve))
     await new Promise<void>((resolve) => setImmediate(resolve))
   }
 
@@ -485,7 +485,7 @@ export class PanelManager {
       throw toKernelError(err)
     } finally {
       p.runs.delete(run)
-      if (p.runs.size === 0) p.runsEnded?.()
+      if (p.runs.size === 0) for (const wake of p.runsEnded.splice(0)) wake()
     }
   }
 

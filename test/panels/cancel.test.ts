@@ -6,9 +6,7 @@
 import t from 'tap'
 import { ERROR_STATUS } from '../../plugins/errors.js'
 import type { PanelDefinition } from '../../schemas/panels.js'
-import { api, startGateServer, startKernel } from './helpers.js'
-
-const allowLoopback = { http: { allowedDomains: ['127.0.0.1'] } }
+import { api, startGateServer, startKernel, allowLoopback } from './helpers.js'
 
 function slowPanel(id: string, url: string): PanelDefinition {
   return {
@@ -33,4 +31,17 @@ t.test('a panel deleted while its run waits on a slow extension call: the REST c
   const { status, body } = await run
   t.equal(status, 200, 'a failed run is an outcome (seed 000)')
   t.match(body, { status: 'error', error: { code: 'CANCELLED', message: /run cancelled while waiting on extension calls: .*panel deleted/ } })
+})
+
+t.test('two DELETEs of a panel whose run waits both answer; the panel is gone once', async (t) => {
+  const gate = await startGateServer(t)
+  const { base } = await startKernel(t, allowLoopback)
+  await api(base, 'POST', '/panels', slowPanel('p', gate.url))
+  const run = api(base, 'POST', '/panels/p/trigger/load', { args: {} })
+  await gate.arrived(1)
+  const [a, b] = await Promise.all([api(base, 'DELETE', '/panels/p'), api(base, 'DELETE', '/panels/p')])
+  t.ok([a.status, b.status].includes(200), 'one of them deleted it')
+  for (const r of [a, b]) t.ok(r.status === 200 || r.status === 404, `each answered (${r.status})`)
+  t.match((await run).body, { error: { code: 'CANCELLED' } })
+  t.equal((await api(base, 'GET', '/panels/p')).status, 404)
 })
