@@ -6,9 +6,7 @@
 import t from 'tap'
 import { PanelClient } from '../../examples/client.js'
 import type { PanelDefinition } from '../../schemas/panels.js'
-import { api, startGateServer, startKernel } from './helpers.js'
-
-const allowLoopback = { http: { allowedDomains: ['127.0.0.1'] } }
+import { api, startGateServer, startKernel, allowLoopback } from './helpers.js'
 
 function panel(id: string, url: string): PanelDefinition {
   return {

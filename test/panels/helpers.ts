@@ -120,3 +120,6 @@ export async function startGateServer(t: Teardown): Promise<{
     },
   }
 }
+
+/** Kernel options letting the http extension reach a local test server (127.0.0.1). */
+export const allowLoopback = { http: { allowedDomains: ['127.0.0.1'] } }

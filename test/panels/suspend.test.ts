@@ -1,11 +1,9 @@
 import t from 'tap'
 import { PanelClient } from '../../examples/client.js'
 import type { PanelDefinition } from '../../schemas/panels.js'
-import { api, startGateServer, startKernel } from './helpers.js'
+import { api, startGateServer, startKernel, allowLoopback } from './helpers.js'
 
 /** Loopback is refused by the http extension unless listed: the tests list 127.0.0.1. */
-const allowLoopback = { http: { allowedDomains: ['127.0.0.1'] } }
-
 function fetcher(url: string, extra: Partial<PanelDefinition> = {}): PanelDefinition {
   return {
     id: 'f',
